@@ -1,0 +1,223 @@
+"""The ``cttime`` command.
+
+Exit codes: 0 every lesion scored, 3 some lesions failed (their rows carry the reason), 2 a bad command line,
+input file or option, 130 interrupted.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from . import __version__, pipeline, standardization
+from .errors import Cancelled, CTTimeError
+from .extraction import FEATURE_PREFIX
+from .resources import DEMO_REFERENCE, MODEL_FILE, PARAMETER_FILE, SAMPLE_DATA
+from .signature import load_model
+
+EXIT_OK, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
+
+DESCRIPTION = """\
+CT-TIME: a radiomics estimate of whether a tumour's immune microenvironment is T-cell inflamed
+(Bernatowicz et al., J Immunother Cancer 2025;13:e009140). Four pyradiomics features of each CT lesion are
+z-scored and put through the published model; a score above 0.5 means "inflamed". Scores are aggregated per
+patient and time point (the minimum over lesions predicted progression-free survival best).
+
+Z-scoring needs a reference population: either the lesions scored together (--standardize cohort, as in the
+paper) or a stored reference (--reference REF.json). A score against a small or demo reference is not
+clinically calibrated, and every output says so. Research use only."""
+
+
+def _add_standardization(parser, required=True):
+    group = parser.add_mutually_exclusive_group(required=required)
+    group.add_argument("--reference", metavar="REF.json",
+                       help="z-score against this reference (per-feature mean and SD; see `cttime reference build`)")
+    group.add_argument("--standardize", choices=[pipeline.COHORT],
+                       help="cohort: z-score over all lesions scored together (mean, sample SD), as the paper did")
+    parser.add_argument("--group-by", metavar="COLUMN", action="append", default=[],
+                        help="with --standardize cohort: z-score within groups of this column, e.g. timepoint or "
+                             "batch (repeatable)")
+    parser.add_argument("--model", default=str(MODEL_FILE), metavar="MODEL.json",
+                        help="model file (default: the published CT-TIME model)")
+
+
+def _add_extraction(parser):
+    parser.add_argument("--params", default=str(PARAMETER_FILE), metavar="PARAMS.yaml",
+                        help="pyradiomics parameter file (default: the fixed Table-2 file; scores are only valid "
+                             "with it)")
+    parser.add_argument("--no-segmentation", action="store_true",
+                        help="do not write the coloured <patient>_<timepoint>_cttime.seg.nrrd files")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="cttime", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"cttime {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    score = commands.add_parser("score", help="score the lesions of one CT study",
+                                description="Score every lesion of one CT image and its segmentation.")
+    score.add_argument("--image", required=True, help="CT volume (NRRD, NIfTI, ...) or DICOM series folder")
+    score.add_argument("--segmentation", required=True,
+                       help="Slicer .seg.nrrd (segment names = lesion IDs), labelmap (one label per lesion) or "
+                            "binary mask")
+    score.add_argument("--patient", required=True, help="patient ID")
+    score.add_argument("--timepoint", default="BS", help="time point: BS baseline, FU follow-up, BR best response "
+                                                         "(default BS)")
+    score.add_argument("--label-name", action="append", default=[], metavar="VALUE=NAME",
+                       help="lesion ID for a labelmap value, e.g. 2=liver_1 (repeatable; default lesion_<value>)")
+    score.add_argument("--location", action="append", default=[], metavar="LESION=LOCATION",
+                       help="location of a lesion: lung, liver, lymph node, bone or other (default: from the "
+                            "segment's tag or the lesion name, e.g. LU_1 -> lung)")
+    score.add_argument("--out", required=True, help="output folder")
+    _add_standardization(score)
+    _add_extraction(score)
+
+    cohort = commands.add_parser("cohort", help="score every study listed in a manifest",
+                                 description="Score a cohort. The manifest CSV has the columns patient_id, "
+                                             "timepoint, image, segmentation (paths relative to the manifest); "
+                                             "an optional batch column names the scanner or kernel group.")
+    cohort.add_argument("manifest", help="manifest CSV")
+    cohort.add_argument("--out", required=True, help="output folder")
+    _add_standardization(cohort)
+    _add_extraction(cohort)
+
+    rescore = commands.add_parser("rescore", help="score an existing lesions table again, without re-extracting",
+                                  description="Re-score a lesions table (e.g. lesions.csv of an earlier run) with "
+                                              "another standardisation or model. Needs patient_id, timepoint, "
+                                              "lesion_id and the signature's four features.")
+    rescore.add_argument("lesions", help="lesions CSV")
+    rescore.add_argument("--out", required=True, help="output folder")
+    _add_standardization(rescore)
+
+    reference = commands.add_parser("reference", help="build a standardisation reference")
+    reference_commands = reference.add_subparsers(dest="reference_command", metavar="ACTION")
+    reference_commands.required = True
+    build = reference_commands.add_parser("build", help="build a reference JSON from a lesions table",
+                                          description="Per-feature mean and sample SD of every original_* "
+                                                      "feature over the table's lesions that have no error.")
+    build.add_argument("lesions", help="lesions CSV (e.g. lesions.csv of a cohort run)")
+    build.add_argument("-o", "--output", required=True, help="reference JSON to write")
+    build.add_argument("--source", help="description of the cohort (default: the table's path)")
+    build.add_argument("--demo", action="store_true", help="mark the reference as a demo (not clinically calibrated)")
+    build.add_argument("--model", default=str(MODEL_FILE), metavar="MODEL.json", help="model the reference is for")
+
+    demo = commands.add_parser("demo", help="score the sample data shipped with CTTime",
+                               description="Score the sample sarcoma CTs inside CTTime against the demo reference "
+                                           "and print where the results are.")
+    demo.add_argument("--out", default="cttime-demo", help="output folder (default: ./cttime-demo)")
+    return parser
+
+
+def _pairs(items, option):
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise CTTimeError(f"{option} expects KEY=VALUE, got {item!r}.", "input")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _options(args):
+    return pipeline.Options(standardize=args.reference or pipeline.COHORT, group_by=tuple(args.group_by),
+                            model_file=args.model, parameter_file=getattr(args, "params", str(PARAMETER_FILE)),
+                            write_segmentations=not getattr(args, "no_segmentation", False))
+
+
+def read_lesions_table(path):
+    """A lesions CSV with its key columns kept as text."""
+    try:
+        return pd.read_csv(path, dtype={"patient_id": str, "timepoint": str, "lesion_id": str, "error": str},
+                           keep_default_na=True)
+    except FileNotFoundError:
+        raise CTTimeError(f"Lesions table not found: {path}.", "input") from None
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise CTTimeError(f"Cannot read lesions table {path}: {exc}", "input") from None
+
+
+def _progress(done, total, message):
+    print(f"  [{done}/{total}] {message}", file=sys.stderr)
+
+
+def _report(result):
+    print(f"Scored {len(result.lesions) - result.n_failed} lesion(s), {result.n_failed} failed.")
+    for row in result.patients.to_dict("records"):
+        if row["n_lesions"]:
+            print(f"  {row['patient_id']} {row['timepoint']}: {row['n_lesions']} lesion(s), CT-TIME min "
+                  f"{row['ct_time_min']:.3f} ({row['status_min']}), median {row['ct_time_median']:.3f}, heterogeneity "
+                  f"{row['heterogeneity']}")
+    for row in result.lesions[result.lesions["error"] != ""].to_dict("records"):
+        print(f"  FAILED {row['patient_id']} {row['timepoint']} {row['lesion_id'] or '(study)'}: {row['error']}")
+    for warning in result.warnings:
+        print(f"WARNING: {warning}", file=sys.stderr)
+    print(f"Results in {result.out_dir}: " + ", ".join(Path(f).name for f in result.files))
+    return EXIT_SOME_FAILED if result.n_failed else EXIT_OK
+
+
+def command_score(args):
+    case = pipeline.Case(args.patient, args.timepoint, args.image, args.segmentation,
+                         names={int(k) if k.isdigit() else k: v for k, v in _pairs(args.label_name,
+                                                                                   "--label-name").items()},
+                         locations=_pairs(args.location, "--location"))
+    return _report(pipeline.run([case], args.out, _options(args), progress=_progress))
+
+
+def command_cohort(args):
+    from .manifest import read_manifest
+
+    cases = read_manifest(args.manifest)
+    return _report(pipeline.run(cases, args.out, _options(args), progress=_progress))
+
+
+def command_rescore(args):
+    return _report(pipeline.rescore(read_lesions_table(args.lesions), args.out, _options(args)))
+
+
+def command_reference_build(args):
+    model = load_model(args.model)
+    table = read_lesions_table(args.lesions)
+    if "error" in table:
+        table = table[table["error"].fillna("") == ""]
+    features = list(dict.fromkeys(model.features + [c for c in table.columns if c.startswith(FEATURE_PREFIX)]))
+    reference = standardization.build(table, features, args.source or str(args.lesions), model.name, __version__,
+                                      demo=args.demo)
+    from .outputs import write_text
+
+    write_text(args.output, reference.to_json())
+    print(f"Reference of {reference.n_lesions} lesions, {len(features)} features written to {args.output}.")
+    if reference.warning:
+        print(f"WARNING: {reference.warning}", file=sys.stderr)
+    return EXIT_OK
+
+
+def command_demo(args):
+    from .manifest import read_manifest
+
+    cases = read_manifest(SAMPLE_DATA / "manifest.csv")
+    options = pipeline.Options(standardize=str(DEMO_REFERENCE))
+    print(f"CTTime demo: {len(cases)} sample sarcoma CT(s) from the IBSI/TCIA Soft-tissue-Sarcoma data "
+          f"(CC BY 3.0), scored against the demo reference.")
+    return _report(pipeline.run(cases, args.out, options, progress=_progress))
+
+
+COMMANDS = {"score": command_score, "cohort": command_cohort, "rescore": command_rescore,
+            "reference": command_reference_build, "demo": command_demo}
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except CTTimeError as exc:
+        print(f"cttime: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (Cancelled, KeyboardInterrupt):
+        print("cttime: interrupted; files already written are complete.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

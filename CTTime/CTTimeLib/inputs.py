@@ -1,0 +1,235 @@
+"""Inputs: a CT image and its lesions, each lesion a binary mask on the image grid.
+
+Images: any file SimpleITK reads, or a folder holding a DICOM series.
+Segmentations: a Slicer ``.seg.nrrd`` (segments in one or several layers; segment names become lesion IDs),
+a labelmap (one integer label per lesion) or a binary mask, in NRRD, NIfTI or any format SimpleITK reads.
+A segmentation on another grid than the image is resampled onto it (nearest neighbour) when the two overlap.
+"""
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from .errors import CTTimeError
+
+LOCATIONS = ("lung", "liver", "lymph node", "bone", "other")
+LOCATION_TAG = "CTTime.Location"
+TARGET_TAG = "CTTime.Target"
+
+# First word of a lesion name -> location. The paper took "liver_*" as liver, "LU_*" / "lung_*" as lung and
+# everything else as other; lymph nodes and bone are added the same way.
+_LOCATION_WORDS = {
+    "liver": "liver", "hep": "liver", "hepatic": "liver",
+    "lu": "lung", "lung": "lung", "pulm": "lung", "pulmonary": "lung",
+    "ln": "lymph node", "lymph": "lymph node", "node": "lymph node", "lymphnode": "lymph node", "nodal": "lymph node",
+    "bone": "bone", "bo": "bone", "osseous": "bone", "oss": "bone",
+}
+
+HU_FLOOR, HU_CEILING = -1024, 4000  # what a CT in Hounsfield units holds, padding aside
+_PADDING_VALUES = (-2048, -3024, -32768)  # outside-the-field values some scanners write
+
+
+@dataclass
+class Lesion:
+    """One lesion: its ID, binary mask (UInt8, on the image grid), location and any segment tags."""
+
+    lesion_id: str
+    mask: sitk.Image
+    location: str = "other"
+    tags: dict = field(default_factory=dict)
+
+
+def infer_location(name):
+    """Location from the lesion name's first word, e.g. "LU_1" -> lung, "liver_2" -> liver, else "other"."""
+    first = re.split(r"[\s_\-.]+", str(name).strip().lower(), maxsplit=1)[0]
+    return _LOCATION_WORDS.get(first, "other")
+
+
+def normalize_location(value, lesion_id):
+    """A given location checked against the known classes ("LN" and "lymph_node" are accepted too)."""
+    text = str(value).strip().lower().replace("_", " ")
+    if text in LOCATIONS:
+        return text
+    mapped = _LOCATION_WORDS.get(text.replace(" ", ""))
+    if mapped:
+        return mapped
+    raise CTTimeError(f"Lesion {lesion_id}: unknown location {value!r}; use one of {', '.join(LOCATIONS)}.", "input")
+
+
+def read_image(path):
+    """Read a 3-D CT volume (file or DICOM series folder) and check that it looks like CT in HU."""
+    path = Path(path)
+    if not path.exists():
+        raise CTTimeError(f"Image not found: {path}. Check the path (relative paths in a manifest are relative "
+                          "to the manifest's folder).", "input")
+    try:
+        image = _read_dicom_series(path) if path.is_dir() else sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        raise CTTimeError(f"Cannot read image {path}: {_first_line(exc)}. Give a CT volume SimpleITK can read "
+                          "(NRRD, NIfTI, MHA, a DICOM series folder).", "image") from None
+    check_ct(image, path)
+    return image
+
+
+def check_ct(image, name):
+    """Refuse what is not one 3-D scalar CT volume in Hounsfield units."""
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise CTTimeError(f"Image {name} has {image.GetNumberOfComponentsPerPixel()} components per voxel (vector or "
+                          "colour image); give a scalar CT volume in HU.", "image")
+    if image.GetDimension() != 3:
+        raise CTTimeError(f"Image {name} is {image.GetDimension()}-D; give one 3-D CT volume (split 4-D series "
+                          "into single time points first).", "image")
+    values = sitk.GetArrayViewFromImage(image)
+    values = values[~np.isin(values, _PADDING_VALUES)]
+    if values.size == 0 or not np.all(np.isfinite(values)):
+        raise CTTimeError(f"Image {name} holds no usable values (empty, NaN or infinite voxels).", "image")
+    low, high = float(values.min()), float(values.max())
+    if low > -100 or low < HU_FLOOR - 1 or high > HU_CEILING:
+        raise CTTimeError(f"Image {name} does not look like CT in Hounsfield units (values {low:g} to {high:g}; "
+                          f"CT holds air or fat below -100 HU and stays within {HU_FLOOR}..{HU_CEILING}). "
+                          "CT-TIME is defined on CT only; check the rescale slope/intercept or the modality.", "image")
+
+
+def _read_dicom_series(folder):
+    series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    if not series:
+        raise CTTimeError(f"Folder {folder} holds no DICOM image series; give a CT file or a DICOM series folder.",
+                          "image")
+    files = max((sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid) for uid in series), key=len)
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(files)
+    return reader.Execute()
+
+
+def read_lesions(path, image, names=None, locations=None):
+    """Read the lesions of a segmentation file, each as a mask on ``image``'s grid.
+
+    ``names`` maps label values of a labelmap to lesion IDs (default "lesion_<label>"); ``locations`` maps lesion
+    IDs to a location (default: the segment's CTTime.Location tag, else inferred from the name).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CTTimeError(f"Segmentation not found: {path}. Check the path.", "input")
+    if path.name.lower().endswith(".seg.nrrd"):
+        raw = _read_seg_nrrd(path)
+    else:
+        raw = _read_labelmap(path, names or {})
+    if not raw:
+        raise CTTimeError(f"Segmentation {path} holds no lesion (no segment, no non-zero label).", "input")
+    seen = set()
+    lesions = []
+    for lesion_id, mask, tags in raw:
+        if lesion_id in seen:
+            raise CTTimeError(f"Segmentation {path}: lesion ID {lesion_id!r} occurs twice; rename one segment so "
+                              "every lesion has its own ID.", "input")
+        seen.add(lesion_id)
+        given = (locations or {}).get(lesion_id) or tags.get(LOCATION_TAG)
+        location = normalize_location(given, lesion_id) if given else infer_location(lesion_id)
+        lesions.append(Lesion(lesion_id, mask, location, tags))
+    _check_overlap(path, image, [lesion.mask for lesion in lesions])
+    aligned = [_on_image_grid(lesion.mask, image) for lesion in lesions]
+    return [Lesion(lesion.lesion_id, mask, lesion.location, lesion.tags) for lesion, mask in zip(lesions, aligned)]
+
+
+def _read_seg_nrrd(path):
+    import slicerio
+
+    try:
+        segmentation = slicerio.read_segmentation(str(path))
+    except Exception as exc:  # slicerio and pynrrd raise several types for a damaged file
+        raise CTTimeError(f"Cannot read segmentation {path}: {_first_line(exc)}. Save it again from Slicer "
+                          "(Segmentations > Export) or give a labelmap.", "input") from None
+    geometry = _geometry_from_ijk_to_lps(np.asarray(segmentation["ijkToLPS"], dtype=float))
+    lesions = []
+    for segment in segmentation.get("segments", []):
+        ijk = slicerio.segment_mask(segmentation, segment)
+        mask = sitk.GetImageFromArray(np.ascontiguousarray(ijk.transpose(2, 1, 0), dtype=np.uint8))
+        _set_geometry(mask, geometry)
+        name = str(segment.get("name") or segment.get("id"))
+        lesions.append((name, mask, dict(segment.get("tags", {}))))
+    return lesions
+
+
+def _read_labelmap(path, names):
+    try:
+        labelmap = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        raise CTTimeError(f"Cannot read segmentation {path}: {_first_line(exc)}. Give a .seg.nrrd, a labelmap or a "
+                          "binary mask.", "input") from None
+    if labelmap.GetNumberOfComponentsPerPixel() != 1 or labelmap.GetDimension() != 3:
+        raise CTTimeError(f"Segmentation {path} is not a 3-D scalar labelmap (dimension {labelmap.GetDimension()}, "
+                          f"{labelmap.GetNumberOfComponentsPerPixel()} components); export one labelmap per "
+                          "CT volume.", "input")
+    values = sitk.GetArrayFromImage(labelmap)
+    if not np.all(np.isfinite(values)) or not np.array_equal(values, np.round(values)):
+        raise CTTimeError(f"Segmentation {path} has non-integer values; a labelmap holds one integer label per "
+                          "lesion (0 = background).", "input")
+    labels = [int(v) for v in np.unique(values) if v != 0]
+    lesions = []
+    for label in labels:
+        mask = sitk.GetImageFromArray((values == label).astype(np.uint8))
+        mask.CopyInformation(labelmap)
+        lesions.append((str(names.get(label, f"lesion_{label}")), mask, {}))
+    return lesions
+
+
+def _geometry_from_ijk_to_lps(matrix):
+    columns = matrix[:3, :3]
+    spacing = np.linalg.norm(columns, axis=0)
+    direction = columns / spacing
+    return tuple(spacing), tuple(matrix[:3, 3]), tuple(direction.flatten())
+
+
+def _set_geometry(image, geometry):
+    spacing, origin, direction = geometry
+    image.SetSpacing([float(v) for v in spacing])
+    image.SetOrigin([float(v) for v in origin])
+    image.SetDirection([float(v) for v in direction])
+
+
+def same_grid(a, b, tolerance=1e-4):
+    """True when two images share size, spacing, origin and direction (to ``tolerance`` mm / cosine)."""
+    return (a.GetSize() == b.GetSize()
+            and np.allclose(a.GetSpacing(), b.GetSpacing(), atol=tolerance)
+            and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=tolerance)
+            and np.allclose(a.GetDirection(), b.GetDirection(), atol=tolerance))
+
+
+def _on_image_grid(mask, image):
+    if same_grid(mask, image):
+        mask = sitk.Cast(mask, sitk.sitkUInt8)
+        mask.CopyInformation(image)
+        return mask
+    return sitk.Resample(mask, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+
+
+def _physical_box(image, index_low, index_high):
+    corners = [image.TransformContinuousIndexToPhysicalPoint([float(c) for c in corner])
+               for corner in np.array(np.meshgrid(*zip(index_low, index_high))).T.reshape(-1, 3)]
+    return np.min(corners, axis=0), np.max(corners, axis=0)
+
+
+def _check_overlap(path, image, masks):
+    """A segmentation whose lesions lie wholly outside the image is an error, not a set of empty lesions."""
+    image_low, image_high = _physical_box(image, [-0.5] * 3, [s - 0.5 for s in image.GetSize()])
+    for mask in masks:
+        if same_grid(mask, image):
+            return
+        nonzero = np.argwhere(sitk.GetArrayViewFromImage(mask))
+        if nonzero.size == 0:
+            continue
+        low, high = _physical_box(mask, nonzero.min(axis=0)[::-1] - 0.5, nonzero.max(axis=0)[::-1] + 0.5)
+        if np.all(low < image_high) and np.all(high > image_low):
+            return
+    if any(sitk.GetArrayViewFromImage(mask).any() for mask in masks):
+        raise CTTimeError(f"Segmentation {path} does not overlap the image in space (size, spacing, origin or "
+                          "direction differ and no lesion falls inside the CT); check that image and segmentation "
+                          "belong to the same study and series.", "geometry")
+
+
+def _first_line(exc):
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
