@@ -1,0 +1,82 @@
+"""Inputs: lesion locations from names, DICOM series folders, segmentations on another grid than the image."""
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import slicerio
+
+from CTTimeLib import pipeline
+from CTTimeLib.errors import CTTimeError
+from CTTimeLib.inputs import infer_location, normalize_location, read_image, read_lesions
+from CTTimeLib.outputs import ijk_to_lps
+
+
+@pytest.mark.parametrize("name, location", [
+    ("liver_1", "liver"), ("LU_2", "lung"), ("lung_right", "lung"), ("LN_3", "lymph node"),
+    ("lymph node 4", "lymph node"), ("bone_5", "bone"), ("adrenal_1", "other"), ("lesion_1", "other"),
+    ("Liver-seg", "liver"), ("lumbar", "other")])
+def test_location_from_the_lesion_name(name, location):
+    assert infer_location(name) == location
+
+
+def test_given_locations_are_checked():
+    assert normalize_location("Lymph_Node", "L1") == "lymph node" and normalize_location("LN", "L1") == "lymph node"
+    with pytest.raises(CTTimeError, match="Lesion L1: unknown location 'spleen'"):
+        normalize_location("spleen", "L1")
+
+
+def write_dicom_series(image, folder):
+    """Write a CT volume as a DICOM series (one file per slice), as a scanner would export it."""
+    folder.mkdir()
+    image = sitk.Cast(image, sitk.sitkInt16)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    direction = image.GetDirection()
+    orientation = "\\".join(f"{v:.6f}" for v in (direction[0], direction[3], direction[6],
+                                                   direction[1], direction[4], direction[7]))
+    for k in range(image.GetDepth()):
+        piece = image[:, :, k]
+        for tag, value in (("0008|0060", "CT"), ("0020|000d", "1.2.826.0.1.3680043.2.1125.1"),
+                           ("0020|000e", "1.2.826.0.1.3680043.2.1125.1.2"), ("0020|0037", orientation),
+                           ("0020|0032", "\\".join(f"{v:.6f}" for v in image.TransformIndexToPhysicalPoint((0, 0, k)))),
+                           ("0020|0013", str(k + 1)), ("0018|0050", f"{image.GetSpacing()[2]:.6f}"),
+                           ("0008|0018", f"1.2.826.0.1.3680043.2.1125.1.3.{k + 1}")):
+            piece.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"slice{k:03d}.dcm"))
+        writer.Execute(piece)
+
+
+def test_dicom_series_folder_reads_as_the_volume(sample_case, tmp_path):
+    original = sitk.ReadImage(str(sample_case[0]))
+    write_dicom_series(original, tmp_path / "dicom")
+    image = read_image(tmp_path / "dicom")
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(image), sitk.GetArrayFromImage(original).astype(np.int16))
+    np.testing.assert_allclose(image.GetOrigin(), original.GetOrigin(), atol=1e-4)
+    np.testing.assert_allclose(image.GetSpacing(), original.GetSpacing(), atol=1e-4)
+
+
+def test_seg_nrrd_on_a_cropped_grid_is_placed_exactly(sample_case, tmp_path, extractor):
+    """Slicer may save a segmentation cropped to its extent: it is resampled onto the image without a shift."""
+    image = read_image(sample_case[0])
+    full = sitk.ReadImage(str(sample_case[1]))
+    array = sitk.GetArrayFromImage(full)
+    k, j, i = [np.nonzero(array.any(axis=axes))[0] for axes in ((1, 2), (0, 2), (0, 1))]
+    cropped = full[int(i[0]) - 2:int(i[-1]) + 3, int(j[0]) - 2:int(j[-1]) + 3, int(k[0]) - 1:int(k[-1]) + 2]
+    segmentation = slicerio.create_segmentation(cropped.GetSize(), ijk_to_lps(cropped))
+    slicerio.add_segment(segmentation, sitk.GetArrayFromImage(cropped).transpose(2, 1, 0) > 0, {"name": "liver_1"})
+    slicerio.write_segmentation(str(tmp_path / "cropped.seg.nrrd"), segmentation)
+    (lesion,) = read_lesions(tmp_path / "cropped.seg.nrrd", image)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(lesion.mask), array)
+    assert lesion.location == "liver"
+    via_file = pipeline.extract_case(pipeline.Case("P", "BS", str(sample_case[0]), str(tmp_path / "cropped.seg.nrrd")),
+                                     extractor)[0]
+    direct = extractor.extract(image, full, "whole")
+    assert all(via_file[name] == direct[name] for name in extractor.feature_names)
+
+
+def test_binary_mask_and_label_names(sample_case):
+    image = read_image(sample_case[0])
+    (default,) = read_lesions(sample_case[1], image)
+    (named,) = read_lesions(sample_case[1], image, names={1: "LN_7"}, locations={"LN_7": "bone"})
+    assert default.lesion_id == "lesion_1" and default.location == "other"
+    assert (named.lesion_id, named.location) == ("LN_7", "bone")

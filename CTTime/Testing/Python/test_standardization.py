@@ -1,0 +1,100 @@
+"""Cohort z-scoring equals R's scale(); references are built, stored, validated and flagged when weak."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from CTTimeLib import pipeline, standardization
+from CTTimeLib.errors import CTTimeError
+from CTTimeLib.resources import DEMO_REFERENCE
+from CTTimeLib.signature import load_model
+
+MODEL = load_model()
+FEATURES = MODEL.features
+
+
+def lesion_table(values):
+    """A lesions table whose four signature features are ``values``, scaled and shifted per feature."""
+    columns = {name: np.asarray(values, float) * (i + 1) + 10 * i for i, name in enumerate(FEATURES)}
+    return pd.DataFrame(dict(columns, patient_id=[f"P{i}" for i in range(len(values))], timepoint="BS",
+                             lesion_id="L1"))
+
+
+def test_cohort_z_scores_equal_r_scale():
+    # R: scale(c(1, 2, 3, 4)) -> -1.1618950038622251 -0.3872983346207417 0.3872983346207417 1.1618950038622251
+    r_scale = [-1.1618950038622251, -0.3872983346207417, 0.3872983346207417, 1.1618950038622251]
+    scored = pipeline.score_table(lesion_table([1, 2, 3, 4]), MODEL, pipeline.COHORT)
+    for name in FEATURES:
+        np.testing.assert_allclose(scored[f"z_{name}"], r_scale, rtol=0, atol=1e-15)
+    assert scored["standardization"].str.startswith("cohort z-score over 4 lesions").all()
+    assert scored["standardization"].str.contains("NOT CLINICALLY CALIBRATED").all()  # 4 < 20 lesions
+
+
+def test_cohort_groups_are_z_scored_separately():
+    table = pd.concat([lesion_table([1, 2, 3]).assign(timepoint="BS"),
+                       lesion_table([10, 20, 30]).assign(timepoint="FU")], ignore_index=True)
+    scored = pipeline.score_table(table, MODEL, pipeline.COHORT, group_by=("timepoint",))
+    z = scored[f"z_{FEATURES[0]}"].to_numpy()
+    np.testing.assert_allclose(z[:3], [-1, 0, 1], atol=1e-15)
+    np.testing.assert_allclose(z[3:], [-1, 0, 1], atol=1e-15)
+    assert "timepoint=FU" in scored["standardization"].iloc[4]
+
+
+def test_cohort_of_one_lesion_and_flat_features_are_errors():
+    with pytest.raises(CTTimeError, match="at least 2"):
+        pipeline.score_table(lesion_table([1]), MODEL, pipeline.COHORT)
+    with pytest.raises(CTTimeError, match="SD 0"):
+        pipeline.score_table(lesion_table([2, 2, 2]), MODEL, pipeline.COHORT)
+
+
+def test_failed_lesions_are_left_out_of_the_cohort_statistics():
+    table = lesion_table([1, 2, 3, 4, 1000])
+    table.loc[4, "error"] = "Lesion L1 is empty"
+    table["error"] = table["error"].fillna("")
+    scored = pipeline.score_table(table, MODEL, pipeline.COHORT)
+    np.testing.assert_allclose(scored[f"z_{FEATURES[0]}"][:4], [-1.1618950038622251, -0.3872983346207417,
+                                                                0.3872983346207417, 1.1618950038622251], atol=1e-15)
+    assert np.isnan(scored["ct_time_score"][4]) and scored["ct_time_status"][4] is None
+
+
+def test_reference_round_trip_and_scoring(tmp_path):
+    table = lesion_table(np.linspace(0, 1, 25))
+    reference = standardization.build(table, FEATURES, "unit cohort", MODEL.name, "test")
+    path = tmp_path / "ref.json"
+    path.write_text(reference.to_json())
+    loaded = standardization.load(path, FEATURES, MODEL.name)
+    assert loaded.n_lesions == 25 and loaded.warning is None and loaded.extra["model"] == "CT-TIME"
+    assert loaded.means == pytest.approx(reference.means) and loaded.sds == pytest.approx(reference.sds)
+    scored = pipeline.score_table(table, MODEL, loaded)
+    cohort = pipeline.score_table(table, MODEL, pipeline.COHORT)
+    np.testing.assert_allclose(scored["ct_time_score"], cohort["ct_time_score"], atol=1e-12)
+    assert scored["standardization"].iloc[0] == "reference unit cohort (n=25 lesions)"
+
+
+def test_demo_reference_is_flagged_everywhere():
+    reference = standardization.load(DEMO_REFERENCE, FEATURES, MODEL.name)
+    assert reference.is_demo and reference.n_lesions == 36
+    assert "NOT CLINICALLY CALIBRATED: demo reference" in reference.describe()
+
+
+def test_small_reference_is_flagged(tmp_path):
+    reference = standardization.build(lesion_table(np.arange(5.0)), FEATURES, "five", MODEL.name, "test")
+    assert reference.warning == "NOT CLINICALLY CALIBRATED: only 5 lesions (< 20)"
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d.pop("source"), "required key 'source'"),
+    (lambda d: d["features"].pop(FEATURES[2]), f"no mean/sd for {FEATURES[2]}"),
+    (lambda d: d["features"][FEATURES[0]].update(sd=0), "SD .* must be positive"),
+    (lambda d: d.update(model="another-model"), "made for model 'another-model'"),
+    (lambda d: d["features"][FEATURES[1]].update(mean="NaN"), "not a finite number"),
+])
+def test_invalid_references_are_refused_with_the_reason(tmp_path, edit, message):
+    payload = json.loads(DEMO_REFERENCE.read_text())
+    edit(payload)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(payload))
+    with pytest.raises(CTTimeError, match=message):
+        standardization.load(path, FEATURES, MODEL.name)
