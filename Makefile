@@ -6,16 +6,17 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test install benchmark clean
+.PHONY: demo test install benchmark demo-reference clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# pyradiomics has no wheel for Python >= 3.10: build it against the numpy and versioneer already installed.
+# pyradiomics has no wheel for Python >= 3.10 (and its 3.9 wheel needs numpy 1.x): build it from source
+# against the numpy and versioneer already installed.
 $(STAMP): $(PY) pyproject.toml
 	$(PIP) install -q --upgrade pip setuptools wheel
 	$(PIP) install -q numpy versioneer
-	$(PIP) install -q --no-build-isolation pyradiomics
+	$(PIP) install -q --no-build-isolation --no-binary pyradiomics pyradiomics
 	$(PIP) install -q -e .
 	touch $@
 
@@ -33,6 +34,17 @@ test: $(TEST_STAMP)
 
 benchmark: $(TEST_STAMP)
 	$(PY) benchmarks/run_all.py
+
+# Rebuild the demo reference from the 36 shared sarcoma CTs (../shared/data/sts-ct).
+SHARED_STS ?= ../shared/data/sts-ct
+demo-reference: $(STAMP)
+	mkdir -p build
+	{ echo "patient_id,timepoint,image,segmentation"; for d in $(abspath $(SHARED_STS))/STS_*; do \
+	  echo "$$(basename $$d),BS,$$d/CT_image.nii.gz,$$d/CT_mask.nii.gz"; done; } > build/sts-manifest.csv
+	$(VENV)/bin/cttime cohort build/sts-manifest.csv --standardize cohort --no-segmentation --out build/sts-run
+	$(VENV)/bin/cttime reference build build/sts-run/lesions.csv --demo \
+	  --source "demo-sts: 36 soft-tissue sarcomas of the extremities, IBSI/TCIA" \
+	  -o CTTime/Resources/References/demo-sts-reference.json
 
 clean:
 	rm -rf $(VENV) cttime-demo .pytest_cache
