@@ -39,11 +39,14 @@ def summarize(lesions, threshold=0.5):
         for column, total in ((VOLUME, "total_volume_mm3"), (SURFACE, "total_surface_mm2")):
             row[total] = float(group[column].astype(float).sum()) if column in group and group[column].notna().any() \
                 else np.nan
-        row["standardization"] = "; ".join(dict.fromkeys(group["standardization"].dropna().astype(str)))
+        texts = group["standardization"].dropna().astype(str)
+        row["standardization"] = "; ".join(dict.fromkeys(text for text in texts if text))
+        row["warning"] = "; ".join(dict.fromkeys(text for text in group.get("warning", pd.Series(dtype=str))
+                                                 .fillna("").astype(str) if text))
         rows.append(row)
     return pd.DataFrame(rows, columns=PATIENT_COLUMNS)
 
 
 PATIENT_COLUMNS = (PATIENT_KEYS + ["n_lesions", "n_failed"] + [f"ct_time_{n}" for n in AGGREGATES] + ["ct_time_sd"]
                    + [f"status_{n}" for n in AGGREGATES]
-                   + ["heterogeneity", "total_volume_mm3", "total_surface_mm2", "standardization"])
+                   + ["heterogeneity", "total_volume_mm3", "total_surface_mm2", "standardization", "warning"])

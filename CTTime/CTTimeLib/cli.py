@@ -5,12 +5,15 @@ input file or option, 130 interrupted.
 """
 
 import argparse
+import dataclasses
+import functools
+import os
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-from . import __version__, pipeline, standardization
+from . import __version__, analytics_cli, pipeline, progress, standardization
 from .errors import Cancelled, CTTimeError
 from .extraction import FEATURE_PREFIX
 from .resources import DEMO_REFERENCE, MODEL_FILE, PARAMETER_FILE, SAMPLE_DATA
@@ -50,6 +53,28 @@ def _add_extraction(parser):
                         help="do not write the coloured <patient>_<timepoint>_cttime.seg.nrrd files")
 
 
+def _positive(text):
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def _add_execution(parser):
+    parser.add_argument("--workers", type=_positive, default=os.cpu_count() or 1, metavar="N",
+                        help="local processes extracting studies in parallel (default: the CPU count, "
+                             f"{os.cpu_count()} here); results are identical for any N")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                        help="run the extraction on this Dask distributed cluster instead (workers need CTTime of "
+                             "the same version and the same paths to images and output folder)")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="extract everything again: do not reuse or keep raw results in OUT/cache (by default "
+                             "a rerun skips studies and lesions already done, e.g. after an interruption)")
+    parser.add_argument("--quiet", action="store_true", help="no progress display and no per-patient listing")
+    parser.add_argument("--log-json", nargs="?", const="-", metavar="FILE",
+                        help="write progress events as JSON lines to FILE, or to standard output without FILE "
+                             "(the human-readable report then goes to standard error)")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="cttime", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -78,11 +103,17 @@ def build_parser():
     cohort = commands.add_parser("cohort", help="score every study listed in a manifest",
                                  description="Score a cohort. The manifest CSV has the columns patient_id, "
                                              "timepoint, image, segmentation (paths relative to the manifest); "
-                                             "an optional batch column names the scanner or kernel group.")
+                                             "optional columns: batch (scanner or kernel group), locations "
+                                             "(e.g. LU_1=lung;liver_2=liver), labels (labelmap values, e.g. "
+                                             "1=LU_1;2=liver_2). Images may be DICOM series folders, "
+                                             "segmentations DICOM SEG or RTSTRUCT. Studies run in parallel; "
+                                             "a rerun into the same --out resumes where the last one stopped.")
     cohort.add_argument("manifest", help="manifest CSV")
     cohort.add_argument("--out", required=True, help="output folder")
     _add_standardization(cohort)
+    analytics_cli.add_harmonize(cohort)
     _add_extraction(cohort)
+    _add_execution(cohort)
 
     rescore = commands.add_parser("rescore", help="score an existing lesions table again, without re-extracting",
                                   description="Re-score a lesions table (e.g. lesions.csv of an earlier run) with "
@@ -91,6 +122,7 @@ def build_parser():
     rescore.add_argument("lesions", help="lesions CSV")
     rescore.add_argument("--out", required=True, help="output folder")
     _add_standardization(rescore)
+    analytics_cli.add_harmonize(rescore)
 
     reference = commands.add_parser("reference", help="build a standardisation reference")
     reference_commands = reference.add_subparsers(dest="reference_command", metavar="ACTION")
@@ -108,6 +140,16 @@ def build_parser():
                                description="Score the sample sarcoma CTs inside CTTime against the demo reference "
                                            "and print where the results are.")
     demo.add_argument("--out", default="cttime-demo", help="output folder (default: ./cttime-demo)")
+
+    board = commands.add_parser("report", help="draw the tumour-board figure of each patient and time point",
+                                description="Write <patient>_<timepoint>_board.png (and .pdf) into a run folder "
+                                            "written by `cttime score` or `cttime cohort`: each lesion on the axial "
+                                            "slice through its largest cross-section, coloured by score, with the "
+                                            "patient's aggregates, the colour bar and the trend over time points.")
+    board.add_argument("run_dir", metavar="RUN_DIR", help="run folder (lesions.csv, patients.csv, run.json)")
+    board.add_argument("--pdf", action="store_true", help="also write a PDF of each board")
+    board.add_argument("--patient", metavar="ID", help="only this patient (default: every patient)")
+    analytics_cli.add_commands(commands)
     return parser
 
 
@@ -124,7 +166,8 @@ def _pairs(items, option):
 def _options(args):
     return pipeline.Options(standardize=args.reference or pipeline.COHORT, group_by=tuple(args.group_by),
                             model_file=args.model, parameter_file=getattr(args, "params", str(PARAMETER_FILE)),
-                            write_segmentations=not getattr(args, "no_segmentation", False))
+                            write_segmentations=not getattr(args, "no_segmentation", False),
+                            harmonize_by=getattr(args, "harmonize", None))
 
 
 def read_lesions_table(path):
@@ -142,18 +185,25 @@ def _progress(done, total, message):
     print(f"  [{done}/{total}] {message}", file=sys.stderr)
 
 
-def _report(result):
-    print(f"Scored {len(result.lesions) - result.n_failed} lesion(s), {result.n_failed} failed.")
-    for row in result.patients.to_dict("records"):
+def _report(result, stream=None, quiet=False):
+    say = functools.partial(print, file=stream or sys.stdout)
+    say(f"Scored {len(result.lesions) - result.n_failed} lesion(s), {result.n_failed} failed"
+        + "".join(f", {n} {kind}" for kind, n in result.summary.get("failed_by_kind", {}).items()) + ".")
+    flagged = result.summary.get("studies_outside_training_domain", [])
+    if flagged:
+        say(f"{len(flagged)} study(ies) outside CT-TIME's training domain (scores less certain):")
+        for line in flagged:
+            say(f"  {line}")
+    for row in (() if quiet else result.patients.to_dict("records")):
         if row["n_lesions"]:
-            print(f"  {row['patient_id']} {row['timepoint']}: {row['n_lesions']} lesion(s), CT-TIME min "
-                  f"{row['ct_time_min']:.3f} ({row['status_min']}), median {row['ct_time_median']:.3f}, heterogeneity "
-                  f"{row['heterogeneity']}")
-    for row in result.lesions[result.lesions["error"] != ""].to_dict("records"):
-        print(f"  FAILED {row['patient_id']} {row['timepoint']} {row['lesion_id'] or '(study)'}: {row['error']}")
+            say(f"  {row['patient_id']} {row['timepoint']}: {row['n_lesions']} lesion(s), CT-TIME min "
+                f"{row['ct_time_min']:.3f} ({row['status_min']}), median {row['ct_time_median']:.3f}, heterogeneity "
+                f"{row['heterogeneity']}")
+    for row in (() if quiet else result.lesions[result.lesions["error"] != ""].to_dict("records")):
+        say(f"  FAILED {row['patient_id']} {row['timepoint']} {row['lesion_id'] or '(study)'}: {row['error']}")
     for warning in result.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
-    print(f"Results in {result.out_dir}: " + ", ".join(Path(f).name for f in result.files))
+    say(f"Results in {result.out_dir}: " + ", ".join(Path(f).name for f in result.files))
     return EXIT_SOME_FAILED if result.n_failed else EXIT_OK
 
 
@@ -162,6 +212,7 @@ def command_score(args):
                          names={int(k) if k.isdigit() else k: v for k, v in _pairs(args.label_name,
                                                                                    "--label-name").items()},
                          locations=_pairs(args.location, "--location"))
+    pipeline.read_case(case)  # one study: an image or segmentation that cannot be used is bad input (exit 2)
     return _report(pipeline.run([case], args.out, _options(args), progress=_progress))
 
 
@@ -169,7 +220,19 @@ def command_cohort(args):
     from .manifest import read_manifest
 
     cases = read_manifest(args.manifest)
-    return _report(pipeline.run(cases, args.out, _options(args), progress=_progress))
+    options = dataclasses.replace(_options(args), workers=args.workers, scheduler=args.scheduler,
+                                  cache=not args.no_cache)
+    log = None
+    if args.log_json and args.log_json != "-":
+        log = open(args.log_json, "a", encoding="utf-8")
+    try:
+        json_lines = progress.JsonLines(sys.stdout if args.log_json == "-" else log) if args.log_json else None
+        display = None if args.quiet else progress.ProgressBar() if sys.stderr.isatty() else progress.Lines()
+        result = pipeline.run(cases, args.out, options, events=progress.combine(json_lines, display))
+    finally:
+        if log:
+            log.close()
+    return _report(result, sys.stderr if args.log_json == "-" else None, args.quiet)
 
 
 def command_rescore(args):
@@ -200,11 +263,26 @@ def command_demo(args):
     options = pipeline.Options(standardize=str(DEMO_REFERENCE))
     print(f"CTTime demo: {len(cases)} sample sarcoma CT(s) from the IBSI/TCIA Soft-tissue-Sarcoma data "
           f"(CC BY 3.0), scored against the demo reference.")
-    return _report(pipeline.run(cases, args.out, options, progress=_progress))
+    code = _report(pipeline.run(cases, args.out, options, progress=_progress))
+    _write_boards(args.out)
+    return code
+
+
+def _write_boards(run_dir, pdf=False, patient=None):
+    from .report import write_run_boards
+
+    files = write_run_boards(run_dir, pdf=pdf, patient=patient)
+    print(f"Tumour-board figures in {run_dir}: " + ", ".join(Path(f).name for f in files))
+
+
+def command_report(args):
+    _write_boards(args.run_dir, args.pdf, args.patient)
+    return EXIT_OK
 
 
 COMMANDS = {"score": command_score, "cohort": command_cohort, "rescore": command_rescore,
-            "reference": command_reference_build, "demo": command_demo}
+            "reference": command_reference_build, "demo": command_demo, "report": command_report}
+COMMANDS.update(analytics_cli.COMMANDS)
 
 
 def main(argv=None):

@@ -11,6 +11,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import CTTimeError
+from .lesion_resampling import CROPPABLE, label_bounding_box, resample_lesion, resampling_grid, same_geometry
 from .resources import PARAMETER_FILE
 
 FEATURE_PREFIX = "original_"
@@ -52,12 +53,16 @@ class FeatureExtractor:
             raise CTTimeError(f"Parameter file {parameter_file} is not valid for pyradiomics: {exc}", "input") from None
         self.feature_names = _enabled_feature_names(self._extractor)
         self.pyradiomics_version = radiomics.__version__
+        self._resampling = _resampling_settings(self._extractor.settings)
+        if self._resampling is not None:  # the same extraction for lesions this class has already resampled
+            self._on_grid = RadiomicsFeatureExtractor(self.parameter_file)
+            self._on_grid.settings.update(resampledPixelSpacing=None, preCrop=False, additionalInfo=False)
 
     @property
     def warning(self):
         if self.is_fixed:
             return None
-        return (f"WARNING: parameter file {self.parameter_file} differs from CTTime's fixed Table-2 file; "
+        return (f"parameter file {self.parameter_file} differs from CTTime's fixed Table-2 file; "
                 "CT-TIME scores are only valid with the fixed file.")
 
     def extract(self, image, mask, lesion_id="lesion"):
@@ -69,7 +74,7 @@ class FeatureExtractor:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                result = self._extractor.execute(image, mask, label=1)
+                result = self._execute(image, mask)
             except (ValueError, RuntimeError, IndexError, ZeroDivisionError) as exc:
                 raise CTTimeError(f"Lesion {lesion_id} ({voxels} voxels): pyradiomics could not extract features: "
                                   f"{_explain(exc)}", "mask") from None
@@ -79,6 +84,32 @@ class FeatureExtractor:
             raise CTTimeError(f"Lesion {lesion_id}: features {', '.join(bad)} are NaN or infinite (lesion too small "
                               "or too uniform for texture analysis); check the segmentation.", "features")
         return features
+
+    def _execute(self, image, mask):
+        """pyradiomics' result for one lesion. When the file resamples, the lesion is first resampled here onto
+        pyradiomics' own grid from a crop of the image (see lesion_resampling), so the per-lesion cost no longer
+        grows with the image; other files, and masks off the image grid, go to pyradiomics unchanged."""
+        if self._resampling is None or not same_geometry(image, mask):
+            return self._extractor.execute(image, mask, label=1)
+        spacing, interpolator, pad_distance = self._resampling
+        bounding_box = label_bounding_box(mask)
+        grid = None if bounding_box is None else resampling_grid(image, mask, bounding_box, spacing, pad_distance)
+        if grid is None:
+            return self._extractor.execute(image, mask, label=1)
+        return self._on_grid.execute(*resample_lesion(image, mask, grid, interpolator), label=1)
+
+
+def _resampling_settings(settings):
+    """(spacing, interpolator, padDistance) when pyradiomics resamples each lesion with an interpolator that can
+    work on a crop and nothing before that needs the whole image (no normalisation); ``None`` otherwise."""
+    spacing, interpolator = settings.get("resampledPixelSpacing"), settings.get("interpolator")
+    if spacing is None or interpolator is None or settings.get("normalize", False):
+        return None
+    if isinstance(interpolator, str):  # pyradiomics takes an unknown name as B-spline
+        interpolator = getattr(sitk, interpolator, sitk.sitkBSpline)
+    if interpolator not in CROPPABLE:
+        return None
+    return spacing, interpolator, settings.get("padDistance", 5)
 
 
 def _enabled_feature_names(extractor):
@@ -100,4 +131,6 @@ def _explain(exc):
     if "resegment" in text.lower() or "mask contains" in text.lower() or "label" in text.lower():
         text += (" - after re-segmentation to -100..300 HU too few voxels remain; check that the lesion is "
                  "soft tissue drawn on this CT")
+    elif "single voxel" in text.lower() or "too small" in text.lower():
+        text += " - the lesion is too small for radiomics; draw it on more voxels or delete the segment"
     return text

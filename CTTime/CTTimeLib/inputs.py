@@ -2,7 +2,8 @@
 
 Images: any file SimpleITK reads, or a folder holding a DICOM series.
 Segmentations: a Slicer ``.seg.nrrd`` (segments in one or several layers; segment names become lesion IDs),
-a labelmap (one integer label per lesion) or a binary mask, in NRRD, NIfTI or any format SimpleITK reads.
+a labelmap (one integer label per lesion) or a binary mask, in NRRD, NIfTI or any format SimpleITK reads, or a
+DICOM SEG / RTSTRUCT file (or a folder holding one; see ``dicom``).
 A segmentation on another grid than the image is resampled onto it (nearest neighbour) when the two overlap.
 """
 
@@ -28,8 +29,12 @@ _LOCATION_WORDS = {
     "bone": "bone", "bo": "bone", "osseous": "bone", "oss": "bone",
 }
 
-HU_FLOOR, HU_CEILING = -1024, 4000  # what a CT in Hounsfield units holds, padding aside
-_PADDING_VALUES = (-2048, -3024, -32768)  # outside-the-field values some scanners write
+# CT in Hounsfield units: air -1000, bone up to ~3000. Scanners fill the outside of the field of view with one
+# constant below air (-2000, -2048, -3024, -3072, -32768 ...): an image minimum below HU_FLOOR is that padding and
+# is ignored. Noise in air may dip below -1024 and metal on extended-scale CT exceeds 4000, so up to
+# MAX_OUTSIDE_FRACTION of the other voxels may lie outside HU_NOISE_FLOOR..HU_CEILING.
+HU_FLOOR, HU_NOISE_FLOOR, HU_CEILING = -1024, -1200, 4000
+MAX_OUTSIDE_FRACTION = 0.01
 
 
 @dataclass
@@ -65,6 +70,7 @@ def read_image(path):
     if not path.exists():
         raise CTTimeError(f"Image not found: {path}. Check the path (relative paths in a manifest are relative "
                           "to the manifest's folder).", "input")
+    _check_complete(path, "Image", "image")
     try:
         image = _read_dicom_series(path) if path.is_dir() else sitk.ReadImage(str(path))
     except RuntimeError as exc:
@@ -83,22 +89,28 @@ def check_ct(image, name):
         raise CTTimeError(f"Image {name} is {image.GetDimension()}-D; give one 3-D CT volume (split 4-D series "
                           "into single time points first).", "image")
     values = sitk.GetArrayViewFromImage(image)
-    values = values[~np.isin(values, _PADDING_VALUES)]
     if values.size == 0 or not np.all(np.isfinite(values)):
-        raise CTTimeError(f"Image {name} holds no usable values (empty, NaN or infinite voxels).", "image")
-    low, high = float(values.min()), float(values.max())
-    if low > -100 or low < HU_FLOOR - 1 or high > HU_CEILING:
-        raise CTTimeError(f"Image {name} does not look like CT in Hounsfield units (values {low:g} to {high:g}; "
-                          f"CT holds air or fat below -100 HU and stays within {HU_FLOOR}..{HU_CEILING}). "
-                          "CT-TIME is defined on CT only; check the rescale slope/intercept or the modality.", "image")
+        raise CTTimeError(f"Image {name} holds no usable values (empty, NaN or infinite voxels); give a CT volume "
+                          "in HU.", "image")
+    if values.min() < HU_FLOOR:
+        values = values[values != values.min()]  # outside-the-field-of-view padding
+    low, high = (float(values.min()), float(values.max())) if values.size else (np.nan, np.nan)
+    outside = np.count_nonzero((values < HU_NOISE_FLOOR) | (values > HU_CEILING)) / max(values.size, 1)
+    if not low <= -100 or outside > MAX_OUTSIDE_FRACTION:
+        raise CTTimeError(f"Image {name} does not look like CT in Hounsfield units (values {low:g} to {high:g}, "
+                          f"{outside:.1%} outside {HU_NOISE_FLOOR}..{HU_CEILING}; CT holds air or fat below -100 HU "
+                          f"and, padding aside, at least {1 - MAX_OUTSIDE_FRACTION:.0%} of its voxels lie within "
+                          f"{HU_NOISE_FLOOR}..{HU_CEILING}). CT-TIME is defined on CT only; check the rescale "
+                          "slope/intercept or the modality.", "image")
 
 
 def _read_dicom_series(folder):
-    series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
-    if not series:
+    from .dicom import series_files
+
+    files = series_files(folder)
+    if not files:
         raise CTTimeError(f"Folder {folder} holds no DICOM image series; give a CT file or a DICOM series folder.",
                           "image")
-    files = max((sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid) for uid in series), key=len)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     return reader.Execute()
@@ -113,8 +125,12 @@ def read_lesions(path, image, names=None, locations=None):
     path = Path(path)
     if not path.exists():
         raise CTTimeError(f"Segmentation not found: {path}. Check the path.", "input")
+    from . import dicom
+
     if path.name.lower().endswith(".seg.nrrd"):
         raw = _read_seg_nrrd(path)
+    elif dicom.segmentation_file(path):
+        raw = dicom.read_segmentation(path, image)
     else:
         raw = _read_labelmap(path, names or {})
     if not raw:
@@ -143,17 +159,30 @@ def _read_seg_nrrd(path):
         raise CTTimeError(f"Cannot read segmentation {path}: {_first_line(exc)}. Save it again from Slicer "
                           "(Segmentations > Export) or give a labelmap.", "input") from None
     geometry = _geometry_from_ijk_to_lps(np.asarray(segmentation["ijkToLPS"], dtype=float))
+    utf8_names = seg_nrrd_segment_names(path)
+    segments = segmentation.get("segments", [])
     lesions = []
-    for segment in segmentation.get("segments", []):
+    for index, segment in enumerate(segments):
         ijk = slicerio.segment_mask(segmentation, segment)
         mask = sitk.GetImageFromArray(np.ascontiguousarray(ijk.transpose(2, 1, 0), dtype=np.uint8))
         _set_geometry(mask, geometry)
-        name = str(segment.get("name") or segment.get("id"))
+        name = str((utf8_names[index] if len(utf8_names) == len(segments) else segment.get("name"))
+                   or segment.get("id"))
         lesions.append((name, mask, dict(segment.get("tags", {}))))
     return lesions
 
 
+def seg_nrrd_segment_names(path):
+    """A .seg.nrrd's segment names as Slicer writes them (UTF-8; pynrrd's ASCII reader drops other characters),
+    in segment order."""
+    with open(path, "rb") as handle:
+        header = handle.read(1 << 20).split(b"\n\n", 1)[0]
+    found = re.findall(rb"^Segment(\d+)_Name:=(.*)$", header, re.MULTILINE)
+    return [value.decode("utf-8", "replace") for _, value in sorted(found, key=lambda item: int(item[0]))]
+
+
 def _read_labelmap(path, names):
+    _check_complete(path, "Segmentation", "input")
     try:
         labelmap = sitk.ReadImage(str(path))
     except RuntimeError as exc:
@@ -163,11 +192,11 @@ def _read_labelmap(path, names):
         raise CTTimeError(f"Segmentation {path} is not a 3-D scalar labelmap (dimension {labelmap.GetDimension()}, "
                           f"{labelmap.GetNumberOfComponentsPerPixel()} components); export one labelmap per "
                           "CT volume.", "input")
-    values = sitk.GetArrayFromImage(labelmap)
-    if not np.all(np.isfinite(values)) or not np.array_equal(values, np.round(values)):
+    values = sitk.GetArrayViewFromImage(labelmap)
+    if values.dtype.kind == "f" and (not np.all(np.isfinite(values)) or not np.array_equal(values, np.round(values))):
         raise CTTimeError(f"Segmentation {path} has non-integer values; a labelmap holds one integer label per "
-                          "lesion (0 = background).", "input")
-    labels = [int(v) for v in np.unique(values) if v != 0]
+                          "lesion (0 = background): export it again as a labelmap or binary mask.", "input")
+    labels = [int(v) for v in np.unique(values[values != 0])]
     lesions = []
     for label in labels:
         mask = sitk.GetImageFromArray((values == label).astype(np.uint8))
@@ -228,6 +257,21 @@ def _check_overlap(path, image, masks):
         raise CTTimeError(f"Segmentation {path} does not overlap the image in space (size, spacing, origin or "
                           "direction differ and no lesion falls inside the CT); check that image and segmentation "
                           "belong to the same study and series.", "geometry")
+
+
+def _check_complete(path, what, kind):
+    """ITK reads a truncated .gz file without complaint (the missing voxels become 0): check the gzip stream."""
+    if not path.name.lower().endswith(".gz"):
+        return
+    import gzip
+    import zlib
+
+    try:
+        with gzip.open(path, "rb") as handle:
+            while handle.read(1 << 24):
+                pass
+    except (OSError, EOFError, zlib.error) as exc:
+        raise CTTimeError(f"{what} {path} is damaged or incomplete ({exc}); copy or export it again.", kind) from None
 
 
 def _first_line(exc):

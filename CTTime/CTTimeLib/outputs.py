@@ -8,6 +8,7 @@ import os
 import re
 import tempfile
 import unicodedata
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -58,12 +59,12 @@ def safe_name(text, limit=80):
 def order_lesion_columns(frame, feature_names, model_features):
     """lesions.csv column order: keys, extras (batch, acquisition), features, derived, scores, error."""
     tail = (["longest_axial_diameter_mm", "recist_measurable"] + [f"z_{n}" for n in model_features]
-            + ["ct_time_score", "ct_time_status", "standardization", "error"])
+            + ["ct_time_score", "ct_time_status", "standardization", "warning", "error", "error_kind"])
     known = LESION_KEYS + list(feature_names) + tail
     extras = [c for c in frame.columns if c not in known]
     for column in known:
         if column not in frame.columns:
-            frame[column] = np.nan if column not in ("error", "standardization") else ""
+            frame[column] = np.nan if column not in ("error", "error_kind", "standardization", "warning") else ""
     return frame[LESION_KEYS + extras + list(feature_names) + tail]
 
 
@@ -76,32 +77,77 @@ def ijk_to_lps(image):
     return matrix
 
 
-def _tag_text(value):
-    return str(value).replace("|", "/")
+def tag_text(value):
+    """A segment tag value on one line, without the "|" that separates tags."""
+    return " ".join(str(value).splitlines()).replace("|", "/")
+
+
+class _HeaderText:
+    """Header values for pynrrd, which writes ASCII only: non-ASCII values (UTF-8 in Slicer's own files) go in as
+    unique ASCII placeholders that ``restore`` swaps for their UTF-8 bytes once the file is written."""
+
+    def __init__(self):
+        self.token = uuid.uuid4().hex
+        self.placeholders = {}
+
+    def __call__(self, value, tag=False):
+        text = tag_text(value) if tag else " ".join(str(value).splitlines())
+        if text.isascii():
+            return text
+        key = f"CTTIME{self.token}U{len(self.placeholders)}"
+        self.placeholders[key] = text
+        return key
+
+    def restore(self, content):
+        """The written file's bytes with the placeholders in its header replaced by UTF-8 text."""
+        header, blank, data = content.partition(b"\n\n")
+        for key, text in self.placeholders.items():
+            header = header.replace(key.encode("ascii"), text.encode("utf-8"))
+        return header + blank + data
+
+
+def _bounding_box(arrays):
+    """The (k, j, i) slices of the smallest box holding every non-zero voxel of the arrays (one voxel if none)."""
+    union = np.zeros(arrays[0].shape, dtype=bool) if arrays else np.zeros((1, 1, 1), dtype=bool)
+    for array in arrays:
+        union |= array > 0
+    found = [np.nonzero(union.any(axis=tuple(a for a in range(3) if a != axis)))[0] for axis in range(3)]
+    return tuple(slice(int(f[0]), int(f[-1]) + 1) if f.size else slice(0, 1) for f in found)
 
 
 def write_colored_segmentation(path, image, lesions, scored, model_name="CT-TIME"):
     """A Slicer segmentation of ``lesions`` coloured by score, with score and status as segment tags.
 
     ``scored`` maps lesion ID to its lesions.csv row (dict); a lesion without a score is coloured as failed.
+    The file covers the lesions' bounding box on the image grid, as Slicer crops segmentations; names and tags
+    are written in UTF-8, as Slicer writes them.
     """
     import slicerio
 
-    segmentation = slicerio.create_segmentation(image.GetSize(), ijk_to_lps(image))
+    text = _HeaderText()
+    masks = [sitk.GetArrayViewFromImage(lesion.mask) for lesion in lesions]
+    box = _bounding_box(masks)
+    geometry = ijk_to_lps(image)
+    geometry[:3, 3] = image.TransformIndexToPhysicalPoint([int(box[axis].start) for axis in (2, 1, 0)])
+    segmentation = slicerio.create_segmentation([box[axis].stop - box[axis].start for axis in (2, 1, 0)], geometry)
     for index, lesion in enumerate(lesions):
         row = scored.get(lesion.lesion_id, {})
         score = row.get("ct_time_score")
         has_score = score is not None and np.isfinite(score)
-        tags = {key: _tag_text(value) for key, value in lesion.tags.items()}
+        tags = dict(lesion.tags)
         tags.update({LOCATION_TAG: lesion.location, MODEL_TAG: model_name,
                      SCORE_TAG: f"{score:.6f}" if has_score else "",
                      STATUS_TAG: row.get("ct_time_status") if has_score else "failed",
-                     STANDARDIZATION_TAG: _tag_text(row.get("standardization", ""))})
+                     STANDARDIZATION_TAG: row.get("standardization", "")})
         if row.get("error"):
-            tags[ERROR_TAG] = _tag_text(row["error"])
-        mask = sitk.GetArrayViewFromImage(lesion.mask).transpose(2, 1, 0).astype(bool)
+            tags[ERROR_TAG] = row["error"]
+        mask = masks[index][box].transpose(2, 1, 0).astype(bool)
         slicerio.add_segment(segmentation, mask, {
-            "id": f"Segment_{index + 1}", "name": lesion.lesion_id,
-            "color": [round(v, 6) for v in colormap.score_color(score if has_score else None)], "tags": tags})
+            "id": f"Segment_{index + 1}", "name": text(lesion.lesion_id),
+            "color": [round(v, 6) for v in colormap.score_color(score if has_score else None)],
+            "colorAutoGenerated": False, "nameAutoGenerated": False,
+            "tags": {text(k, tag=True): text(v, tag=True) for k, v in tags.items()}})
     with atomic_path(path) as temporary:
-        slicerio.write_segmentation(temporary, segmentation)
+        slicerio.write_segmentation(temporary, segmentation, compression_level=1)
+        if text.placeholders:
+            Path(temporary).write_bytes(text.restore(Path(temporary).read_bytes()))

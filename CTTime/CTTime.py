@@ -1,0 +1,514 @@
+"""CTTime: the CT-TIME radiomics signature in 3D Slicer.
+
+Delineate lesions semi-automatically with the Segment Editor, score them with CTTimeLib (the code the ``cttime``
+command runs), colour the segments by score, export the CLI's tables and take a tumour-board screenshot.
+The MRML <-> CTTimeLib part is CTTimeMRML (no Qt); this file only wires the panel.
+"""
+
+import importlib
+import importlib.util
+import logging
+import os
+import pathlib
+from typing import Annotated
+
+import ctk
+import qt
+import slicer
+import vtk
+from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
+                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.util import VTKObservationMixin
+
+import CTTimeMRML
+from CTTimeLib.errors import CTTimeError
+from CTTimeLib.inputs import LOCATIONS
+from CTTimeLib.outputs import atomic_path, safe_name
+from CTTimeLib.resources import DEMO_REFERENCE, SAMPLE_DATA
+
+REFERENCE_FILE, SCENE_COHORT = "Reference file", "Cohort: all lesions in the scene"
+# Semi-automatic tools first, as the paper's radiologist worked; "Local Threshold" needs SegmentEditorExtraEffects.
+EFFECT_ORDER = ("Threshold", "Grow from seeds", "Local Threshold", "Islands", "Fill between slices", "Smoothing",
+                "Paint", "Erase", "Scissors")
+MODULE_DIR = os.path.dirname(os.path.abspath(__file__))
+LEGEND_IMAGE = os.path.join(MODULE_DIR, "Resources", "Icons", "CTTimeLegend.png")
+
+
+class CTTime(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = "CTTime"
+        self.parent.categories = ["Quantification"]
+        self.parent.dependencies = []
+        self.parent.contributors = ["CTTime developers"]
+        self.parent.helpText = (
+            "CT-TIME radiomics signature (Bernatowicz et al., J Immunother Cancer 2025;13:e009140): delineate each "
+            "RECIST lesion, compute P(T-cell inflamed) per lesion (> 0.5 inflamed) and its patient aggregates, "
+            "colour the segments by score and export lesions.csv / patients.csv. Research use only: scores against "
+            "the demo reference or any reference of fewer than 20 lesions are NOT CLINICALLY CALIBRATED.")
+        self.parent.acknowledgementText = (
+            "Model and scripts: CT-TIME-public (K. Bernatowicz, VHIO, CC BY 4.0). Features: pyradiomics "
+            "(van Griethuysen et al., Cancer Res 2017). Sample data: IBSI / TCIA Soft-tissue-Sarcoma (CC BY 3.0).")
+
+
+@parameterNodeWrapper
+class CTTimeParameterNode:
+    patientId: str
+    timepoint: Annotated[str, Choice(list(CTTimeMRML.TIMEPOINTS))] = "BS"
+    ctVolume: slicer.vtkMRMLScalarVolumeNode
+    segmentation: slicer.vtkMRMLSegmentationNode
+    limitToWindow: bool = True
+    standardization: Annotated[str, Choice([REFERENCE_FILE, SCENE_COHORT])] = REFERENCE_FILE
+    referenceFile: pathlib.Path = DEMO_REFERENCE
+    outputFolder: pathlib.Path = pathlib.Path.home() / "CTTime"
+    results: slicer.vtkMRMLTableNode
+    segmentEditor: slicer.vtkMRMLSegmentEditorNode
+
+
+class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None):
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._observedSegmentation = None
+        self._writingTags = False
+        self.studies = []
+        self.results = None
+
+    def setup(self):
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/CTTime.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = CTTimeLogic()
+
+        self.addObserver(slicer.mrmlScene, slicer.vtkMRMLScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.vtkMRMLScene.EndCloseEvent, self.onSceneEndClose)
+
+        editor = self.ui.segmentEditorWidget
+        editor.setMRMLScene(slicer.mrmlScene)
+        editor.segmentationNodeSelectorVisible = False
+        editor.sourceVolumeNodeSelectorVisible = False
+        available = set(editor.availableEffectNames())
+        editor.setEffectNameOrder([name for name in EFFECT_ORDER if name in available])
+        editor.unorderedEffectsVisible = False
+
+        self.ui.lesionTableWidget.setColumnCount(3)
+        self.ui.lesionTableWidget.setHorizontalHeaderLabels(["Lesion", "Location", "Target"])
+        self.ui.legendLabel.setPixmap(qt.QPixmap(LEGEND_IMAGE))
+        self.ui.outputPathLineEdit.filters = ctk.ctkPathLineEdit.Dirs
+
+        self.ui.computeButton.connect("clicked(bool)", self.onCompute)
+        self.ui.exportButton.connect("clicked(bool)", self.onExport)
+        self.ui.screenshotButton.connect("clicked(bool)", self.onScreenshot)
+        self.ui.reportButton.connect("clicked(bool)", self.onReport)
+        self.ui.reportButton.setVisible(self.logic.reportAvailable())
+        self.initializeParameterNode()
+
+    def cleanup(self):
+        self.removeObservers()
+
+    def enter(self):
+        self.initializeParameterNode()
+        self.ui.segmentEditorWidget.setupViewObservations()
+
+    def exit(self):
+        self.ui.segmentEditorWidget.removeViewObservations()
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGui)
+
+    def onSceneStartClose(self, caller, event):
+        self.setParameterNode(None)
+        self.results, self.studies = None, []
+
+    def onSceneEndClose(self, caller, event):
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self):
+        self.setParameterNode(self.logic.getParameterNode())
+        node = self._parameterNode
+        if not node.ctVolume:
+            node.ctVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+        if not node.segmentEditor:
+            node.segmentEditor = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentEditorNode", "CTTimeSegmentEditor")
+        self.updateGui()
+
+    def setParameterNode(self, parameterNode):
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGui)
+        self._parameterNode = parameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGui)
+
+    def updateGui(self, caller=None, event=None):
+        node = self._parameterNode
+        if node is None:
+            return
+        editor = self.ui.segmentEditorWidget
+        if node.segmentEditor:
+            editor.setMRMLSegmentEditorNode(node.segmentEditor)
+        editor.setSegmentationNode(node.segmentation)
+        editor.setSourceVolumeNode(node.ctVolume)
+        self.logic.limitEditingToWindow(node.segmentEditor, node.limitToWindow)
+        useReference = node.standardization == REFERENCE_FILE
+        self.ui.referencePathLineEdit.setEnabled(useReference)
+        self.ui.referenceWarningLabel.setText(self.logic.referenceWarning(node.referenceFile) if useReference else
+                                              "Cohort mode: z-scores over every lesion of the scene's CTTime "
+                                              "studies (needs at least 2 lesions).")
+        ready = bool(node.ctVolume and node.segmentation and node.patientId.strip())
+        self.ui.computeButton.setEnabled(ready)
+        self.ui.computeButton.setToolTip("" if ready else "Enter a patient ID and select the CT and segmentation.")
+        self.ui.exportButton.setEnabled(self.results is not None)
+        self.ui.screenshotButton.setEnabled(self.results is not None)
+        self.ui.reportButton.setEnabled(self.results is not None)
+        self.observeSegmentation(node.segmentation)
+
+    # --- lesion list: location and target flag kept as segment tags -------------------------------------------
+
+    def observeSegmentation(self, segmentationNode):
+        segmentation = segmentationNode.GetSegmentation() if segmentationNode else None
+        if segmentation is self._observedSegmentation:
+            return
+        if self._observedSegmentation is not None:
+            for event in (slicer.vtkSegmentation.SegmentAdded, slicer.vtkSegmentation.SegmentRemoved,
+                          slicer.vtkSegmentation.SegmentModified):
+                self.removeObserver(self._observedSegmentation, event, self.refreshLesionList)
+        self._observedSegmentation = segmentation
+        if segmentation is not None:
+            for event in (slicer.vtkSegmentation.SegmentAdded, slicer.vtkSegmentation.SegmentRemoved,
+                          slicer.vtkSegmentation.SegmentModified):
+                self.addObserver(segmentation, event, self.refreshLesionList)
+        self.refreshLesionList()
+
+    def refreshLesionList(self, caller=None, event=None):
+        if self._writingTags:
+            return
+        segmentationNode = self._parameterNode.segmentation if self._parameterNode else None
+        rows = CTTimeMRML.segments(segmentationNode) if segmentationNode else []
+        table = self.ui.lesionTableWidget
+        table.setRowCount(len(rows))
+        self._writingTags = True
+        try:
+            for index, (segmentId, segment) in enumerate(rows):
+                try:
+                    location = CTTimeMRML.segment_location(segment)
+                except CTTimeError:  # a tag typed elsewhere that is no known location: choose one here
+                    location = "other"
+                CTTimeMRML.set_location(segment, location)  # every lesion carries its location tag
+                table.setItem(index, 0, qt.QTableWidgetItem(segment.GetName()))
+                locationBox = qt.QComboBox()
+                locationBox.addItems(list(LOCATIONS))
+                locationBox.setCurrentIndex(LOCATIONS.index(location))
+                locationBox.connect("currentIndexChanged(int)",
+                                    lambda i, s=segmentId: self.onLocationChanged(s, LOCATIONS[i]))
+                targetBox = qt.QCheckBox()
+                targetBox.checked = CTTimeMRML.is_target(segment)
+                targetBox.connect("toggled(bool)", lambda on, s=segmentId: self.onTargetChanged(s, on))
+                table.setCellWidget(index, 1, locationBox)
+                table.setCellWidget(index, 2, targetBox)
+        finally:
+            self._writingTags = False
+        table.resizeColumnsToContents()
+
+    def _segment(self, segmentId):
+        return self._parameterNode.segmentation.GetSegmentation().GetSegment(segmentId)
+
+    def onLocationChanged(self, segmentId, location):
+        self._writingTags = True
+        try:
+            CTTimeMRML.set_location(self._segment(segmentId), location)
+        finally:
+            self._writingTags = False
+
+    def onTargetChanged(self, segmentId, target):
+        self._writingTags = True
+        try:
+            CTTimeMRML.set_target(self._segment(segmentId), target)
+        finally:
+            self._writingTags = False
+
+    # --- actions -------------------------------------------------------------------------------------------------
+
+    def ensureDependencies(self, packages=None):
+        """Install what Slicer's Python lacks, after asking; False when the packages are still missing."""
+        missing = CTTimeMRML.missing_packages(packages)
+        if not missing:
+            return True
+        if not slicer.util.confirmOkCancelDisplay(
+                "CT-TIME needs Python packages that Slicer does not include: " + ", ".join(missing) + ".\n\n"
+                "Install them now? This needs internet access; pyradiomics is compiled from source on Slicer "
+                ">= 5.10 (Python 3.12), which needs a C compiler.", windowTitle="CTTime"):
+            return False
+        try:
+            with slicer.util.tryWithErrorDisplay(self.logic.installFailureMessage(missing), waitCursor=True):
+                self.logic.installPackages(missing)
+        except Exception:  # the error dialog has been shown
+            return False
+        return not CTTimeMRML.missing_packages(packages)
+
+    def onCompute(self):
+        if not self.ensureDependencies():
+            return
+        from CTTimeLib.errors import Cancelled
+        from CTTimeLib.pipeline import COHORT
+
+        node = self._parameterNode
+        study = CTTimeMRML.Study(node.segmentation, node.ctVolume, node.patientId.strip(), node.timepoint)
+        CTTimeMRML.remember_study(study)
+        cohort = node.standardization == SCENE_COHORT
+        studies = CTTimeMRML.scene_studies(slicer.mrmlScene, study) if cohort else [study]
+        dialog = slicer.util.createProgressDialog(parent=self.parent, value=0, maximum=100,
+                                                  labelText="Extracting features...", windowTitle="CT-TIME")
+
+        def progress(done, total, message):
+            dialog.maximum = total
+            dialog.value = done
+            dialog.labelText = f"Extracting features: {message}"
+            slicer.app.processEvents()
+
+        results = None
+        try:
+            with slicer.util.tryWithErrorDisplay("CT-TIME could not score the lesions.", waitCursor=True):
+                try:
+                    results = self.logic.compute(studies, COHORT if cohort else node.referenceFile, progress,
+                                                 lambda: dialog.wasCanceled)
+                except Cancelled:
+                    self.ui.summaryLabel.setText("Cancelled: nothing was changed.")
+        except Exception:  # shown to the user by tryWithErrorDisplay
+            logging.exception("CT-TIME computation failed")
+        finally:
+            dialog.close()
+        if results is None:
+            return
+        if not node.results:
+            node.results = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTableNode", "CT-TIME results")
+        self.studies, self.results = studies, results
+        self.logic.showResults(studies, results, node.results)
+        self.ui.summaryLabel.setText("\n".join(CTTimeMRML.summary_lines(results)))
+        self.updateGui()
+
+    def onExport(self):
+        folder = self._parameterNode.outputFolder
+        with slicer.util.tryWithErrorDisplay(f"Export to {folder} failed.", waitCursor=True):
+            files = CTTimeMRML.export(folder, self.results, self.studies)
+            slicer.util.infoDisplay("Written:\n" + "\n".join(str(path) for path in files), windowTitle="CTTime")
+
+    def onScreenshot(self):
+        node = self._parameterNode
+        path = pathlib.Path(node.outputFolder) / f"{safe_name(f'{node.patientId}_{node.timepoint}')}_screenshot.png"
+        with slicer.util.tryWithErrorDisplay(f"Screenshot {path} failed.", waitCursor=True):
+            self.logic.tumourBoardScreenshot(path, CTTimeMRML.summary_lines(self.results))
+            slicer.util.infoDisplay(f"Screenshot saved: {path}", windowTitle="CTTime")
+
+    def onReport(self):
+        if not self.ensureDependencies(CTTimeMRML.REPORT_PACKAGES):
+            return
+        folder = pathlib.Path(self._parameterNode.outputFolder)
+        with slicer.util.tryWithErrorDisplay(f"Tumour-board report in {folder} failed.", waitCursor=True):
+            files = [path for study in self.studies for path in CTTimeMRML.write_board(folder, self.results, study)]
+            slicer.util.infoDisplay("Written:\n" + "\n".join(str(path) for path in files), windowTitle="CTTime")
+
+
+class CTTimeLogic(ScriptedLoadableModuleLogic):
+    """Slicer-side actions; the MRML <-> CTTimeLib work is CTTimeMRML's."""
+
+    def __init__(self):
+        ScriptedLoadableModuleLogic.__init__(self)
+        self._extractor = None
+
+    def getParameterNode(self):
+        return CTTimeParameterNode(super().getParameterNode())
+
+    @staticmethod
+    def limitEditingToWindow(segmentEditorNode, enabled):
+        """Let effects change only voxels within the -100..300 HU re-segmentation window (or lift the limit)."""
+        if segmentEditorNode is None:
+            return
+        segmentEditorNode.SetSourceVolumeIntensityMask(bool(enabled))
+        segmentEditorNode.SetSourceVolumeIntensityMaskRange(*CTTimeMRML.HU_WINDOW)
+
+    @staticmethod
+    def referenceWarning(path):
+        """Text under the reference selector: its source and size, and why it is not calibrated (if so)."""
+        from CTTimeLib import standardization
+
+        try:
+            reference = standardization.load(str(path), [])
+        except Exception as exc:  # shown in the panel; Compute reports it again
+            return f"Cannot use this reference: {exc}"
+        warning = reference.warning
+        text = f"{reference.source} (n={reference.n_lesions} lesions)"
+        return f"{text}\n{warning}" if warning else text
+
+    @staticmethod
+    def installPackages(missing):
+        """pip-install the missing packages (pyradiomics builds against Slicer's numpy, without isolation)."""
+        if "pyradiomics" in missing:
+            slicer.util.pip_install(["numpy", "versioneer"])
+            slicer.util.pip_install(["--no-build-isolation", "pyradiomics"])
+        others = [name for name in missing if name != "pyradiomics"]
+        if others:
+            slicer.util.pip_install(others)
+        importlib.invalidate_caches()
+
+    @staticmethod
+    def installFailureMessage(missing):
+        return ("Installing " + ", ".join(missing) + " failed. Check the internet connection; building pyradiomics "
+                "needs a C compiler (Windows: Visual Studio Build Tools; macOS: xcode-select --install; Linux: gcc). "
+                "You can retry from the Python console: slicer.util.pip_install(['--no-build-isolation', "
+                "'pyradiomics']).")
+
+    def compute(self, studies, standardize, progress=None, cancelled=None):
+        from CTTimeLib.extraction import FeatureExtractor
+
+        self._extractor = self._extractor or FeatureExtractor()
+        return CTTimeMRML.compute(studies, standardize, progress, cancelled, extractor=self._extractor)
+
+    def showResults(self, studies, results, tableNode):
+        """Recolour and tag the segments, fill the table and show it in the layout beside the views."""
+        for study in studies:
+            CTTimeMRML.apply_results(study, results)
+        CTTimeMRML.fill_table_node(tableNode, results, CTTimeMRML.targets(studies))
+        layoutManager = slicer.app.layoutManager()
+        if layoutManager is None:  # --no-main-window
+            return
+        layoutManager.setLayout(slicer.modules.tables.logic().GetLayoutWithTable(layoutManager.layout))
+        selectionNode = slicer.app.applicationLogic().GetSelectionNode()
+        selectionNode.SetActiveTableID(tableNode.GetID())
+        slicer.app.applicationLogic().PropagateTableSelection()
+
+    @staticmethod
+    def tumourBoardScreenshot(path, lines):
+        """PNG of the whole layout with the CT-TIME colour legend and the summary below it."""
+        import ScreenCapture
+
+        if slicer.app.layoutManager() is None:
+            raise RuntimeError("Screenshots need Slicer's main window (views); start Slicer without --no-main-window.")
+        path = pathlib.Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        slicer.util.forceRenderAllViews()
+        viewsFile = path.with_name(f".{path.stem}.views.png")  # the views alone; never left as the output
+        ScreenCapture.ScreenCaptureLogic().captureImageFromView(None, str(viewsFile))
+        views, legend = qt.QImage(str(viewsFile)), qt.QImage(LEGEND_IMAGE)
+        viewsFile.unlink()
+        lineHeight = 18
+        width = max(views.width(), legend.width() + 20)
+        canvas = qt.QImage(width, views.height() + legend.height() + lineHeight * (len(lines) + 1) + 20,
+                           qt.QImage.Format_ARGB32)
+        canvas.fill(qt.QColor("white"))
+        painter = qt.QPainter(canvas)
+        painter.drawImage(0, 0, views)
+        painter.drawImage(10, views.height() + 10, legend)
+        painter.setPen(qt.QColor("black"))
+        top = views.height() + legend.height() + 10 + lineHeight
+        for number, line in enumerate(lines + ["CT-TIME (Bernatowicz et al. 2025). Research use only."]):
+            painter.drawText(10, top + number * lineHeight, line)
+        painter.end()
+        with atomic_path(path) as temporary:
+            if not canvas.save(temporary, "PNG"):
+                raise RuntimeError(f"Cannot write {path}.")
+        return path
+
+    @staticmethod
+    def reportAvailable():
+        return importlib.util.find_spec("CTTimeLib.report") is not None
+
+
+class CTTimeTest(ScriptedLoadableModuleTest):
+    """In a real Slicer: a lesion made with Threshold + Islands inside the sample lesion's box, scored end to end."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear(0)
+
+    def runTest(self):
+        self.setUp()
+        self.test_CTTime_threshold_islands_lesion()
+
+    def test_CTTime_threshold_islands_lesion(self):
+        import csv
+
+        import numpy as np
+        from CTTimeLib import colormap, inputs, outputs
+
+        self.delayDisplay("Loading the sample CT STS_019")
+        volume = slicer.util.loadVolume(str(SAMPLE_DATA / "STS_019" / "CT_image.nii.gz"))
+        label = slicer.util.loadLabelVolume(str(SAMPLE_DATA / "STS_019" / "CT_mask.nii.gz"))
+        voxels = np.argwhere(slicer.util.arrayFromVolume(label) > 0)
+        low, high = voxels.min(axis=0), voxels.max(axis=0) + 1
+        box = np.zeros(slicer.util.arrayFromVolume(volume).shape, dtype=np.uint8)
+        box[low[0]:high[0], low[1]:high[1], low[2]:high[2]] = 1
+
+        segmentationNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "STS_019 lesions")
+        segmentationNode.CreateDefaultDisplayNodes()
+        segmentationNode.SetReferenceImageGeometryParameterFromVolumeNode(volume)
+        boxId = segmentationNode.GetSegmentation().AddEmptySegment("", "box")
+        slicer.util.updateSegmentBinaryLabelmapFromArray(box, segmentationNode, boxId, volume)
+        lesionId = segmentationNode.GetSegmentation().AddEmptySegment("", "LU_1")
+
+        self.delayDisplay("Threshold + Islands inside the sample lesion's box")
+        editorNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentEditorNode")
+        editor = slicer.qMRMLSegmentEditorWidget()
+        editor.setMRMLScene(slicer.mrmlScene)
+        editor.setMRMLSegmentEditorNode(editorNode)
+        editor.setSegmentationNode(segmentationNode)
+        editor.setSourceVolumeNode(volume)
+        editor.setCurrentSegmentID(lesionId)
+        editorNode.SetMaskMode(slicer.vtkMRMLSegmentationNode.EditAllowedInsideSingleSegment)
+        editorNode.SetMaskSegmentID(boxId)
+        editorNode.SetOverwriteMode(slicer.vtkMRMLSegmentEditorNode.OverwriteNone)
+        CTTimeLogic.limitEditingToWindow(editorNode, True)
+        editor.setActiveEffectByName("Threshold")
+        effect = editor.activeEffect()
+        effect.setParameter("MinimumThreshold", str(CTTimeMRML.HU_WINDOW[0]))
+        effect.setParameter("MaximumThreshold", str(CTTimeMRML.HU_WINDOW[1]))
+        effect.self().onApply()
+        editor.setActiveEffectByName("Islands")
+        effect = editor.activeEffect()
+        effect.setParameter("Operation", "KEEP_LARGEST_ISLAND")
+        effect.setParameter("MinimumSize", "100")
+        effect.self().onApply()
+        segmentationNode.RemoveSegment(boxId)
+        lesion = slicer.util.arrayFromSegmentBinaryLabelmap(segmentationNode, lesionId, volume)
+        self.assertGreater(int(lesion.sum()), 100)
+        self.assertEqual(int((lesion * (1 - box)).sum()), 0)
+
+        self.delayDisplay("Computing CT-TIME against the demo reference")
+        segment = segmentationNode.GetSegmentation().GetSegment(lesionId)
+        CTTimeMRML.set_target(segment, True)
+        study = CTTimeMRML.Study(segmentationNode, volume, "STS_019", "BS")
+        CTTimeMRML.remember_study(study)
+        logic = CTTimeLogic()
+        results = logic.compute([study], DEMO_REFERENCE)
+        tableNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTableNode", "CT-TIME results")
+        logic.showResults([study], results, tableNode)
+
+        score = float(results.lesions["ct_time_score"].iloc[0])
+        self.assertTrue(0.0 < score < 1.0)
+        for got, expected in zip(segment.GetColor(), colormap.score_color(score)):
+            self.assertAlmostEqual(got, expected, places=5)
+        self.assertEqual(CTTimeMRML.get_tag(segment, outputs.SCORE_TAG), f"{score:.6f}")
+        self.assertEqual(CTTimeMRML.get_tag(segment, inputs.LOCATION_TAG), "lung")
+        self.assertEqual(CTTimeMRML.get_tag(segment, inputs.TARGET_TAG), "true")
+        self.assertIn("NOT CLINICALLY CALIBRATED", CTTimeMRML.get_tag(segment, outputs.STANDARDIZATION_TAG))
+        self.assertEqual(tableNode.GetNumberOfRows(), 1 + 4)
+        self.assertEqual(tableNode.GetCellText(0, 2), "LU_1")
+        self.assertEqual(tableNode.GetCellText(0, 4), "yes")
+
+        self.delayDisplay("Exporting")
+        folder = pathlib.Path(slicer.app.temporaryPath) / "CTTimeTest"
+        files = CTTimeMRML.export(folder, results, [study])
+        with open(files[0], newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        self.assertEqual(len(rows), 1)
+        self.assertAlmostEqual(float(rows[0]["ct_time_score"]), score, places=12)
+        self.assertTrue(files[2].exists())
+        self.delayDisplay("Test passed")

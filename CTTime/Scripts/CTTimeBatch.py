@@ -1,0 +1,69 @@
+"""Score a cohort inside Slicer's Python, without the GUI: the code `cttime cohort` runs.
+
+    Slicer --no-splash --no-main-window --python-script <CTTime>/Scripts/CTTimeBatch.py \\
+        --manifest manifest.csv --out results/ [--standardize cohort | --reference REF.json] [--group-by timepoint]
+
+Writes lesions.csv, patients.csv, run.json and the coloured .seg.nrrd files, and exits Slicer with the CLI's
+status: 0 every lesion scored, 3 some lesions failed (their rows say why), 2 bad input, 130 cancelled.
+Screenshots are not taken here: views need Slicer's main window. The script sits in Scripts/, not beside
+CTTime.py, because Slicer loads every .py in a module's folder as a module at start-up.
+"""
+
+import argparse
+import os
+import sys
+
+# CTTimeLib is in this script's parent folder; Slicer sets sys.argv[0] to the script's path.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(globals().get("__file__") or sys.argv[0]))))
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="CTTimeBatch.py", description="Score the cohort of a CTTime manifest "
+                                     "(patient_id, timepoint, image, segmentation) inside Slicer.")
+    parser.add_argument("--manifest", required=True, help="manifest CSV (paths relative to it)")
+    parser.add_argument("--out", required=True, help="output folder")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--reference", metavar="REF.json", help="z-score against this stored reference")
+    group.add_argument("--standardize", choices=["cohort"], default="cohort",
+                       help="cohort: z-score over all lesions of the manifest (default)")
+    parser.add_argument("--group-by", metavar="COLUMN", action="append", default=[],
+                        help="with cohort standardisation: z-score within groups of this column (repeatable)")
+    return parser
+
+
+def main(argv):
+    """Run the cohort; the exit status of `cttime cohort`."""
+    from CTTimeLib import cli, pipeline
+    from CTTimeLib.errors import Cancelled, CTTimeError
+    from CTTimeLib.manifest import read_manifest
+
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help or a bad option: argparse has printed why
+        return cli.EXIT_OK if exc.code == 0 else cli.EXIT_USAGE
+    options = pipeline.Options(standardize=args.reference or pipeline.COHORT, group_by=tuple(args.group_by))
+    try:
+        result = pipeline.run(read_manifest(args.manifest), args.out, options, progress=cli._progress)
+    except CTTimeError as exc:
+        print(f"CTTimeBatch: error: {exc}", file=sys.stderr)
+        return cli.EXIT_USAGE
+    except (Cancelled, KeyboardInterrupt):
+        print("CTTimeBatch: interrupted; files already written are complete.", file=sys.stderr)
+        return cli.EXIT_INTERRUPTED
+    return cli._report(result)
+
+
+def exit_with(status):
+    """Leave Slicer (or a plain Python running this script) with ``status``."""
+    try:
+        import slicer
+    except ImportError:
+        slicer = None
+    if slicer is not None and hasattr(slicer, "app"):
+        slicer.util.exit(status)
+    else:
+        sys.exit(status)
+
+
+if __name__ != "CTTimeBatch":  # run as a script (by Slicer or Python), not imported as a module
+    exit_with(main(sys.argv[1:]))

@@ -1,0 +1,246 @@
+"""The Slicer module's logic (CTTimeMRML) on Slicer's real core libraries (the slicer-core wheels).
+
+A real vtkMRMLScene; the sample CTs and masks read with Slicer's own storage nodes; segments exported through the
+real vtkSlicerSegmentationsModuleLogic; coloured segmentations written by vtkMRMLSegmentationStorageNode and read
+back by Slicer, slicerio and CTTimeLib. slicer.util needs ``slicer.mrmlScene`` and
+``slicer.modules.segmentations.logic()``: the fixture binds exactly those two names to the real scene and the real
+logic class.
+"""
+
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+import slicerio
+
+slicer = pytest.importorskip("slicer", reason="slicer-core (Slicer's core libraries) has wheels for Python >= 3.10")
+
+import CTTimeMRML
+from CTTimeLib import colormap, inputs, outputs, pipeline
+from CTTimeLib.resources import DEMO_REFERENCE, SAMPLE_DATA
+
+CASES = ("STS_019", "STS_025")
+
+
+@pytest.fixture
+def scene():
+    scene = slicer.vtkMRMLScene()
+    saved = {name: getattr(slicer, name) for name in ("mrmlScene", "modules") if hasattr(slicer, name)}
+    slicer.mrmlScene = scene
+    slicer.modules = types.SimpleNamespace(
+        segmentations=types.SimpleNamespace(logic=slicer.vtkSlicerSegmentationsModuleLogic))
+    yield scene
+    for name in ("mrmlScene", "modules"):
+        delattr(slicer, name)
+    for name, value in saved.items():
+        setattr(slicer, name, value)
+
+
+def _read_volume(scene, class_name, path):
+    node = scene.AddNewNodeByClass(class_name)
+    storage = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+    storage.SetFileName(str(path))
+    assert storage.ReadData(node), path
+    node.SetAndObserveStorageNodeID(storage.GetID())
+    return node
+
+
+def _load_study(scene, case, lesion_name="LU_1"):
+    """The sample CT and its mask as a segmentation node, the way Slicer imports a labelmap."""
+    volume = _read_volume(scene, "vtkMRMLScalarVolumeNode", SAMPLE_DATA / case / "CT_image.nii.gz")
+    labelmap = _read_volume(scene, "vtkMRMLLabelMapVolumeNode", SAMPLE_DATA / case / "CT_mask.nii.gz")
+    segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", f"{case} lesions")
+    segmentation.SetReferenceImageGeometryParameterFromVolumeNode(volume)
+    assert slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, segmentation)
+    CTTimeMRML.segments(segmentation)[0][1].SetName(lesion_name)
+    study = CTTimeMRML.Study(segmentation, volume, case, "BS")
+    CTTimeMRML.remember_study(study)
+    return study
+
+
+def _cli(cases, out, standardize, names=None):
+    return pipeline.run([pipeline.Case(c, "BS", str(SAMPLE_DATA / c / "CT_image.nii.gz"),
+                                       str(SAMPLE_DATA / c / "CT_mask.nii.gz"), names={1: (names or {}).get(c, "LU_1")})
+                         for c in cases], out, pipeline.Options(standardize=str(standardize)))
+
+
+def test_volume_node_becomes_the_ct_simpleitk_reads(scene):
+    study = _load_study(scene, "STS_019")
+    image = CTTimeMRML.volume_to_image(study.volume_node)
+    expected = sitk.ReadImage(str(SAMPLE_DATA / "STS_019" / "CT_image.nii.gz"))
+    assert image.GetSize() == expected.GetSize()
+    np.testing.assert_allclose(image.GetSpacing(), expected.GetSpacing(), rtol=1e-6)
+    np.testing.assert_allclose(image.GetOrigin(), expected.GetOrigin(), atol=1e-4)
+    np.testing.assert_allclose(image.GetDirection(), expected.GetDirection(), atol=1e-6)
+    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(image), sitk.GetArrayViewFromImage(expected))
+
+
+def test_segment_exported_by_slicer_equals_the_mask_file(scene):
+    study = _load_study(scene, "STS_019")
+    image = CTTimeMRML.volume_to_image(study.volume_node)
+    [lesion] = CTTimeMRML.lesions_from_segmentation(study.segmentation_node, study.volume_node, image)
+    expected = sitk.GetArrayFromImage(sitk.ReadImage(str(SAMPLE_DATA / "STS_019" / "CT_mask.nii.gz"))) > 0
+    assert lesion.lesion_id == "LU_1" and lesion.location == "lung"
+    assert expected.sum() > 1000
+    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(lesion.mask).astype(bool), expected)
+    assert inputs.same_grid(lesion.mask, image)
+
+
+def test_features_and_scores_equal_the_cli(scene, tmp_path):
+    studies = [_load_study(scene, case) for case in CASES]
+    results = CTTimeMRML.compute(studies, DEMO_REFERENCE)
+    cli = _cli(CASES, tmp_path / "cli", DEMO_REFERENCE).lesions
+    assert list(results.lesions.columns) == list(cli.columns)
+    features = [c for c in cli.columns if c.startswith("original_")]
+    assert len(features) == 107
+    ours, theirs = results.lesions[features].to_numpy(float), cli[features].to_numpy(float)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=0)
+    np.testing.assert_allclose(results.lesions["ct_time_score"], cli["ct_time_score"], rtol=1e-12)
+    assert list(results.lesions["ct_time_status"]) == list(cli["ct_time_status"])
+    assert any("NOT CLINICALLY CALIBRATED" in w for w in results.warnings)
+
+
+def test_cohort_of_the_scene_is_z_scored_like_the_cli_cohort(scene, tmp_path):
+    current = _load_study(scene, "STS_019")
+    _load_study(scene, "STS_025")
+    copy = _load_study(scene, "STS_025")  # a second segmentation of the same study is not a second study
+    copy.segmentation_node.SetName("copy")
+    studies = CTTimeMRML.scene_studies(scene, current)
+    assert [s.patient_id for s in studies] == ["STS_019", "STS_025"]
+    assert studies[1].segmentation_node.GetName() == "STS_025 lesions"
+    results = CTTimeMRML.compute(studies, pipeline.COHORT)
+    cli = _cli(CASES, tmp_path / "cli", pipeline.COHORT).lesions
+    z = [c for c in cli.columns if c.startswith("z_")]
+    np.testing.assert_allclose(results.lesions[z].to_numpy(float), cli[z].to_numpy(float), rtol=1e-9)
+    np.testing.assert_allclose(results.lesions["ct_time_score"], cli["ct_time_score"], rtol=1e-9)
+    assert results.lesions["standardization"].str.startswith("cohort z-score over 2 lesions").all()
+
+
+def test_recolouring_tags_and_table(scene):
+    study = _load_study(scene, "STS_019")
+    segmentation = study.segmentation_node.GetSegmentation()
+    empty_id = segmentation.AddEmptySegment("", "liver_2")  # a lesion that fails must not cost the other
+    CTTimeMRML.set_target(segmentation.GetSegment(empty_id), True)
+    results = CTTimeMRML.compute([study], DEMO_REFERENCE)
+    CTTimeMRML.apply_results(study, results)
+    rows = results.lesions.set_index("lesion_id")
+    score = rows.loc["LU_1", "ct_time_score"]
+    assert 0 < score < 1 and "empty" in rows.loc["liver_2", "error"]
+
+    lesion = segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName("LU_1"))
+    np.testing.assert_allclose(lesion.GetColor(), colormap.score_color(score), atol=1e-6)
+    assert CTTimeMRML.get_tag(lesion, outputs.SCORE_TAG) == f"{score:.6f}"
+    assert CTTimeMRML.get_tag(lesion, outputs.STATUS_TAG) == rows.loc["LU_1", "ct_time_status"]
+    assert CTTimeMRML.get_tag(lesion, inputs.LOCATION_TAG) == "lung"
+    assert "NOT CLINICALLY CALIBRATED" in CTTimeMRML.get_tag(lesion, outputs.STANDARDIZATION_TAG)
+    failed = segmentation.GetSegment(empty_id)
+    np.testing.assert_allclose(failed.GetColor(), colormap.FAILED_COLOR, atol=1e-6)
+    assert CTTimeMRML.get_tag(failed, outputs.STATUS_TAG) == "failed"
+    assert "empty" in CTTimeMRML.get_tag(failed, outputs.ERROR_TAG)
+    assert CTTimeMRML.get_tag(failed, inputs.LOCATION_TAG) == "liver"
+
+    table = scene.AddNewNodeByClass("vtkMRMLTableNode")
+    CTTimeMRML.fill_table_node(table, results, CTTimeMRML.targets([study]))
+    assert table.GetNumberOfRows() == 2 + 4 and table.GetNumberOfColumns() == len(CTTimeMRML.TABLE_COLUMNS)
+    header = [table.GetColumnName(i) for i in range(table.GetNumberOfColumns())]
+    cell = {(r, name): table.GetCellText(r, i) for r in range(table.GetNumberOfRows()) for i, name in enumerate(header)}
+    assert cell[(0, "Lesion")] == "LU_1" and cell[(1, "Lesion")] == "liver_2"
+    assert float(cell[(0, "CT-TIME score")]) == pytest.approx(score, rel=1e-5)
+    assert cell[(1, "Target")] == "yes" and cell[(0, "Target")] == ""
+    assert cell[(1, "Status")] == "failed" and "empty" in cell[(1, "Note")]
+    assert [cell[(r, "Lesion")] for r in range(2, 6)] == [f"[patient {n}]" for n in ("min", "median", "mean", "max")]
+    assert float(cell[(2, "CT-TIME score")]) == pytest.approx(score, rel=1e-5)
+    assert "1 lesion(s), 1 failed" in cell[(2, "Note")]
+
+
+def test_coloured_segmentation_written_by_slicer_reads_back(scene, tmp_path):
+    study = _load_study(scene, "STS_019")
+    CTTimeMRML.set_target(CTTimeMRML.segments(study.segmentation_node)[0][1], True)
+    results = CTTimeMRML.compute([study], DEMO_REFERENCE)
+    CTTimeMRML.apply_results(study, results)
+    files = CTTimeMRML.export(tmp_path, results, [study])
+    assert [f.name for f in files] == ["lesions.csv", "patients.csv", "STS_019_BS_cttime.seg.nrrd"]
+    score = results.lesions["ct_time_score"].iloc[0]
+    color = colormap.score_color(score)
+
+    reread = scene.AddNewNodeByClass("vtkMRMLSegmentationNode")  # Slicer's own reader
+    storage = scene.AddNewNodeByClass("vtkMRMLSegmentationStorageNode")
+    storage.SetFileName(str(files[2]))
+    assert storage.ReadData(reread)
+    [(_, segment)] = CTTimeMRML.segments(reread)
+    assert segment.GetName() == "LU_1"
+    np.testing.assert_allclose(segment.GetColor(), color, atol=1e-6)
+    assert CTTimeMRML.get_tag(segment, outputs.SCORE_TAG) == f"{score:.6f}"
+    assert CTTimeMRML.is_target(segment)
+
+    seg = slicerio.read_segmentation(str(files[2]))  # slicerio, as other tools read it
+    [entry] = seg["segments"]
+    np.testing.assert_allclose(entry["color"], color, atol=1e-5)
+    assert entry["tags"][inputs.TARGET_TAG] == "true" and entry["tags"][outputs.MODEL_TAG] == "CT-TIME"
+    assert not entry.get("colorAutoGenerated", False)
+
+    image = sitk.ReadImage(str(SAMPLE_DATA / "STS_019" / "CT_image.nii.gz"))  # the CLI's reader: same lesion
+    [lesion] = inputs.read_lesions(files[2], image)
+    expected = sitk.GetArrayFromImage(sitk.ReadImage(str(SAMPLE_DATA / "STS_019" / "CT_mask.nii.gz"))) > 0
+    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(lesion.mask).astype(bool), expected)
+    assert lesion.lesion_id == "LU_1" and lesion.location == "lung"
+
+    lesions = pd.read_csv(files[0])
+    assert lesions["ct_time_score"].iloc[0] == pytest.approx(score, rel=1e-12)
+    assert lesions["image"].iloc[0].endswith("CT_image.nii.gz")
+    assert list(pd.read_csv(files[1]).columns) == list(results.patients.columns)
+
+
+def test_location_and_target_tags(scene):
+    study = _load_study(scene, "STS_019", lesion_name="node 3")
+    _, segment = CTTimeMRML.segments(study.segmentation_node)[0]
+    assert CTTimeMRML.segment_location(segment) == "lymph node" and not CTTimeMRML.is_target(segment)
+    CTTimeMRML.set_location(segment, "bone")
+    CTTimeMRML.set_target(segment, True)
+    assert CTTimeMRML.get_tag(segment, inputs.LOCATION_TAG) == "bone" and CTTimeMRML.is_target(segment)
+    image = CTTimeMRML.volume_to_image(study.volume_node)
+    [lesion] = CTTimeMRML.lesions_from_segmentation(study.segmentation_node, study.volume_node, image)
+    assert lesion.location == "bone" and lesion.tags[inputs.TARGET_TAG] == "true"
+    with pytest.raises(CTTimeMRML.CTTimeError, match="unknown location"):
+        CTTimeMRML.set_location(segment, "brain")
+
+
+def test_empty_segmentation_and_non_ct_volume_are_user_errors(scene):
+    study = _load_study(scene, "STS_019")
+    study.segmentation_node.GetSegmentation().RemoveAllSegments()
+    with pytest.raises(CTTimeMRML.CTTimeError, match="no segment"):
+        CTTimeMRML.compute([study], DEMO_REFERENCE)
+    slicer.util.arrayFromVolume(study.volume_node)[:] = 7  # not CT in HU
+    study.volume_node.Modified()
+    with pytest.raises(CTTimeMRML.CTTimeError, match="does not look like CT"):
+        CTTimeMRML.volume_to_image(study.volume_node)
+
+
+def test_tumour_board_figure_from_the_scene(scene, tmp_path):
+    study = _load_study(scene, "STS_019")
+    results = CTTimeMRML.compute([study], DEMO_REFERENCE)
+    [path] = CTTimeMRML.write_board(tmp_path, results, study)
+    png = sitk.ReadImage(str(path))
+    assert png.GetSize()[0] > 500 and png.GetSize()[1] > 300
+
+
+def test_missing_packages_are_named_by_their_pip_requirement():
+    assert CTTimeMRML.missing_packages() == []  # everything is installed in the test environment
+    assert CTTimeMRML.missing_packages({"radiomics": "pyradiomics", "no_such_module_cttime": "cttime-missing"}) == [
+        "cttime-missing"]
+
+
+def test_progress_reaches_the_end_and_cancel_stops(scene):
+    from CTTimeLib.errors import Cancelled
+
+    studies = [_load_study(scene, case) for case in CASES]
+    calls = []
+    CTTimeMRML.compute(studies, DEMO_REFERENCE, progress=lambda done, total, message: calls.append((done, total)))
+    assert calls[-1] == (200, 200) and all(d <= t for d, t in calls)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    colours = [segment.GetColor() for s in studies for _, segment in CTTimeMRML.segments(s.segmentation_node)]
+    with pytest.raises(Cancelled):
+        CTTimeMRML.compute(studies, DEMO_REFERENCE, cancelled=lambda: True)
+    assert colours == [segment.GetColor() for s in studies for _, segment in CTTimeMRML.segments(s.segmentation_node)]

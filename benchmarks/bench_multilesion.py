@@ -1,0 +1,215 @@
+"""Benchmark: one full-size CT with 10 lesions, `cttime score` end to end vs a per-lesion pyradiomics loop.
+
+    .venv/bin/python benchmarks/bench_multilesion.py [--cache DIR] [--cohort-sizes 5 20]
+
+Data: ``lung1_image.nrrd`` (512 x 512 x 48 chest CT) and ``lung1_label.nrrd`` from the pyradiomics 3.0.1 source
+distribution. The script finds them in the cache folder, or fetches the sdist once with ``pip download`` (the
+package index is the only network it uses) and keeps only those two files. Ten lesions: the labelled lung tumour
+plus nine spheres (5-10 mm radius) placed deterministically in soft tissue, written as one labelmap.
+
+Part 1 times, side by side in one run: (a) a loop calling pyradiomics' ``RadiomicsFeatureExtractor.execute`` once
+per lesion with CTTime's parameter file (in this process: image reading included, interpreter start not - which
+favours the loop); (b) ``cttime score`` as a subprocess (interpreter start, reading, all outputs included). It
+prints both times, the speed-up and the largest relative difference over the 107 features x 10 lesions.
+
+Part 2 runs ``pipeline.run`` sequentially over N cases of ../shared/data/sts-ct, each N in a fresh process, and
+prints the peak resident memory: it should not grow with the number of cases. Timings on a shared machine are
+noisy; run it twice.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "CTTime"))
+
+SDIST = "pyradiomics==3.0.1"
+DATA_FILES = ("lung1_image.nrrd", "lung1_label.nrrd")
+N_LESIONS = 10
+SHARED_STS = REPO.parent / "shared" / "data" / "sts-ct"
+
+
+def lung_data(cache):
+    """Paths of the lung1 image and label, fetched into ``cache`` by ``pip download`` when missing."""
+    cache.mkdir(parents=True, exist_ok=True)
+    paths = [cache / name for name in DATA_FILES]
+    if all(path.exists() for path in paths):
+        return paths
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+                        "--no-build-isolation", "--quiet", SDIST, "-d", tmp], check=True)
+        (archive,) = Path(tmp).glob("pyradiomics-*.tar.gz")
+        with tarfile.open(archive) as tar:
+            for member in tar.getmembers():
+                name = Path(member.name).name
+                if member.isfile() and name in DATA_FILES and Path(member.name).parent.name == "data":
+                    (cache / name).write_bytes(tar.extractfile(member).read())
+    return paths
+
+
+def ten_lesions(image, tumour):
+    """A labelmap: label 1 the tumour, labels 2-10 spheres in soft tissue, apart from each other and the tumour."""
+    values = sitk.GetArrayFromImage(sitk.Median(image, [2, 2, 1]))
+    spacing = np.array(image.GetSpacing())[::-1]  # z, y, x
+    labels = (sitk.GetArrayFromImage(tumour) != 0).astype(np.uint8)
+    zz, yy, xx = np.indices(values.shape, sparse=True)
+    rng = np.random.default_rng(7)
+    soft = np.argwhere((values > 0) & (values < 100))
+    placed = [np.argwhere(labels).mean(axis=0) * spacing]
+    for candidate in rng.permutation(len(soft)):
+        if labels.max() == N_LESIONS:
+            break
+        centre = soft[candidate]
+        radius = 5.0 + 5.0 * rng.random()
+        if min(np.linalg.norm(centre * spacing - p) for p in placed) < 2 * radius + 25:
+            continue
+        ball = (((zz - centre[0]) * spacing[0]) ** 2 + ((yy - centre[1]) * spacing[1]) ** 2
+                + ((xx - centre[2]) * spacing[2]) ** 2) <= radius ** 2
+        inside = values[ball]
+        if inside.size < 50 or np.mean((inside > -100) & (inside < 300)) < 0.95:
+            continue  # keep lesions soft tissue, as CT-TIME's lesions are
+        labels[ball & (labels == 0)] = labels.max() + 1
+        placed.append(centre * spacing)
+    labelmap = sitk.GetImageFromArray(labels)
+    labelmap.CopyInformation(image)
+    return labelmap
+
+
+def pyradiomics_loop(image_path, labelmap_path):
+    """Features of every label, one ``execute`` per lesion on the whole image (as per-segment tools do)."""
+    import logging
+
+    import radiomics
+    from radiomics.featureextractor import RadiomicsFeatureExtractor
+
+    from CTTimeLib.resources import PARAMETER_FILE
+
+    radiomics.setVerbosity(logging.ERROR)
+    start = time.perf_counter()
+    extractor = RadiomicsFeatureExtractor(str(PARAMETER_FILE))
+    image, labelmap = sitk.ReadImage(str(image_path)), sitk.ReadImage(str(labelmap_path))
+    labels = sitk.GetArrayViewFromImage(labelmap)
+    rows = {}
+    for label in range(1, N_LESIONS + 1):
+        mask = sitk.GetImageFromArray((labels == label).astype(np.uint8))
+        mask.CopyInformation(image)
+        rows[f"lesion_{label}"] = extractor.execute(image, mask, label=1)
+    return time.perf_counter() - start, rows
+
+
+def extraction_layer(image_path, labelmap_path):
+    """CTTime's extraction layer alone, in this process: read the study, extract every lesion."""
+    from CTTimeLib.extraction import FeatureExtractor
+    from CTTimeLib.inputs import read_image, read_lesions
+
+    start = time.perf_counter()
+    extractor = FeatureExtractor()
+    image = read_image(image_path)
+    rows = [dict(extractor.extract(image, lesion.mask, lesion.lesion_id), lesion_id=lesion.lesion_id)
+            for lesion in read_lesions(labelmap_path, image)]
+    return time.perf_counter() - start, pd.DataFrame(rows)
+
+
+def cttime_score(image_path, labelmap_path, *extra):
+    """`cttime score` on the study as a subprocess, timed from process start until it has exited."""
+    cttime = Path(sys.executable).with_name("cttime")
+    command = [str(cttime)] if cttime.exists() else [sys.executable, "-c",
+                                                     "import sys; from CTTimeLib.cli import main; sys.exit(main())"]
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        subprocess.run(command + ["score", "--image", str(image_path), "--segmentation", str(labelmap_path),
+                                  "--patient", "LUNG1", "--standardize", "cohort", "--out", out, *extra],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        seconds = time.perf_counter() - start
+        table = pd.read_csv(Path(out) / "lesions.csv", dtype={"lesion_id": str})
+    failed = table["error"].fillna("").astype(str) != ""
+    if failed.any():
+        raise SystemExit(f"cttime score failed on lesions {', '.join(table.loc[failed, 'lesion_id'])}")
+    return seconds, table
+
+
+def max_relative_difference(loop_rows, table, feature_names):
+    worst = 0.0
+    for row in table.to_dict("records"):
+        reference = loop_rows[row["lesion_id"]]
+        for name in feature_names:
+            a, b = float(row[name]), float(reference[name])
+            if a != b:
+                worst = max(worst, abs(a - b) / max(abs(a), abs(b)))
+    return worst
+
+
+MEMORY_CHILD = """
+import json, resource, sys, tempfile
+from pathlib import Path
+sys.path.insert(0, {lib!r})
+from CTTimeLib import pipeline
+folders = sorted(p for p in Path({sts!r}).iterdir() if (p / "CT_image.nii.gz").exists())[:{n}]
+cases = [pipeline.Case(p.name, "BS", str(p / "CT_image.nii.gz"), str(p / "CT_mask.nii.gz")) for p in folders]
+with tempfile.TemporaryDirectory() as out:
+    result = pipeline.run(cases, out)
+print(json.dumps({{"cases": len(cases), "lesions": len(result.lesions),
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def cohort_memory(n):
+    start = time.perf_counter()
+    output = subprocess.run([sys.executable, "-c", MEMORY_CHILD.format(lib=str(REPO / "CTTime"), sts=str(SHARED_STS),
+                                                                       n=n)],
+                            check=True, capture_output=True, text=True).stdout
+    figures = json.loads(output.strip().splitlines()[-1])
+    figures["seconds"] = time.perf_counter() - start
+    return figures
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "cttime-bench",
+                        help="folder for the lung1 data (default ~/.cache/cttime-bench)")
+    parser.add_argument("--cohort-sizes", type=int, nargs="*", default=[5, 20],
+                        help="numbers of sts-ct cases for the memory check (none: skip it)")
+    args = parser.parse_args()
+
+    from CTTimeLib.extraction import FeatureExtractor
+
+    image_path, label_path = lung_data(args.cache)
+    labelmap_path = args.cache / "lung1_10lesions.nrrd"
+    if not labelmap_path.exists():
+        sitk.WriteImage(ten_lesions(sitk.ReadImage(str(image_path)), sitk.ReadImage(str(label_path))),
+                        str(labelmap_path), True)
+    image = sitk.ReadImage(str(image_path))
+    voxels = np.bincount(sitk.GetArrayFromImage(sitk.ReadImage(str(labelmap_path))).ravel())[1:]
+    print(f"CT {image.GetSize()} voxels of {image.GetSpacing()} mm; {len(voxels)} lesions of "
+          f"{voxels.min()}-{voxels.max()} voxels")
+
+    names = FeatureExtractor().feature_names
+    loop_seconds, loop_rows = pyradiomics_loop(image_path, labelmap_path)
+    print(f"pyradiomics loop, execute per lesion (in process, reading included): {loop_seconds:6.1f} s")
+    runs = [("CTTime extraction layer (in process, reading included)", extraction_layer, ()),
+            ("cttime score (subprocess, end to end)", cttime_score, ()),
+            ("cttime score --no-segmentation (subprocess, end to end)", cttime_score, ("--no-segmentation",))]
+    for title, function, extra in runs:
+        seconds, table = function(image_path, labelmap_path, *extra)
+        print(f"{title + ':':69} {seconds:6.1f} s  speed-up {loop_seconds / seconds:5.1f}x  max relative "
+              f"difference over {len(names)} features x {len(table)} lesions: "
+              f"{max_relative_difference(loop_rows, table, names):.2g}")
+
+    for n in args.cohort_sizes:
+        figures = cohort_memory(n)
+        print(f"cohort run, {figures['cases']:2d} cases ({figures['lesions']} lesions): peak RSS "
+              f"{figures['peak_rss_mb']:.0f} MB, {figures['seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
