@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/bench_multilesion.py [--cache DIR] [--cohort-sizes 5 20]
 
-Data: ``lung1_image.nrrd`` (512 x 512 x 48 chest CT) and ``lung1_label.nrrd`` from the pyradiomics 3.0.1 source
-distribution. The script finds them in the cache folder, or fetches the sdist once with ``pip download`` (the
+Data: ``lung2_image.nrrd`` (512 x 512 x 61 chest CT, int16; ``--case lung1``: 512 x 512 x 48, float) and its label
+from the pyradiomics 3.0.1 source distribution. The script finds them in the cache folder, or fetches the sdist once with ``pip download`` (the
 package index is the only network it uses) and keeps only those two files. Ten lesions: the labelled lung tumour
 plus nine spheres (5-10 mm radius) placed deterministically in soft tissue, written as one labelmap.
 
@@ -34,15 +34,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "CTTime"))
 
 SDIST = "pyradiomics==3.0.1"
-DATA_FILES = ("lung1_image.nrrd", "lung1_label.nrrd")
+CASES = ("lung2", "lung1")  # lung2: the 512 x 512 x 61 chest CT of the issue; lung1: 512 x 512 x 48
 N_LESIONS = 10
 SHARED_STS = REPO.parent / "shared" / "data" / "sts-ct"
 
 
-def lung_data(cache):
-    """Paths of the lung1 image and label, fetched into ``cache`` by ``pip download`` when missing."""
+def lung_data(cache, case):
+    """Paths of a lung case's image and label, fetched into ``cache`` by ``pip download`` when missing."""
     cache.mkdir(parents=True, exist_ok=True)
-    paths = [cache / name for name in DATA_FILES]
+    data_files = (f"{case}_image.nrrd", f"{case}_label.nrrd")
+    paths = [cache / name for name in data_files]
     if all(path.exists() for path in paths):
         return paths
     with tempfile.TemporaryDirectory() as tmp:
@@ -52,7 +53,7 @@ def lung_data(cache):
         with tarfile.open(archive) as tar:
             for member in tar.getmembers():
                 name = Path(member.name).name
-                if member.isfile() and name in DATA_FILES and Path(member.name).parent.name == "data":
+                if member.isfile() and name in data_files and Path(member.name).parent.name == "data":
                     (cache / name).write_bytes(tar.extractfile(member).read())
     return paths
 
@@ -176,15 +177,17 @@ def cohort_memory(n):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "cttime-bench",
-                        help="folder for the lung1 data (default ~/.cache/cttime-bench)")
+                        help="folder for the lung data (default ~/.cache/cttime-bench)")
+    parser.add_argument("--case", choices=CASES, default=CASES[0],
+                        help="chest CT of the pyradiomics source distribution (default lung2, 512 x 512 x 61)")
     parser.add_argument("--cohort-sizes", type=int, nargs="*", default=[5, 20],
                         help="numbers of sts-ct cases for the memory check (none: skip it)")
     args = parser.parse_args()
 
     from CTTimeLib.extraction import FeatureExtractor
 
-    image_path, label_path = lung_data(args.cache)
-    labelmap_path = args.cache / "lung1_10lesions.nrrd"
+    image_path, label_path = lung_data(args.cache, args.case)
+    labelmap_path = args.cache / f"{args.case}_10lesions.nrrd"
     if not labelmap_path.exists():
         sitk.WriteImage(ten_lesions(sitk.ReadImage(str(image_path)), sitk.ReadImage(str(label_path))),
                         str(labelmap_path), True)

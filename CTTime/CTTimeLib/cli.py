@@ -11,9 +11,8 @@ import os
 import sys
 from pathlib import Path
 
-import pandas as pd
 
-from . import __version__, analytics_cli, pipeline, progress, standardization
+from . import __version__, analytics_cli, pipeline, progress, standardization, tables
 from .errors import Cancelled, CTTimeError
 from .extraction import FEATURE_PREFIX
 from .resources import DEMO_REFERENCE, MODEL_FILE, PARAMETER_FILE, SAMPLE_DATA
@@ -171,14 +170,8 @@ def _options(args):
 
 
 def read_lesions_table(path):
-    """A lesions CSV with its key columns kept as text."""
-    try:
-        return pd.read_csv(path, dtype={"patient_id": str, "timepoint": str, "lesion_id": str, "error": str},
-                           keep_default_na=True)
-    except FileNotFoundError:
-        raise CTTimeError(f"Lesions table not found: {path}.", "input") from None
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise CTTimeError(f"Cannot read lesions table {path}: {exc}", "input") from None
+    """A lesions CSV with its key and error columns kept as text."""
+    return tables.read_csv(path, "Lesions table", text=tables.TEXT_KEYS + ("error", "error_kind", "location"))
 
 
 def _progress(done, total, message):
@@ -212,8 +205,9 @@ def command_score(args):
                          names={int(k) if k.isdigit() else k: v for k, v in _pairs(args.label_name,
                                                                                    "--label-name").items()},
                          locations=_pairs(args.location, "--location"))
-    pipeline.read_case(case)  # one study: an image or segmentation that cannot be used is bad input (exit 2)
-    return _report(pipeline.run([case], args.out, _options(args), progress=_progress))
+    options = _options(args)
+    options.strict = True  # one study: an image or segmentation that cannot be used is bad input (exit 2)
+    return _report(pipeline.run([case], args.out, options, progress=_progress))
 
 
 def command_cohort(args):

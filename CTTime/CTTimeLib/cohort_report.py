@@ -22,6 +22,10 @@ table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ccc;paddi
 img{max-width:100%}"""
 
 
+LONGITUDINAL_SHOWN = ("patient_id", "n_matched", "ct_time_min_", "status_min_", "transition_", "volume_change",
+                      "volumetric_response", "note")
+
+
 def _image(data, alt):
     return f'<img alt="{html.escape(alt)}" src="{figures.data_uri(data)}">'
 
@@ -68,6 +72,11 @@ def heterogeneity_figure(lesions, patients):
     return figures.png_bytes(figure)
 
 
+def _timepoint_order(timepoint):
+    order = longitudinal.TIMEPOINTS
+    return (order.index(timepoint) if timepoint in order else len(order), timepoint)
+
+
 def _run_record(path):
     record_path = Path(path).parent / "run.json"
     try:
@@ -94,7 +103,7 @@ def build(lesions, lesions_path, labels=None, labels_path=None, clinical=None, c
                    "that standardisation.</p></div>")
     standardizations = sorted(set(lesions.get("standardization", pd.Series(dtype=str)).dropna().astype(str)) - {""})
     summary = [f"{scored['patient_id'].nunique()} patients, {len(scored)} scored lesions, {failed} failed; time "
-               f"points: {', '.join(sorted(scored['timepoint'].astype(str).unique()))}",
+               f"points: {', '.join(sorted(scored['timepoint'].astype(str).unique(), key=_timepoint_order))}",
                f"Inflamed lesions (score > {threshold:g}): {int((scored['ct_time_score'] > threshold).sum())}"]
     summary += [f"Standardisation: {text}" for text in standardizations]
     if record.get("harmonization"):
@@ -114,7 +123,8 @@ def build(lesions, lesions_path, labels=None, labels_path=None, clinical=None, c
         table, counts = longitudinal.analyse(lesions, threshold=threshold)
         parts += ["<h2>Longitudinal: status of the minimum CT-TIME</h2>",
                   _image(longitudinal.figure_png(table, counts), "transitions"),
-                  _lines(longitudinal.summary_lines(table, counts)), _table(table.drop(columns=["note"]))]
+                  _lines(longitudinal.summary_lines(table, counts)),
+                  _table(table[[c for c in table.columns if c.startswith(LONGITUDINAL_SHOWN)]])]
     if labels is not None:
         result, _, figure = evaluation.evaluate(lesions, labels, labels_path, aggregate, timepoint, threshold)
         parts += [f"<h2>Evaluation against {html.escape(str(labels_path))}</h2>", _image(figure, "ROC"),

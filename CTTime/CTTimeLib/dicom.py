@@ -17,7 +17,14 @@ SEGMENTATION_MODALITIES = ("SEG", "RTSTRUCT")
 
 
 def _read(path, **kwargs):
-    """A DICOM dataset, or None for a file that is not DICOM."""
+    """A DICOM dataset, or None for a file that is not DICOM (no "DICM" after the 128-byte preamble)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(128)
+            if handle.read(4) != b"DICM":
+                return None
+    except OSError:
+        return None
     import pydicom
 
     try:

@@ -4,6 +4,7 @@ One parameter file drives one pyradiomics ``RadiomicsFeatureExtractor``; every l
 feature equals what pyradiomics gives for the same image, mask and file.
 """
 
+import copy
 import logging
 import warnings
 
@@ -55,7 +56,7 @@ class FeatureExtractor:
         self.pyradiomics_version = radiomics.__version__
         self._resampling = _resampling_settings(self._extractor.settings)
         if self._resampling is not None:  # the same extraction for lesions this class has already resampled
-            self._on_grid = RadiomicsFeatureExtractor(self.parameter_file)
+            self._on_grid = copy.deepcopy(self._extractor)
             self._on_grid.settings.update(resampledPixelSpacing=None, preCrop=False, additionalInfo=False)
 
     @property

@@ -199,8 +199,7 @@ def _read_labelmap(path, names):
     labels = [int(v) for v in np.unique(values[values != 0])]
     lesions = []
     for label in labels:
-        mask = sitk.GetImageFromArray((values == label).astype(np.uint8))
-        mask.CopyInformation(labelmap)
+        mask = sitk.BinaryThreshold(labelmap, label, label, 1, 0)
         lesions.append((str(names.get(label, f"lesion_{label}")), mask, {}))
     return lesions
 
@@ -229,7 +228,8 @@ def same_grid(a, b, tolerance=1e-4):
 
 def _on_image_grid(mask, image):
     if same_grid(mask, image):
-        mask = sitk.Cast(mask, sitk.sitkUInt8)
+        if mask.GetPixelID() != sitk.sitkUInt8:
+            mask = sitk.Cast(mask, sitk.sitkUInt8)
         mask.CopyInformation(image)
         return mask
     return sitk.Resample(mask, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)

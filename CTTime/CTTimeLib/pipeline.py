@@ -14,6 +14,7 @@ import datetime
 import functools
 import hashlib
 import json
+import os
 import platform
 import time
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ class Options:
     workers: int = 1  # local processes extracting cases in parallel (1: in this process)
     scheduler: str = None  # tcp://host:port of a Dask scheduler: extract on that cluster instead
     cache: bool = True  # keep raw results in <out>/cache and reuse them (resume)
+    strict: bool = False  # a study that cannot be read stops the run (bad input) instead of becoming an error row
 
 
 @dataclass
@@ -114,9 +116,23 @@ def extract_lesions(image, lesions, extractor, meta, progress=None, cancelled=No
 
 
 def read_case(case):
-    """The image and lesions of a case."""
-    image = read_image(case.image)
-    return image, read_lesions(case.segmentation, image, case.names, case.locations)
+    """The image and lesions of a case (the last case read is kept, so writing its outputs reads nothing again)."""
+    stamps = tuple(_stamp(path) for path in (case.image, case.segmentation))
+    return _read_case(case.image, case.segmentation, tuple(case.names.items()), tuple(case.locations.items()), stamps)
+
+
+def _stamp(path):
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_mtime_ns, status.st_size
+
+
+@functools.lru_cache(maxsize=1)
+def _read_case(image_path, segmentation_path, names, locations, stamps):
+    image = read_image(image_path)
+    return image, read_lesions(segmentation_path, image, dict(names), dict(locations))
 
 
 def case_meta(case):
@@ -333,6 +349,9 @@ def run(cases, out_dir, options=None, progress=None, cancelled=None, events=None
     emit({"event": "start", "cases": len(cases), "workers": options.workers, "scheduler": options.scheduler})
     with execution.Runner(options.workers, options.scheduler) as runner:
         rows, n_cached = _extract_all(cases, out_dir, options, extractor, runner, progress, cancelled, emit)
+        unreadable = [row for row in rows if not row.get("lesion_id") and row.get("error")]
+        if options.strict and unreadable:
+            raise CTTimeError(unreadable[0]["error"], unreadable[0].get("error_kind") or "input")
         seconds = round(time.perf_counter() - started, 3)
         if progress:
             progress(len(cases), len(cases), "scoring")

@@ -23,9 +23,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from . import __version__, aggregation, colormap, outputs
+from . import __version__, aggregation, colormap, outputs, tables
 from .errors import CTTimeError
 
 WINDOW_WIDTH, WINDOW_LEVEL = 400.0, 40.0
@@ -78,17 +77,8 @@ def _style():
 
 def read_table(path, what):
     """A run folder's CSV with its key and text columns as text (missing -> "")."""
-    try:
-        table = pd.read_csv(path, dtype={column: str for column in TEXT_COLUMNS})
-    except FileNotFoundError:
-        raise CTTimeError(f"{what} {path} not found: give a folder written by `cttime score` or `cttime cohort`.",
-                          "input") from None
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise CTTimeError(f"Cannot read {what} {path}: {exc}", "input") from None
-    for column in TEXT_COLUMNS:
-        if column in table:
-            table[column] = table[column].fillna("")
-    return table
+    return tables.read_csv(path, what, text=TEXT_COLUMNS,
+                           hint="Give a folder written by `cttime score` or `cttime cohort`.")
 
 
 def _case_masks(run_dir, rows, image):

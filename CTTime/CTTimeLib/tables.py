@@ -10,15 +10,16 @@ import pandas as pd
 from . import aggregation
 from .errors import CTTimeError
 
-TEXT_KEYS = {"patient_id": str, "timepoint": str, "lesion_id": str}
+TEXT_KEYS = ("patient_id", "timepoint", "lesion_id")
 
 
-def read_csv(path, what, required):
-    """A CSV with its key columns as text, or a CTTimeError naming the file and what it lacks."""
+def read_csv(path, what, required=(), text=TEXT_KEYS, hint=""):
+    """A CSV with its ``text`` columns kept as text (missing -> ""), or a CTTimeError naming the file and what it
+    lacks (``hint``: what to give instead when the file does not exist)."""
     try:
-        table = pd.read_csv(path, dtype=TEXT_KEYS)
+        table = pd.read_csv(path, dtype={column: str for column in text})
     except FileNotFoundError:
-        raise CTTimeError(f"{what} not found: {path}.", "input") from None
+        raise CTTimeError(f"{what} not found: {path}.{' ' + hint if hint else ''}", "input") from None
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise CTTimeError(f"Cannot read {what} {path}: {exc}", "input") from None
     table.columns = [str(c).strip() for c in table.columns]
@@ -26,9 +27,9 @@ def read_csv(path, what, required):
     if missing:
         raise CTTimeError(f"{what} {path} lacks the column(s) {', '.join(missing)} (needs {', '.join(required)}).",
                           "input")
-    for column in TEXT_KEYS:
+    for column in text:
         if column in table:
-            table[column] = table[column].astype(str).str.strip()
+            table[column] = table[column].fillna("").astype(str).str.strip()
     return table
 
 

@@ -40,7 +40,8 @@ def write_ct_series(image, folder, kvp=120, kernel="B30f", contrast="Iohexol", s
         ds.file_meta = meta
         ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
         ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study_uid, series_uid, frame_uid
-        ds.Modality, ds.PatientID, ds.PatientName, ds.PatientBirthDate, ds.PatientSex = "CT", "STS_019", "STS^019", "", "O"
+        ds.Modality, ds.PatientID, ds.PatientName = "CT", "STS_019", "STS^019"
+        ds.PatientBirthDate, ds.PatientSex = "", "O"
         ds.StudyDate, ds.StudyTime, ds.StudyID, ds.AccessionNumber, ds.ReferringPhysicianName = (
             "20250101", "120000", "1", "", "")
         ds.SeriesNumber, ds.InstanceNumber, ds.Manufacturer = 1, k + 1, "CTTime test"
@@ -67,7 +68,8 @@ def write_seg(datasets, masks, path):
     from pydicom.uid import generate_uid
 
     descriptions = [hd.seg.SegmentDescription(
-        segment_number=number, segment_label=name, segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
+        segment_number=number, segment_label=name,
+        segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
         segmented_property_type=codes.SCT.Neoplasm, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL)
         for number, name in enumerate(masks, start=1)]
     stacked = np.stack([masks[name] for name in masks], axis=-1).astype(np.uint8)
