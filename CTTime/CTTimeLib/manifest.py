@@ -15,11 +15,10 @@ exist) are collected and reported together, before any extraction starts.
 
 from pathlib import Path
 
-import pandas as pd
-
 from .errors import CTTimeError
 from .inputs import normalize_location
 from .pipeline import Case
+from .tables import read_csv
 
 REQUIRED = ("patient_id", "timepoint", "image", "segmentation")
 LESION_SPECS = ("locations", "labels")  # parsed into the case, not carried as columns
@@ -83,13 +82,7 @@ def _lesion_problems(row, files, where, problems):
 def read_manifest(path):
     """The manifest's cases, or one CTTimeError listing every problem found."""
     path = Path(path)
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except FileNotFoundError:
-        raise CTTimeError(f"Manifest not found: {path}.", "manifest") from None
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise CTTimeError(f"Cannot read manifest {path}: {exc}", "manifest") from None
-    table.columns = [str(c).strip() for c in table.columns]
+    table = read_csv(path, "Manifest", text=None, kind="manifest")
     missing = [c for c in REQUIRED if c not in table.columns]
     if missing:
         raise CTTimeError(f"Manifest {path} lacks the column(s) {', '.join(missing)}; it needs "

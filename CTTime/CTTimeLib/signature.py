@@ -5,7 +5,6 @@ caret/glmnet model. glmnet models the second class level, so the linear predicto
 *uninflamed* and the CT-TIME score is P(inflamed) = 1 / (1 + exp(eta)).
 """
 
-import json
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -14,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import CTTimeError
+from .tables import read_json
 from .resources import MODEL_FILE
 from .standardization import Z_PREFIX
 
@@ -60,13 +60,7 @@ def load_model(path=MODEL_FILE):
 
 @lru_cache(maxsize=8)
 def _load(path):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            payload = json.load(handle)
-    except FileNotFoundError:
-        raise CTTimeError(f"Model file not found: {path}.", "model") from None
-    except (OSError, ValueError) as exc:
-        raise CTTimeError(f"Model file {path} is not valid JSON: {exc}", "model") from None
+    payload = read_json(path, "Model file", "model")
     try:
         coefficients = tuple((str(k), float(v)) for k, v in payload["coefficients"].items())
         model = Model(str(payload["name"]), float(payload["intercept"]), coefficients,

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import CTTimeError
+from .tables import read_json
 
 MIN_RELIABLE_LESIONS = 20
 Z_PREFIX = "z_"
@@ -104,15 +105,7 @@ def build(frame, features, source, model_name, tool_version, demo=False):
 
 def load(path, features, model_name=None):
     """Read and validate a reference JSON file for the given features (and model, when it names one)."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            payload = json.load(handle)
-    except FileNotFoundError:
-        raise CTTimeError(f"Reference file not found: {path}.", "standardization") from None
-    except (OSError, ValueError) as exc:
-        raise CTTimeError(f"Reference file {path} is not valid JSON: {exc}", "standardization") from None
-    if not isinstance(payload, dict):
-        raise CTTimeError(f"Reference file {path} is not a JSON object.", "standardization")
+    payload = read_json(path, "Reference file", "standardization")
     for key in ("features", "n_lesions", "source"):
         if key not in payload:
             raise CTTimeError(f"Reference file {path} lacks the required key {key!r} (needs features, n_lesions, "
