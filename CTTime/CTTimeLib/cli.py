@@ -15,6 +15,8 @@ from pathlib import Path
 from . import __version__, analytics_cli, pipeline, progress, standardization, tables
 from .errors import Cancelled, CTTimeError
 from .extraction import FEATURE_PREFIX
+from .manifest import read_manifest
+from .outputs import write_text
 from .resources import DEMO_REFERENCE, MODEL_FILE, PARAMETER_FILE, SAMPLE_DATA
 from .signature import load_model
 
@@ -174,10 +176,6 @@ def read_lesions_table(path):
     return tables.read_csv(path, "Lesions table", text=tables.TEXT_KEYS + ("error", "error_kind", "location"))
 
 
-def _progress(done, total, message):
-    print(f"  [{done}/{total}] {message}", file=sys.stderr)
-
-
 def _report(result, stream=None, quiet=False):
     say = functools.partial(print, file=stream or sys.stdout)
     say(f"Scored {len(result.lesions) - result.n_failed} lesion(s), {result.n_failed} failed"
@@ -207,12 +205,10 @@ def command_score(args):
                          locations=_pairs(args.location, "--location"))
     options = _options(args)
     options.strict = True  # one study: an image or segmentation that cannot be used is bad input (exit 2)
-    return _report(pipeline.run([case], args.out, options, progress=_progress))
+    return _report(pipeline.run([case], args.out, options, events=progress.Lines()))
 
 
 def command_cohort(args):
-    from .manifest import read_manifest
-
     cases = read_manifest(args.manifest)
     options = dataclasses.replace(_options(args), workers=args.workers, scheduler=args.scheduler,
                                   cache=not args.no_cache)
@@ -237,12 +233,10 @@ def command_reference_build(args):
     model = load_model(args.model)
     table = read_lesions_table(args.lesions)
     if "error" in table:
-        table = table[table["error"].fillna("") == ""]
+        table = table[table["error"] == ""]
     features = list(dict.fromkeys(model.features + [c for c in table.columns if c.startswith(FEATURE_PREFIX)]))
     reference = standardization.build(table, features, args.source or str(args.lesions), model.name, __version__,
                                       demo=args.demo)
-    from .outputs import write_text
-
     write_text(args.output, reference.to_json())
     print(f"Reference of {reference.n_lesions} lesions, {len(features)} features written to {args.output}.")
     if reference.warning:
@@ -251,13 +245,11 @@ def command_reference_build(args):
 
 
 def command_demo(args):
-    from .manifest import read_manifest
-
     cases = read_manifest(SAMPLE_DATA / "manifest.csv")
     options = pipeline.Options(standardize=str(DEMO_REFERENCE))
     print(f"CTTime demo: {len(cases)} sample sarcoma CT(s) from the IBSI/TCIA Soft-tissue-Sarcoma data "
           f"(CC BY 3.0), scored against the demo reference.")
-    code = _report(pipeline.run(cases, args.out, options, progress=_progress))
+    code = _report(pipeline.run(cases, args.out, options, events=progress.Lines()))
     _write_boards(args.out)
     return code
 

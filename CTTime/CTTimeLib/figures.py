@@ -1,28 +1,26 @@
-"""Figures: matplotlib (Agg, no display) set up once, PNGs written atomically and without a time stamp."""
+"""Figures: matplotlib Figure objects (no pyplot, so no display and no global backend change, which matters
+inside Slicer), PNGs written atomically and without a time stamp."""
 
 import base64
 import io
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-
-from . import outputs  # noqa: E402
+from . import outputs
 
 METADATA = {"Software": None}  # no version or date in the file: the same figure gives the same bytes
 
 
-def new(*args, **kwargs):
-    """A new figure and axes (plt.subplots arguments)."""
-    return plt.subplots(*args, **kwargs)
+def new(nrows=1, ncols=1, figsize=None, **kwargs):
+    """A new figure and its axes (``Figure.subplots`` arguments)."""
+    figure = Figure(figsize=figsize)
+    return figure, figure.subplots(nrows, ncols, **kwargs)
 
 
 def png_bytes(figure, dpi=110):
-    """The figure as PNG bytes; the figure is closed."""
+    """The figure as PNG bytes."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", metadata=METADATA)
-    plt.close(figure)
     return buffer.getvalue()
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.patches import Rectangle
 
 from . import aggregation, figures, outputs, tables
 from .colormap import INFLAMED_HEX, UNINFLAMED_HEX
@@ -107,8 +108,7 @@ def sankey_figure(table, counts, timepoints):
             height = (1.0 - gap) * n / total
             nodes[(t, status)] = (top, top - height)
             if n:
-                axes.add_patch(figures.plt.Rectangle((i - width / 2, top - height), width, height,
-                                                     color=colors[status]))
+                axes.add_patch(Rectangle((i - width / 2, top - height), width, height, color=colors[status]))
                 axes.text(i + width / 2 + 0.02, top - height / 2, f"{status}\nn={n}", va="center", fontsize=8)
             top -= height + gap
     for i, (before, after) in enumerate(zip(timepoints, timepoints[1:])):

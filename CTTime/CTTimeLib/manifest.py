@@ -102,7 +102,7 @@ def read_manifest(path):
         files = {}
         for column in ("image", "segmentation"):
             if row[column]:
-                files[column] = (path.parent / row[column]) if not Path(row[column]).is_absolute() else Path(row[column])
+                files[column] = path.parent / row[column]  # an absolute path stays as it is
                 if not files[column].exists():
                     problems.append(f"{where}: {column} not found: {files[column]}")
         names, locations = _lesion_problems(row, files, where, problems)

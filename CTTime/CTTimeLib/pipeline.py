@@ -12,7 +12,6 @@ output folder's ``cache`` (see ``cache``), so an interrupted run resumes where i
 
 import datetime
 import functools
-import hashlib
 import json
 import os
 import platform
@@ -224,20 +223,17 @@ def _with_failures(message, table, shown=5):
     return message + "".join(f"\n  failed: {line}" for line in lines + more)
 
 
-def _sha256(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def _run_record(options, model, reference_text, warnings, extractor=None):
     record = {
         "tool": "CTTime", "tool_version": __version__, "created": datetime.datetime.now().isoformat(timespec="seconds"),
         "python": platform.python_version(), "model": model.name, "model_file": model.path,
-        "model_sha256": _sha256(model.path), "standardization": reference_text, "warnings": warnings,
+        "model_sha256": cache.digest(model.path), "standardization": reference_text, "warnings": warnings,
         "provenance": model.provenance}
-    if getattr(options, "harmonize_by", None):
+    if options.harmonize_by:
         record["harmonization"] = harmonization.record(options.harmonize_by)
     if extractor is not None:
-        record.update(parameter_file=extractor.parameter_file, parameter_file_sha256=_sha256(extractor.parameter_file),
+        record.update(parameter_file=extractor.parameter_file,
+                      parameter_file_sha256=cache.digest(extractor.parameter_file),
                       parameter_file_is_fixed=extractor.is_fixed, pyradiomics_version=extractor.pyradiomics_version)
     return record
 

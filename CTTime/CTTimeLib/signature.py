@@ -66,7 +66,8 @@ def _load(path):
         model = Model(str(payload["name"]), float(payload["intercept"]), coefficients,
                       float(payload.get("threshold", 0.5)), dict(payload.get("provenance", {})), path)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise CTTimeError(f"Model file {path} lacks a valid name, intercept or coefficients ({exc}).", "model") from None
+        raise CTTimeError(f"Model file {path} lacks a valid name, intercept or coefficients ({exc}).",
+                          "model") from None
     values = [model.intercept, model.threshold] + [b for _, b in coefficients]
     if not coefficients or not all(math.isfinite(v) for v in values) or not 0 < model.threshold < 1:
         raise CTTimeError(f"Model file {path}: coefficients must be finite numbers and the threshold within 0..1.",

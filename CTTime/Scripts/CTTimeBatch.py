@@ -33,7 +33,7 @@ def build_parser():
 
 def main(argv):
     """Run the cohort; the exit status of `cttime cohort`."""
-    from CTTimeLib import cli, pipeline
+    from CTTimeLib import cli, pipeline, progress
     from CTTimeLib.errors import Cancelled, CTTimeError
     from CTTimeLib.manifest import read_manifest
 
@@ -43,7 +43,7 @@ def main(argv):
         return cli.EXIT_OK if exc.code == 0 else cli.EXIT_USAGE
     options = pipeline.Options(standardize=args.reference or pipeline.COHORT, group_by=tuple(args.group_by))
     try:
-        result = pipeline.run(read_manifest(args.manifest), args.out, options, progress=cli._progress)
+        result = pipeline.run(read_manifest(args.manifest), args.out, options, events=progress.Lines())
     except CTTimeError as exc:
         print(f"CTTimeBatch: error: {exc}", file=sys.stderr)
         return cli.EXIT_USAGE
