@@ -12,7 +12,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import CTTimeError
-from .lesion_resampling import CROPPABLE, label_bounding_box, resample_lesion, resampling_grid, same_geometry
+from .inputs import grid_offset, whole_mask
+from .lesion_resampling import CROPPABLE, label_bounding_box, resample_lesion, resampling_grid
 from .resources import PARAMETER_FILE
 
 FEATURE_PREFIX = "original_"
@@ -67,7 +68,8 @@ class FeatureExtractor:
                 "CT-TIME scores are only valid with the fixed file.")
 
     def extract(self, image, mask, lesion_id="lesion"):
-        """Features of one lesion: ``mask`` is a binary (0/1) image on ``image``'s grid."""
+        """Features of one lesion: ``mask`` is a binary (0/1) mask on ``image``'s grid, CT-sized or cropped to the
+        lesion (see ``inputs``), or any mask pyradiomics accepts with the image."""
         voxels = int(np.count_nonzero(sitk.GetArrayViewFromImage(mask)))
         if voxels == 0:
             raise CTTimeError(f"Lesion {lesion_id} is empty (no voxel inside the CT); delete the segment or draw it "
@@ -87,17 +89,23 @@ class FeatureExtractor:
         return features
 
     def _execute(self, image, mask):
-        """pyradiomics' result for one lesion. When the file resamples, the lesion is first resampled here onto
-        pyradiomics' own grid from a crop of the image (see lesion_resampling), so the per-lesion cost no longer
-        grows with the image; other files, and masks off the image grid, go to pyradiomics unchanged."""
-        if self._resampling is None or not same_geometry(image, mask):
+        """pyradiomics' result for one lesion, given the CT-sized mask it would get. When the file resamples, the
+        lesion is first resampled here onto pyradiomics' own grid from a crop of the image (see
+        lesion_resampling), so the per-lesion cost no longer grows with the image; other files go to pyradiomics
+        unchanged, as do masks off the CT's grid."""
+        start = grid_offset(mask, image)
+        if start is None:
             return self._extractor.execute(image, mask, label=1)
-        spacing, interpolator, pad_distance = self._resampling
         bounding_box = label_bounding_box(mask)
-        grid = None if bounding_box is None else resampling_grid(image, mask, bounding_box, spacing, pad_distance)
+        whole = whole_mask(mask, image)
+        grid = None
+        if self._resampling is not None and bounding_box is not None:
+            spacing, interpolator, pad_distance = self._resampling
+            bounding_box[:3] += start
+            grid = resampling_grid(image, bounding_box, spacing, pad_distance)
         if grid is None:
-            return self._extractor.execute(image, mask, label=1)
-        return self._on_grid.execute(*resample_lesion(image, mask, grid, interpolator), label=1)
+            return self._extractor.execute(image, whole, label=1)
+        return self._on_grid.execute(*resample_lesion(image, whole, grid, interpolator), label=1)
 
 
 def _resampling_settings(settings):

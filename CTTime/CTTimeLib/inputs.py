@@ -5,6 +5,10 @@ Segmentations: a Slicer ``.seg.nrrd`` (segments in one or several layers; segmen
 a labelmap (one integer label per lesion) or a binary mask, in NRRD, NIfTI or any format SimpleITK reads, or a
 DICOM SEG / RTSTRUCT file (or a folder holding one; see ``dicom``).
 A segmentation on another grid than the image is resampled onto it (nearest neighbour) when the two overlap.
+
+Each lesion's mask is kept on the CT's grid but cropped to the lesion's bounding box (same spacing and direction,
+its origin on a CT voxel): a study costs the size of its lesions, not the CT's size times the number of lesions.
+``grid_offset`` tells where a mask lies on the CT and ``whole_mask`` pastes it into a CT-sized mask.
 """
 
 import re
@@ -39,7 +43,7 @@ MAX_OUTSIDE_FRACTION = 0.01
 
 @dataclass
 class Lesion:
-    """One lesion: its ID, binary mask (UInt8, on the image grid), location and any segment tags."""
+    """One lesion: its ID, binary mask (UInt8 0/1 on the CT's grid, cropped to the lesion), location and tags."""
 
     lesion_id: str
     mask: sitk.Image
@@ -144,10 +148,10 @@ def read_lesions(path, image, names=None, locations=None):
         seen.add(lesion_id)
         given = (locations or {}).get(lesion_id) or tags.get(LOCATION_TAG)
         location = normalize_location(given, lesion_id) if given else infer_location(lesion_id)
-        lesions.append(Lesion(lesion_id, mask, location, tags))
+        lesions.append(Lesion(lesion_id, _cropped(mask), location, tags))
     _check_overlap(path, image, [lesion.mask for lesion in lesions])
-    aligned = [_on_image_grid(lesion.mask, image) for lesion in lesions]
-    return [Lesion(lesion.lesion_id, mask, lesion.location, lesion.tags) for lesion, mask in zip(lesions, aligned)]
+    return [Lesion(lesion.lesion_id, _on_image_grid(lesion.mask, image), lesion.location, lesion.tags)
+            for lesion in lesions]
 
 
 def _read_seg_nrrd(path):
@@ -196,11 +200,15 @@ def _read_labelmap(path, names):
     if values.dtype.kind == "f" and (not np.all(np.isfinite(values)) or not np.array_equal(values, np.round(values))):
         raise CTTimeError(f"Segmentation {path} has non-integer values; a labelmap holds one integer label per "
                           "lesion (0 = background): export it again as a labelmap or binary mask.", "input")
-    labels = [int(v) for v in np.unique(values[values != 0])]
+    inside = np.flatnonzero(values)  # one pass over the labelmap; each label then costs its own voxels
+    found = values.ravel()[inside]
     lesions = []
-    for label in labels:
-        mask = sitk.BinaryThreshold(labelmap, label, label, 1, 0)
-        lesions.append((str(names.get(label, f"lesion_{label}")), mask, {}))
+    for label in np.unique(found):
+        kji = np.unravel_index(inside[found == label], values.shape)
+        low = [int(axis.min()) for axis in kji]
+        box = tuple(slice(first, int(axis.max()) + 1) for first, axis in zip(low, kji))
+        mask = _image_like(values[box] == label, labelmap, low[::-1])
+        lesions.append((str(names.get(int(label), f"lesion_{int(label)}")), mask, {}))
     return lesions
 
 
@@ -218,21 +226,78 @@ def _set_geometry(image, geometry):
     image.SetDirection([float(v) for v in direction])
 
 
-def same_grid(a, b, tolerance=1e-4):
-    """True when two images share size, spacing, origin and direction (to ``tolerance`` mm / cosine)."""
-    return (a.GetSize() == b.GetSize()
-            and np.allclose(a.GetSpacing(), b.GetSpacing(), atol=tolerance)
-            and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=tolerance)
-            and np.allclose(a.GetDirection(), b.GetDirection(), atol=tolerance))
+def lesion_mask(array, image, start=(0, 0, 0)):
+    """A lesion mask from a KJI array on ``image``'s grid whose first voxel is CT voxel ``start`` (x, y, z): UInt8
+    0/1, cropped to the box of its non-zero voxels (one empty voxel when it has none)."""
+    array = np.asarray(array)
+    box = nonzero_box(array) or (slice(0, 1),) * 3
+    return _image_like(array[box] != 0, image, [start[axis] + box[2 - axis].start for axis in range(3)])
+
+
+def nonzero_box(array):
+    """Slices of the smallest box holding the non-zero voxels of a 3-D array (``None`` when there is none)."""
+    found = [np.flatnonzero(array.any(axis=others)) for others in ((1, 2), (0, 2), (0, 1))]
+    if any(axis.size == 0 for axis in found):
+        return None
+    return tuple(slice(int(axis[0]), int(axis[-1]) + 1) for axis in found)
+
+
+def _image_like(array, grid, start):
+    """A UInt8 image of a KJI array lying on ``grid``'s voxels from index ``start`` (x, y, z) on."""
+    mask = sitk.GetImageFromArray(np.ascontiguousarray(array, dtype=np.uint8))
+    mask.SetSpacing(grid.GetSpacing())
+    mask.SetDirection(grid.GetDirection())
+    mask.SetOrigin(grid.TransformIndexToPhysicalPoint([int(v) for v in start]))
+    return mask
+
+
+def _cropped(mask):
+    """``mask`` cropped to its non-zero voxels, on its own grid."""
+    array = sitk.GetArrayViewFromImage(mask)
+    box = nonzero_box(array) or (slice(0, 1),) * 3
+    if all(b.stop - b.start == n for b, n in zip(box, array.shape)):
+        return mask
+    return _image_like(array[box] != 0, mask, [box[2 - axis].start for axis in range(3)])
+
+
+def grid_offset(mask, image, tolerance=1e-6):
+    """The CT voxel (x, y, z index) under ``mask``'s first voxel when ``mask`` lies on the CT's grid (same
+    spacing and direction, origin on a voxel centre, to ``tolerance`` mm); ``None`` otherwise."""
+    if not (np.allclose(mask.GetSpacing(), image.GetSpacing(), rtol=0, atol=tolerance)
+            and np.allclose(mask.GetDirection(), image.GetDirection(), rtol=0, atol=tolerance)):
+        return None
+    index = np.array(image.TransformPhysicalPointToContinuousIndex(mask.GetOrigin()))
+    start = np.round(index)
+    if np.any(np.abs(index - start) * np.array(image.GetSpacing()) > tolerance):
+        return None
+    return tuple(int(v) for v in start)
+
+
+def whole_mask(mask, image):
+    """A lesion mask pasted into a CT-sized mask with the CT's geometry (what pyradiomics is given)."""
+    start = grid_offset(mask, image)
+    if start is None or any(s < 0 or s + n > m for s, n, m in zip(start, mask.GetSize(), image.GetSize())):
+        raise ValueError("the mask does not lie on the CT's grid")
+    canvas = sitk.Image(image.GetSize(), mask.GetPixelID())  # zero-filled
+    whole = sitk.Paste(canvas, mask, mask.GetSize(), [0, 0, 0], list(start))
+    whole.CopyInformation(image)
+    return whole
 
 
 def _on_image_grid(mask, image):
-    if same_grid(mask, image):
-        if mask.GetPixelID() != sitk.sitkUInt8:
-            mask = sitk.Cast(mask, sitk.sitkUInt8)
-        mask.CopyInformation(image)
-        return mask
-    return sitk.Resample(mask, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    """A mask of any grid as a lesion mask on the image's grid: cut out of it when it lies on the image's grid
+    (to 1e-4 mm), else resampled onto it by nearest neighbour."""
+    start = grid_offset(mask, image, 1e-4)
+    if start is None:
+        resampled = sitk.Resample(mask, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        return lesion_mask(sitk.GetArrayViewFromImage(resampled), image)
+    low = np.maximum(start, 0)
+    high = np.minimum(np.add(start, mask.GetSize()), image.GetSize())
+    if np.any(high <= low):  # wholly outside the CT: an empty lesion
+        return lesion_mask(np.zeros((1, 1, 1), np.uint8), image)
+    array = sitk.GetArrayViewFromImage(mask)[tuple(slice(int(a - s), int(b - s)) for a, b, s in
+                                                   zip(low[::-1], high[::-1], start[::-1]))]
+    return lesion_mask(array, image, low)
 
 
 def _physical_box(image, index_low, index_high):
@@ -242,18 +307,15 @@ def _physical_box(image, index_low, index_high):
 
 
 def _check_overlap(path, image, masks):
-    """A segmentation whose lesions lie wholly outside the image is an error, not a set of empty lesions."""
+    """A segmentation whose lesions lie wholly outside the image is an error, not a set of empty lesions
+    (``masks``: cropped to their voxels, on their own grid)."""
     image_low, image_high = _physical_box(image, [-0.5] * 3, [s - 0.5 for s in image.GetSize()])
-    for mask in masks:
-        if same_grid(mask, image):
-            return
-        nonzero = np.argwhere(sitk.GetArrayViewFromImage(mask))
-        if nonzero.size == 0:
-            continue
-        low, high = _physical_box(mask, nonzero.min(axis=0)[::-1] - 0.5, nonzero.max(axis=0)[::-1] + 0.5)
+    drawn = [mask for mask in masks if sitk.GetArrayViewFromImage(mask).any()]
+    for mask in drawn:
+        low, high = _physical_box(mask, [-0.5] * 3, [s - 0.5 for s in mask.GetSize()])
         if np.all(low < image_high) and np.all(high > image_low):
             return
-    if any(sitk.GetArrayViewFromImage(mask).any() for mask in masks):
+    if drawn:
         raise CTTimeError(f"Segmentation {path} does not overlap the image in space (size, spacing, origin or "
                           "direction differ and no lesion falls inside the CT); check that image and segmentation "
                           "belong to the same study and series.", "geometry")

@@ -28,12 +28,6 @@ MARGIN = 48  # voxels of the original image kept around the resampling grid (see
 CROPPABLE = (sitk.sitkNearestNeighbor, sitk.sitkLinear, sitk.sitkBSpline)
 
 
-def same_geometry(image, mask):
-    """True when image and mask share size, origin, spacing and direction exactly (one index space)."""
-    return all(getattr(image, name)() == getattr(mask, name)()
-               for name in ("GetSize", "GetOrigin", "GetSpacing", "GetDirection"))
-
-
 def label_bounding_box(mask, label=1):
     """Bounding box of the ``label`` voxels as pyradiomics gets it from ``LabelShapeStatisticsImageFilter``:
     x, y, z lower index, then x, y, z size. ``None`` when no voxel has the label."""
@@ -49,31 +43,32 @@ def label_bounding_box(mask, label=1):
     return np.array(low + size)
 
 
-def resampling_grid(image, mask, bounding_box, resampled_spacing, pad_distance=5):
-    """The output grid pyradiomics' ``resampleImage(image, mask)`` uses: (origin, spacing, size, direction).
+def resampling_grid(image, bounding_box, resampled_spacing, pad_distance=5):
+    """The output grid pyradiomics' ``resampleImage(image, mask)`` uses for a mask with the image's geometry whose
+    label has ``bounding_box`` (x, y, z index, then size): (origin, spacing, size, direction).
 
     Mirrors its arithmetic step by step so the grid is bit-identical. Returns ``None`` when pyradiomics would not
     interpolate (the wanted spacing equals the image's), a case it handles differently.
     """
-    dimensions = mask.GetDimension()
-    mask_spacing = np.array(mask.GetSpacing())
-    mask_size = np.array(mask.GetSize())
+    dimensions = image.GetDimension()
+    image_spacing = np.array(image.GetSpacing())
+    image_size = np.array(image.GetSize())
     bb = np.asarray(bounding_box)
     spacing = np.array(resampled_spacing)
-    spacing = np.where(spacing == 0, mask_spacing, spacing)  # 0: keep the original spacing on that axis
-    spacing = np.where(bb[dimensions:] != 1, spacing, mask_spacing)  # one-slice axes are not resampled
-    if np.allclose(np.array(image.GetSpacing()), spacing):
+    spacing = np.where(spacing == 0, image_spacing, spacing)  # 0: keep the original spacing on that axis
+    spacing = np.where(bb[dimensions:] != 1, spacing, image_spacing)  # one-slice axes are not resampled
+    if np.allclose(image_spacing, spacing):
         return None
-    ratio = mask_spacing / spacing
+    ratio = image_spacing / spacing
     low = np.floor((bb[:dimensions] - 0.5) * ratio - pad_distance)
     high = np.ceil((bb[:dimensions] + bb[dimensions:] - 0.5) * ratio + pad_distance)
-    max_high = np.ceil(mask_size * ratio) - 1
+    max_high = np.ceil(image_size * ratio) - 1
     low = np.where(low < 0, 0, low)
     high = np.where(high > max_high, max_high, high)
     size = np.array(high - low + 1, dtype="int").tolist()
-    origin_index = np.array(.5 * (spacing - mask_spacing) / mask_spacing) + low / ratio
-    origin = mask.TransformContinuousIndexToPhysicalPoint(origin_index)
-    return origin, spacing, size, np.array(mask.GetDirection())
+    origin_index = np.array(.5 * (spacing - image_spacing) / image_spacing) + low / ratio
+    origin = image.TransformContinuousIndexToPhysicalPoint(origin_index)
+    return origin, spacing, size, np.array(image.GetDirection())
 
 
 def _crop_region(grid, image, margin):

@@ -534,7 +534,8 @@ def board_figure(patient_id, timepoint, lesions, patients=None, image=None, mask
 
     ``lesions``: lesions table (lesions.csv rows; other patients are ignored); ``patients``: patients table
     (patients.csv; default: aggregated from ``lesions``), whose other time points of this patient give the trend;
-    ``image``: the CT (SimpleITK) and ``masks``: lesion ID -> binary mask (SimpleITK, on the image grid);
+    ``image``: the CT (SimpleITK) and ``masks``: lesion ID -> binary mask (SimpleITK, on the image grid, CT-sized
+    or cropped as ``inputs`` reads lesions);
     ``warnings``: extra warnings to show (those of the standardisation are taken from the rows).
     """
     from matplotlib.figure import Figure
@@ -590,6 +591,8 @@ def _lesion_slices(rows, image, masks, image_reason):
     """(LesionSlice or None, why there is no slice) for every lesion row."""
     import SimpleITK as sitk
 
+    from .inputs import whole_mask
+
     if image is None:
         return [(None, image_reason)] * len(rows)
     image_array, axes = sitk.GetArrayViewFromImage(image), _axial_axes(image)
@@ -599,7 +602,7 @@ def _lesion_slices(rows, image, masks, image_reason):
         if mask is None:
             found.append((None, "no mask for this lesion in the segmentation" if row["lesion_id"] else row["error"]))
             continue
-        lesion = lesion_slice(image_array, sitk.GetArrayViewFromImage(mask), image, axes)
+        lesion = lesion_slice(image_array, sitk.GetArrayFromImage(whole_mask(mask, image)), image, axes)
         found.append((lesion, "" if lesion is not None else "the lesion's mask is empty"))
     return found
 

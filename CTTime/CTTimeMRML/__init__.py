@@ -76,15 +76,13 @@ def image_from_kji(array, ijk_to_ras_matrix):
 
 
 def mask_on_image(array, image, lesion_id):
-    """A UInt8 0/1 mask with ``image``'s geometry from a KJI array sampled on the image's grid."""
+    """A lesion mask (UInt8 0/1 on ``image``'s grid, cropped to the lesion) from a KJI array sampled on the grid."""
     array = np.asarray(array)
     expected = tuple(reversed(image.GetSize()))
     if array.shape != expected:
         raise CTTimeError(f"Lesion {lesion_id}: mask of shape {array.shape} (KJI) is not on the CT grid {expected}; "
                           "export the segment with the CT as reference volume.", "geometry")
-    mask = sitk.GetImageFromArray((array != 0).astype(np.uint8))
-    mask.CopyInformation(image)
-    return mask
+    return inputs.lesion_mask(array, image)
 
 
 # --- MRML nodes -> CTTimeLib --------------------------------------------------------------------------------------

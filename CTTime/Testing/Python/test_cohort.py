@@ -260,12 +260,12 @@ def test_rtstruct_contours_are_filled_with_holes(dicom_study, tmp_path):
     path = write_rtstruct(datasets, contours, tmp_path / "rt.dcm")
     lesions = inputs.read_lesions(path, image)
     assert [(l.lesion_id, l.location) for l in lesions] == [("LU_1", "lung"), ("bone_2", "bone")]
-    lung = sitk.GetArrayFromImage(lesions[0].mask)
+    lung = sitk.GetArrayFromImage(inputs.whole_mask(lesions[0].mask, image))
     expected = np.zeros_like(lung)
     expected[20:25, 40:61, 50:71] = 1
     expected[22, 45:51, 55:61] = 0
     assert np.array_equal(lung, expected)
-    assert int(sitk.GetArrayFromImage(lesions[1].mask).sum()) == 4
+    assert int(sitk.GetArrayFromImage(lesions[1].mask).sum()) == 4 and lesions[1].mask.GetSize() == (2, 2, 1)
 
 
 def test_cancel_stops_between_lesions_and_keeps_what_is_done(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 import SimpleITK as sitk
 import yaml
 
-from CTTimeLib import lesion_resampling, pipeline
+from CTTimeLib import inputs, lesion_resampling, pipeline
 from CTTimeLib.extraction import FeatureExtractor
 from CTTimeLib.inputs import read_image, read_lesions
 from CTTimeLib.resources import PARAMETER_FILE
@@ -80,7 +80,7 @@ def test_grid_is_pyradiomics_grid(shared_sts):
             image, sitk.Cast(mask, sitk.sitkUInt32), resampledPixelSpacing=[1, 1, 1], interpolator="sitkBSpline",
             padDistance=pad_distance)
         box = lesion_resampling.label_bounding_box(mask)
-        grid = lesion_resampling.resampling_grid(image, mask, box, [1, 1, 1], pad_distance)
+        grid = lesion_resampling.resampling_grid(image, box, [1, 1, 1], pad_distance)
         origin, spacing, size, direction = grid
         assert origin == expected_image.GetOrigin()
         assert tuple(spacing) == expected_image.GetSpacing()
@@ -89,14 +89,14 @@ def test_grid_is_pyradiomics_grid(shared_sts):
         _, resampled_mask = lesion_resampling.resample_lesion(image, mask, grid, sitk.sitkBSpline)
         assert resampled_mask.GetPixelID() == expected_mask.GetPixelID()
         assert np.array_equal(sitk.GetArrayViewFromImage(resampled_mask), sitk.GetArrayViewFromImage(expected_mask))
-    assert tuple(lesion_resampling.resampling_grid(image, one_slice, lesion_resampling.label_bounding_box(
+    assert tuple(lesion_resampling.resampling_grid(image, lesion_resampling.label_bounding_box(
         one_slice), [1, 1, 1], 10)[1]) == (1.0, 1.0, image.GetSpacing()[2])
 
 
 def test_no_grid_when_spacing_already_wanted(shared_sts):
     image, mask = load(shared_sts, "STS_019", low=(0, 0, 0), high=(0, 0, 0))
     box = lesion_resampling.label_bounding_box(mask)
-    assert lesion_resampling.resampling_grid(image, mask, box, image.GetSpacing(), 5) is None
+    assert lesion_resampling.resampling_grid(image, box, image.GetSpacing(), 5) is None
     assert lesion_resampling.label_bounding_box(sitk.Image(image.GetSize(), sitk.sitkUInt8)) is None
 
 
@@ -106,7 +106,7 @@ def test_margin_is_needed_and_enough(shared_sts, direct, extractor):
 
     image, mask = load(shared_sts, "STS_008")
     box = lesion_resampling.label_bounding_box(mask)
-    grid = lesion_resampling.resampling_grid(image, mask, box, [1, 1, 1], 5)
+    grid = lesion_resampling.resampling_grid(image, box, [1, 1, 1], 5)
     start, extent = lesion_resampling._crop_region(grid, image, lesion_resampling.MARGIN)
     assert all(e < s for e, s in zip(extent[:2], image.GetSize()[:2])), "the test must crop in-plane"
     expected, _ = imageoperations.resampleImage(image, sitk.Cast(mask, sitk.sitkUInt32), interpolator="sitkBSpline",
@@ -131,7 +131,7 @@ def test_margin_is_needed_and_enough(shared_sts, direct, extractor):
 def test_border_lesions_equal_pyradiomics(shared_sts, direct, extractor):
     assert extractor._resampling is not None, "the fixed parameter file must take the per-lesion path"
     for name, (image, mask) in border_lesions(shared_sts).items():
-        assert lesion_resampling.same_geometry(image, mask)
+        assert inputs.grid_offset(mask, image) == (0, 0, 0) and mask.GetSize() == image.GetSize()
         assert_same_features(extractor.extract(image, mask, name), direct.execute(image, mask, label=1),
                              extractor.feature_names)
 
@@ -155,8 +155,11 @@ def test_multi_lesion_labelmap_through_pipeline(shared_sts, direct, extractor, t
     rows = pipeline.extract_lesions(image, lesions, extractor, {"patient_id": "P"})
     assert [row["lesion_id"] for row in rows] == ["lesion_1", "lesion_2", "lesion_3"]
     assert all(row["error"] == "" for row in rows)
-    for label, row in enumerate(rows, start=1):
+    for label, (row, lesion) in enumerate(zip(rows, lesions), start=1):
         alone = sitk.Cast(labelmap == label, sitk.sitkUInt8)
+        assert np.prod(lesion.mask.GetSize()) < np.prod(image.GetSize()) / 10  # kept cropped to the lesion
+        assert np.array_equal(sitk.GetArrayFromImage(inputs.whole_mask(lesion.mask, image)),
+                              sitk.GetArrayViewFromImage(alone))
         assert_same_features(row, direct.execute(image, alone, label=1), extractor.feature_names)
 
 
@@ -172,3 +175,6 @@ def test_other_parameter_files_use_pyradiomics_unchanged(shared_sts, tmp_path):
     image, mask = load(shared_sts, "STS_019", low=(0, 0, 0), high=(0, 0, 0))
     reference = RadiomicsFeatureExtractor(str(path)).execute(image, mask, label=1)
     assert_same_features(extractor.extract(image, mask), reference, extractor.feature_names)
+    cropped = inputs.lesion_mask(sitk.GetArrayViewFromImage(mask), image)  # as read_lesions keeps lesions
+    assert cropped.GetSize() != image.GetSize()
+    assert_same_features(extractor.extract(image, cropped), reference, extractor.feature_names)

@@ -7,7 +7,7 @@ import slicerio
 
 from CTTimeLib import pipeline
 from CTTimeLib.errors import CTTimeError
-from CTTimeLib.inputs import infer_location, normalize_location, read_image, read_lesions
+from CTTimeLib.inputs import infer_location, normalize_location, read_image, read_lesions, whole_mask
 from CTTimeLib.outputs import ijk_to_lps
 
 
@@ -66,7 +66,7 @@ def test_seg_nrrd_on_a_cropped_grid_is_placed_exactly(sample_case, tmp_path, ext
     slicerio.add_segment(segmentation, sitk.GetArrayFromImage(cropped).transpose(2, 1, 0) > 0, {"name": "liver_1"})
     slicerio.write_segmentation(str(tmp_path / "cropped.seg.nrrd"), segmentation)
     (lesion,) = read_lesions(tmp_path / "cropped.seg.nrrd", image)
-    np.testing.assert_array_equal(sitk.GetArrayFromImage(lesion.mask), array)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(whole_mask(lesion.mask, image)), array)
     assert lesion.location == "liver"
     via_file = pipeline.extract_case(pipeline.Case("P", "BS", str(sample_case[0]), str(tmp_path / "cropped.seg.nrrd")),
                                      extractor)[0]

@@ -9,7 +9,7 @@ import pytest
 import SimpleITK as sitk
 
 from CTTimeLib import colormap
-from CTTimeLib.inputs import Lesion, read_image, read_lesions
+from CTTimeLib.inputs import Lesion, read_image, read_lesions, whole_mask
 from CTTimeLib.outputs import write_colored_segmentation
 
 ROWS = {"LU_1": {"ct_time_score": 0.2, "ct_time_status": "uninflamed", "standardization": "cohort z-score: n=3"},
@@ -104,4 +104,5 @@ def test_cttime_reads_its_own_output_back(written):
     assert [lesion.lesion_id for lesion in lesions] == list(masks)
     assert [lesion.location for lesion in lesions] == ["lung", "liver", "bone"]  # from the CTTime.Location tags
     for lesion in lesions:
-        np.testing.assert_array_equal(sitk.GetArrayFromImage(lesion.mask) > 0, masks[lesion.lesion_id])
+        np.testing.assert_array_equal(sitk.GetArrayFromImage(whole_mask(lesion.mask, image)) > 0,
+                                      masks[lesion.lesion_id])
