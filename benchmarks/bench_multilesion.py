@@ -1,6 +1,6 @@
 """Benchmark: one full-size CT with 10 lesions, `cttime score` end to end vs a per-lesion pyradiomics loop.
 
-    .venv/bin/python benchmarks/bench_multilesion.py [--cache DIR] [--cohort-sizes 5 20]
+    .venv/bin/python benchmarks/bench_multilesion.py [--cache DIR] [--runs 3] [--cohort-sizes 5 20] [--voxel-margins 32 40 48]
 
 Data: ``lung2_image.nrrd`` (512 x 512 x 61 chest CT, int16; ``--case lung1``: 512 x 512 x 48, float) and its label
 from the pyradiomics 3.0.1 source distribution. The script finds them in the cache folder, or fetches the sdist once with ``pip download`` (the
@@ -9,8 +9,10 @@ plus nine spheres (5-10 mm radius) placed deterministically in soft tissue, writ
 
 Part 1 times, side by side in one run: (a) a loop calling pyradiomics' ``RadiomicsFeatureExtractor.execute`` once
 per lesion with CTTime's parameter file (in this process: image reading included, interpreter start not - which
-favours the loop); (b) ``cttime score`` as a subprocess (interpreter start, reading, all outputs included). It
-prints both times, the speed-up and the largest relative difference over the 107 features x 10 lesions.
+favours the loop); (b) ``cttime score`` as a subprocess (interpreter start, reading, all outputs included), the
+median of ``--runs`` runs. It prints the times, the speed-up and the largest relative difference over the 107
+features x 10 lesions. ``--voxel-margins 32 40 48`` also counts, over every sts-ct case, the resampled voxels
+that differ from pyradiomics' whole-image resampling at each crop margin.
 
 Part 2 runs ``pipeline.run`` sequentially over N cases of ../shared/data/sts-ct, each N in a fresh process, and
 prints the peak resident memory: it should not grow with the number of cases. Timings on a shared machine are
@@ -112,12 +114,12 @@ def extraction_layer(image_path, labelmap_path):
     """CTTime's extraction layer alone, in this process: read the study, extract every lesion."""
     from CTTimeLib.extraction import FeatureExtractor
     from CTTimeLib.inputs import read_image, read_lesions
+    from CTTimeLib.pipeline import extract_lesions
 
     start = time.perf_counter()
     extractor = FeatureExtractor()
     image = read_image(image_path)
-    rows = [dict(extractor.extract(image, lesion.mask, lesion.lesion_id), lesion_id=lesion.lesion_id)
-            for lesion in read_lesions(labelmap_path, image)]
+    rows = extract_lesions(image, read_lesions(labelmap_path, image), extractor, {})
     return time.perf_counter() - start, pd.DataFrame(rows)
 
 
@@ -137,6 +139,39 @@ def cttime_score(image_path, labelmap_path, *extra):
     if failed.any():
         raise SystemExit(f"cttime score failed on lesions {', '.join(table.loc[failed, 'lesion_id'])}")
     return seconds, table
+
+
+def median_of(runs, function, *args):
+    """``function(*args)`` ``runs`` times: the median seconds, all seconds, and the last result's table."""
+    results = [function(*args) for _ in range(runs)]
+    seconds = sorted(result[0] for result in results)
+    return seconds[len(seconds) // 2], seconds, results[-1][1]
+
+
+def resampled_voxels(margins):
+    """Over every sts-ct case: how many voxels of CTTime's crop-and-resample differ from pyradiomics' own
+    whole-image resampling, at each crop margin (voxels), and by how much at most."""
+    from radiomics import imageoperations
+
+    from CTTimeLib import lesion_resampling
+    from CTTimeLib.inputs import read_image
+
+    totals = {margin: [0, 0, 0.0] for margin in margins}  # voxels, voxels differing, largest difference
+    for folder in sorted(p for p in SHARED_STS.iterdir() if (p / "CT_image.nii.gz").exists()):
+        image = read_image(folder / "CT_image.nii.gz")
+        mask = sitk.Cast(sitk.ReadImage(str(folder / "CT_mask.nii.gz")) > 0, sitk.sitkUInt8)
+        mask.CopyInformation(image)
+        expected, _ = imageoperations.resampleImage(image, sitk.Cast(mask, sitk.sitkUInt32), interpolator="sitkBSpline",
+                                                    resampledPixelSpacing=[1, 1, 1], padDistance=5)
+        expected = sitk.GetArrayFromImage(expected).astype(float)
+        grid = lesion_resampling.resampling_grid(image, lesion_resampling.label_bounding_box(mask), [1, 1, 1], 5)
+        for margin in margins:
+            resampled, _ = lesion_resampling.resample_lesion(image, mask, grid, sitk.sitkBSpline, margin)
+            difference = np.abs(sitk.GetArrayFromImage(resampled).astype(float) - expected)
+            totals[margin][0] += difference.size
+            totals[margin][1] += int(np.count_nonzero(difference))
+            totals[margin][2] = max(totals[margin][2], float(difference.max()))
+    return totals
 
 
 def max_relative_difference(loop_rows, table, feature_names):
@@ -182,6 +217,10 @@ def main():
                         help="chest CT of the pyradiomics source distribution (default lung2, 512 x 512 x 61)")
     parser.add_argument("--cohort-sizes", type=int, nargs="*", default=[5, 20],
                         help="numbers of sts-ct cases for the memory check (none: skip it)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each CTTime timing; the median is shown")
+    parser.add_argument("--voxel-margins", type=int, nargs="*", default=[],
+                        help="also compare resampled voxels with pyradiomics' on every sts-ct case at these crop "
+                             "margins (e.g. 32 40 48; ~1 min per margin)")
     args = parser.parse_args()
 
     from CTTimeLib.extraction import FeatureExtractor
@@ -199,14 +238,20 @@ def main():
     names = FeatureExtractor().feature_names
     loop_seconds, loop_rows = pyradiomics_loop(image_path, labelmap_path)
     print(f"pyradiomics loop, execute per lesion (in process, reading included): {loop_seconds:6.1f} s")
+    print(f"CTTime (median of {args.runs} runs):")
     runs = [("CTTime extraction layer (in process, reading included)", extraction_layer, ()),
             ("cttime score (subprocess, end to end)", cttime_score, ()),
             ("cttime score --no-segmentation (subprocess, end to end)", cttime_score, ("--no-segmentation",))]
     for title, function, extra in runs:
-        seconds, table = function(image_path, labelmap_path, *extra)
-        print(f"{title + ':':69} {seconds:6.1f} s  speed-up {loop_seconds / seconds:5.1f}x  max relative "
-              f"difference over {len(names)} features x {len(table)} lesions: "
-              f"{max_relative_difference(loop_rows, table, names):.2g}")
+        seconds, every, table = median_of(args.runs, function, image_path, labelmap_path, *extra)
+        print(f"  {title + ':':67} {seconds:5.2f} s ({' '.join(f'{s:.2f}' for s in every)})  speed-up "
+              f"{loop_seconds / seconds:5.1f}x  max relative difference over {len(names)} features x {len(table)} "
+              f"lesions: {max_relative_difference(loop_rows, table, names):.2g}")
+
+    if args.voxel_margins:
+        print(f"Resampled voxels vs pyradiomics' whole-image resampling, {SHARED_STS.name} cases:")
+        for margin, (voxels, differing, largest) in resampled_voxels(args.voxel_margins).items():
+            print(f"  crop margin {margin:2d} voxels: {differing} of {voxels} voxels differ, by at most {largest:.2g}")
 
     for n in args.cohort_sizes:
         figures = cohort_memory(n)

@@ -8,7 +8,7 @@ them back in case order: the output does not depend on the number of workers or 
 import os
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from multiprocessing import get_context
 
@@ -82,6 +82,22 @@ def process_case(case, settings, cancelled=None):
     if store:
         store.store([strip(row) for row in rows])
     return CaseResult(rows, False, time.perf_counter() - start)
+
+
+def one_ahead(function, items):
+    """Futures of ``function(item)`` for each item, in order; each item's call runs in a background thread while
+    the caller works on the item before it (for work that releases Python's lock, such as SimpleITK filters).
+    Closing the generator cancels what has not started."""
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        ahead = []
+        for item in items:
+            ahead.append(pool.submit(function, item))
+            if len(ahead) == 2:
+                yield ahead.pop(0)
+        yield from ahead
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _check(cancelled):

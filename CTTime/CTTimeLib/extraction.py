@@ -4,9 +4,11 @@ One parameter file drives one pyradiomics ``RadiomicsFeatureExtractor``; every l
 feature equals what pyradiomics gives for the same image, mask and file.
 """
 
+import contextlib
 import copy
 import logging
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
@@ -70,32 +72,50 @@ class FeatureExtractor:
     def extract(self, image, mask, lesion_id="lesion"):
         """Features of one lesion: ``mask`` is a binary (0/1) mask on ``image``'s grid, CT-sized or cropped to the
         lesion (see ``inputs``), or any mask pyradiomics accepts with the image."""
+        return self.features(self.prepare(image, mask, lesion_id))
+
+    def prepare(self, image, mask, lesion_id="lesion"):
+        """The first step of ``extract``: the image and mask pyradiomics will be given for this lesion. It holds
+        the per-lesion resampling, which SimpleITK runs without Python's lock, so it can run in another thread
+        while ``features`` computes the previous lesion (see ``pipeline.extract_lesions``)."""
         voxels = int(np.count_nonzero(sitk.GetArrayViewFromImage(mask)))
         if voxels == 0:
             raise CTTimeError(f"Lesion {lesion_id} is empty (no voxel inside the CT); delete the segment or draw it "
                               "again.", "mask")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                result = self._execute(image, mask)
-            except (ValueError, RuntimeError, IndexError, ZeroDivisionError) as exc:
-                raise CTTimeError(f"Lesion {lesion_id} ({voxels} voxels): pyradiomics could not extract features: "
-                                  f"{_explain(exc)}", "mask") from None
+        with self._reported(lesion_id, voxels):
+            return Prepared(lesion_id, voxels, *self._inputs(image, mask))
+
+    def features(self, prepared):
+        """The second step of ``extract``: pyradiomics on a prepared lesion, its features checked to be finite."""
+        with self._reported(prepared.lesion_id, prepared.voxels):
+            extractor = self._on_grid if prepared.resampled else self._extractor
+            result = extractor.execute(prepared.image, prepared.mask, label=1)
         features = {name: float(result[name]) for name in self.feature_names}
         bad = [name for name, value in features.items() if not np.isfinite(value)]
         if bad:
-            raise CTTimeError(f"Lesion {lesion_id}: features {', '.join(bad)} are NaN or infinite (lesion too small "
-                              "or too uniform for texture analysis); check the segmentation.", "features")
+            raise CTTimeError(f"Lesion {prepared.lesion_id}: features {', '.join(bad)} are NaN or infinite (lesion "
+                              "too small or too uniform for texture analysis); check the segmentation.", "features")
         return features
 
-    def _execute(self, image, mask):
-        """pyradiomics' result for one lesion, given the CT-sized mask it would get. When the file resamples, the
-        lesion is first resampled here onto pyradiomics' own grid from a crop of the image (see
-        lesion_resampling), so the per-lesion cost no longer grows with the image; other files go to pyradiomics
-        unchanged, as do masks off the CT's grid."""
+    @contextlib.contextmanager
+    def _reported(self, lesion_id, voxels):
+        """pyradiomics' and SimpleITK's errors (and warnings) on a lesion as a CTTimeError naming the lesion."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                yield
+            except (ValueError, RuntimeError, IndexError, ZeroDivisionError) as exc:
+                raise CTTimeError(f"Lesion {lesion_id} ({voxels} voxels): pyradiomics could not extract features: "
+                                  f"{_explain(exc)}", "mask") from None
+
+    def _inputs(self, image, mask):
+        """(image, mask, resampled) for pyradiomics: the CT and the CT-sized mask it would get or, when the file
+        resamples, both already resampled onto pyradiomics' own grid from a crop of the CT (see
+        lesion_resampling), so the per-lesion cost no longer grows with the CT. Other files get the CT unchanged,
+        as do masks off the CT's grid."""
         start = grid_offset(mask, image)
         if start is None:
-            return self._extractor.execute(image, mask, label=1)
+            return image, mask, False
         bounding_box = label_bounding_box(mask)
         whole = whole_mask(mask, image)
         grid = None
@@ -104,8 +124,19 @@ class FeatureExtractor:
             bounding_box[:3] += start
             grid = resampling_grid(image, bounding_box, spacing, pad_distance)
         if grid is None:
-            return self._extractor.execute(image, whole, label=1)
-        return self._on_grid.execute(*resample_lesion(image, whole, grid, interpolator), label=1)
+            return image, whole, False
+        return (*resample_lesion(image, whole, grid, interpolator), True)
+
+
+@dataclass
+class Prepared:
+    """A lesion ready for pyradiomics (see ``FeatureExtractor.prepare``)."""
+
+    lesion_id: str
+    voxels: int
+    image: sitk.Image
+    mask: sitk.Image
+    resampled: bool
 
 
 def _resampling_settings(settings):

@@ -9,11 +9,12 @@ nearest neighbour straight from the whole mask (cost: the grid's voxels), exactl
 
 Why the crop changes nothing: the cubic B-spline prefilter is a pair of recursive filters whose response to a
 boundary decays by the pole's magnitude, 2 - sqrt(3) = 0.268, per voxel. After d voxels a boundary moves a
-coefficient by at most ~10 x range x 0.268^d; for a 6000 HU range that is below double precision even for values
-near 0 HU (1e-16 HU) once d >= 37. MARGIN = 48 voxels puts it at 1e-23 HU; on real CTs the resampled voxels
-stopped changing from about 20 voxels on (the tests check 24, 40 and 48). Where the margin reaches the image
-border the crop ends where the image ends, as pyradiomics' does. Only the cubic B-spline and the local linear
-and nearest-neighbour interpolators are cropped (:data:`CROPPABLE`); others have wider responses.
+coefficient by at most ~10 x range x 0.268^d: for a 6000 HU range, 3e-14 HU at MARGIN = 32 voxels, below the
+~1e-12 HU by which rounding already moves values (next paragraph), and far below a float32 step or an integer
+image's step. On real CTs the resampled voxels stopped changing from about 20 voxels on; the tests check 24, 32
+and 40. Where the margin reaches the image border the crop ends where the image ends, as pyradiomics' does. Only
+the cubic B-spline and the local linear and nearest-neighbour interpolators are cropped (:data:`CROPPABLE`);
+others have wider responses.
 
 What remains is rounding: the crop has another origin, so a grid point's continuous index can differ in its last
 bit (~1e-14 voxel) and an interpolated value by ~1e-12 HU, which moves a voxel by one float32 step in about one

@@ -10,6 +10,7 @@ each case to ``execution`` (this process, local processes or a Dask cluster) and
 output folder's ``cache`` (see ``cache``), so an interrupted run resumes where it stopped.
 """
 
+import contextlib
 import datetime
 import functools
 import json
@@ -89,26 +90,30 @@ def _check(cancelled):
 def extract_lesions(image, lesions, extractor, meta, progress=None, cancelled=None, done=None, on_row=None):
     """Raw feature rows for lesions already on the image grid; a lesion that fails keeps its row with the error
     and its ``error_kind``. ``done`` maps lesion IDs to rows already extracted (resuming); ``on_row(row)`` is
-    called with each newly extracted row."""
+    called with each newly extracted row. Each lesion is prepared (resampled) in a second thread while pyradiomics
+    computes the one before."""
+    todo = [lesion for lesion in lesions if not (done and lesion.lesion_id in done)]
+    prepared = execution.one_ahead(lambda lesion: extractor.prepare(image, lesion.mask, lesion.lesion_id), todo)
     rows = []
-    for number, lesion in enumerate(lesions):
-        _check(cancelled)
-        if progress:
-            progress(number, len(lesions), f"{meta.get('patient_id', '')} {lesion.lesion_id}")
-        if done and lesion.lesion_id in done:
-            rows.append(dict(done[lesion.lesion_id], **meta))
-            continue
-        row = dict(meta, lesion_id=lesion.lesion_id, location=lesion.location, error="", error_kind="")
-        try:
-            row.update(extractor.extract(image, lesion.mask, lesion.lesion_id))
-        except CTTimeError as exc:
-            row.update(error=str(exc), error_kind=exc.kind)
-        except Exception as exc:  # never lose the other lesions to one lesion's unexpected failure
-            row.update(error=f"Lesion {lesion.lesion_id}: unexpected {type(exc).__name__}: {exc}",
-                       error_kind="unexpected")
-        if on_row:
-            on_row(row)
-        rows.append(row)
+    with contextlib.closing(prepared):
+        for number, lesion in enumerate(lesions):
+            _check(cancelled)
+            if progress:
+                progress(number, len(lesions), f"{meta.get('patient_id', '')} {lesion.lesion_id}")
+            if done and lesion.lesion_id in done:
+                rows.append(dict(done[lesion.lesion_id], **meta))
+                continue
+            row = dict(meta, lesion_id=lesion.lesion_id, location=lesion.location, error="", error_kind="")
+            try:
+                row.update(extractor.features(next(prepared).result()))
+            except CTTimeError as exc:
+                row.update(error=str(exc), error_kind=exc.kind)
+            except Exception as exc:  # never lose the other lesions to one lesion's unexpected failure
+                row.update(error=f"Lesion {lesion.lesion_id}: unexpected {type(exc).__name__}: {exc}",
+                           error_kind="unexpected")
+            if on_row:
+                on_row(row)
+            rows.append(row)
     if progress:
         progress(len(lesions), len(lesions), "done")
     return rows

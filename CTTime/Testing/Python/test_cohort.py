@@ -298,3 +298,27 @@ def test_progress_bar_and_json_lines_render_the_events(tmp_path):
     assert lines.getvalue().splitlines()[1] == "  [2/2] P2 BS: 3 lesion(s), 1 failed (cache)"
     events = [json.loads(line) for line in log.getvalue().splitlines()]
     assert [e["event"] for e in events] == ["start", "case", "case", "summary"] and all("time" in e for e in events)
+
+
+def test_one_ahead_keeps_order_overlaps_and_cancels_on_close():
+    import time
+
+    from CTTimeLib import execution
+
+    started = []
+
+    def work(item):
+        started.append(item)
+        time.sleep(0.05)
+        return item * 10
+
+    futures = execution.one_ahead(work, range(6))
+    assert next(futures).result() == 0
+    deadline = time.monotonic() + 2.0
+    while len(started) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert started == [0, 1]  # item 1 started before the caller asked for it: it overlaps the caller's work
+    assert next(futures).result() == 10
+    futures.close()  # the caller stops (cancel): items not yet started never run
+    assert started in ([0, 1], [0, 1, 2])
+    assert [f.result() for f in execution.one_ahead(work, range(3))] == [0, 10, 20]

@@ -115,7 +115,7 @@ def test_margin_is_needed_and_enough(shared_sts, direct, extractor):
     reference = direct.execute(image, mask, label=1)
     on_grid = extractor._on_grid
     worst = {}
-    for margin in (0, 24, 40, lesion_resampling.MARGIN):
+    for margin in (0, 24, lesion_resampling.MARGIN, 40):
         resampled = lesion_resampling.resample_lesion(image, mask, grid, sitk.sitkBSpline, margin)
         voxels = sitk.GetArrayFromImage(resampled[0])
         changed = np.count_nonzero(voxels != expected) / voxels.size

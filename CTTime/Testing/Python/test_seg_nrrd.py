@@ -7,9 +7,10 @@ import nrrd
 import numpy as np
 import pytest
 import SimpleITK as sitk
+import slicerio
 
 from CTTimeLib import colormap
-from CTTimeLib.inputs import Lesion, read_image, read_lesions, whole_mask
+from CTTimeLib.inputs import Lesion, lesion_mask, read_image, read_lesions, whole_mask
 from CTTimeLib.outputs import write_colored_segmentation
 
 ROWS = {"LU_1": {"ct_time_score": 0.2, "ct_time_status": "uninflamed", "standardization": "cohort z-score: n=3"},
@@ -106,3 +107,24 @@ def test_cttime_reads_its_own_output_back(written):
     for lesion in lesions:
         np.testing.assert_array_equal(sitk.GetArrayFromImage(whole_mask(lesion.mask, image)) > 0,
                                       masks[lesion.lesion_id])
+
+
+def test_more_segments_than_a_layer_holds_read_back(tmp_path):
+    """300 one-voxel lesions: label values stop at 255 per layer, a second layer takes the rest."""
+    image = sitk.Image([20, 20, 3], sitk.sitkInt16)
+    image.SetSpacing([0.8, 0.8, 2.5])
+    lesions, expected = [], {}
+    for number in range(300):
+        array = np.zeros((3, 20, 20), np.uint8)
+        array[number // 100, (number % 100) // 10 * 2, number % 10 * 2] = 1
+        lesions.append(Lesion(f"lesion {number}", lesion_mask(array, image), "other"))
+        expected[f"lesion {number}"] = array
+    path = tmp_path / "many.seg.nrrd"
+    write_colored_segmentation(path, image, lesions, {})
+    segmentation = slicerio.read_segmentation(str(path))
+    assert segmentation["voxels"].ndim == 4 and segmentation["voxels"].shape[0] == 2
+    assert max(segment["labelValue"] for segment in segmentation["segments"]) == 255
+    read = read_lesions(path, image)
+    assert [lesion.lesion_id for lesion in read] == list(expected)
+    for lesion in read:
+        assert np.array_equal(sitk.GetArrayFromImage(whole_mask(lesion.mask, image)), expected[lesion.lesion_id])
