@@ -1,6 +1,6 @@
 """Benchmark: one full-size CT with 10 lesions, `cttime score` end to end vs a per-lesion pyradiomics loop.
 
-    .venv/bin/python benchmarks/bench_multilesion.py [--cache DIR] [--runs 3] [--cohort-sizes 5 20] [--voxel-margins 32 40 48]
+    .venv/bin/python benchmarks/bench_multilesion.py [--cache DIR] [--runs 3] [--cohort-sizes 1 5 20] [--voxel-margins 32 40 48]
 
 Data: ``lung2_image.nrrd`` (512 x 512 x 61 chest CT, int16; ``--case lung1``: 512 x 512 x 48, float) and its label
 from the pyradiomics 3.0.1 source distribution. The script finds them in the cache folder, or fetches the sdist once with ``pip download`` (the
@@ -14,9 +14,9 @@ median of ``--runs`` runs. It prints the times, the speed-up and the largest rel
 features x 10 lesions. ``--voxel-margins 32 40 48`` also counts, over every sts-ct case, the resampled voxels
 that differ from pyradiomics' whole-image resampling at each crop margin.
 
-Part 2 runs ``pipeline.run`` sequentially over N cases of ../shared/data/sts-ct, each N in a fresh process, and
-prints the peak resident memory: it should not grow with the number of cases. Timings on a shared machine are
-noisy; run it twice.
+Part 2 runs ``pipeline.run`` sequentially (cache off) over N copies of the 10-lesion study, each N in a fresh
+process, and prints that process's peak resident memory: it should not grow with the number of lesions (10 to
+200 by default). Timings on a shared machine are noisy; run it twice.
 """
 
 import argparse
@@ -187,23 +187,25 @@ def max_relative_difference(loop_rows, table, feature_names):
 
 MEMORY_CHILD = """
 import json, resource, sys, tempfile
-from pathlib import Path
 sys.path.insert(0, {lib!r})
 from CTTimeLib import pipeline
-folders = sorted(p for p in Path({sts!r}).iterdir() if (p / "CT_image.nii.gz").exists())[:{n}]
-cases = [pipeline.Case(p.name, "BS", str(p / "CT_image.nii.gz"), str(p / "CT_mask.nii.gz")) for p in folders]
+cases = [pipeline.Case(f"P{{n:03d}}", "BS", {image!r}, {labelmap!r}) for n in range({n})]
 with tempfile.TemporaryDirectory() as out:
-    result = pipeline.run(cases, out)
-print(json.dumps({{"cases": len(cases), "lesions": len(result.lesions),
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+    result = pipeline.run(cases, out, pipeline.Options(cache=False))
+try:  # this process's own peak (ru_maxrss would include the benchmark's pages it was forked from)
+    peak = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) / 1024
+except OSError:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({{"cases": len(cases), "lesions": len(result.lesions), "peak_rss_mb": peak}}))
 """
 
 
-def cohort_memory(n):
+def cohort_memory(n, image_path, labelmap_path):
+    """Peak resident memory of ``pipeline.run`` over ``n`` copies of the study (cache off), in a fresh process."""
     start = time.perf_counter()
-    output = subprocess.run([sys.executable, "-c", MEMORY_CHILD.format(lib=str(REPO / "CTTime"), sts=str(SHARED_STS),
-                                                                       n=n)],
-                            check=True, capture_output=True, text=True).stdout
+    output = subprocess.run([sys.executable, "-c", MEMORY_CHILD.format(
+        lib=str(REPO / "CTTime"), image=str(image_path), labelmap=str(labelmap_path), n=n)],
+        check=True, capture_output=True, text=True).stdout
     figures = json.loads(output.strip().splitlines()[-1])
     figures["seconds"] = time.perf_counter() - start
     return figures
@@ -215,8 +217,8 @@ def main():
                         help="folder for the lung data (default ~/.cache/cttime-bench)")
     parser.add_argument("--case", choices=CASES, default=CASES[0],
                         help="chest CT of the pyradiomics source distribution (default lung2, 512 x 512 x 61)")
-    parser.add_argument("--cohort-sizes", type=int, nargs="*", default=[5, 20],
-                        help="numbers of sts-ct cases for the memory check (none: skip it)")
+    parser.add_argument("--cohort-sizes", type=int, nargs="*", default=[1, 5, 20],
+                        help="numbers of copies of the study for the memory check (none: skip it)")
     parser.add_argument("--runs", type=int, default=3, help="runs of each CTTime timing; the median is shown")
     parser.add_argument("--voxel-margins", type=int, nargs="*", default=[],
                         help="also compare resampled voxels with pyradiomics' on every sts-ct case at these crop "
@@ -254,7 +256,7 @@ def main():
             print(f"  crop margin {margin:2d} voxels: {differing} of {voxels} voxels differ, by at most {largest:.2g}")
 
     for n in args.cohort_sizes:
-        figures = cohort_memory(n)
+        figures = cohort_memory(n, image_path, labelmap_path)
         print(f"cohort run, {figures['cases']:2d} cases ({figures['lesions']} lesions): peak RSS "
               f"{figures['peak_rss_mb']:.0f} MB, {figures['seconds']:.0f} s")
 
