@@ -1,18 +1,20 @@
 """Benchmark: one full-size CT with 10 lesions, `cttime score` end to end vs a per-lesion pyradiomics loop.
 
-    .venv/bin/python benchmarks/bench_multilesion.py [--cache DIR] [--runs 3] [--cohort-sizes 1 5 20] [--voxel-margins 32 40 48]
+    .venv/bin/python benchmarks/bench_multilesion.py [--cache DIR] [--runs 3] [--cohort-sizes 1 5 20]
+                                                     [--voxel-margins 24 32 40 48]
 
 Data: ``lung2_image.nrrd`` (512 x 512 x 61 chest CT, int16; ``--case lung1``: 512 x 512 x 48, float) and its label
-from the pyradiomics 3.0.1 source distribution. The script finds them in the cache folder, or fetches the sdist once with ``pip download`` (the
-package index is the only network it uses) and keeps only those two files. Ten lesions: the labelled lung tumour
-plus nine spheres (5-10 mm radius) placed deterministically in soft tissue, written as one labelmap.
+from the pyradiomics 3.0.1 source distribution. The script finds them in the cache folder, or fetches the sdist
+once with ``pip download`` (the package index is the only network it uses) and keeps only those two files. Ten
+lesions: the labelled lung tumour plus nine spheres (5-10 mm radius) placed deterministically in soft tissue,
+written as one labelmap.
 
 Part 1 times, side by side in one run: (a) a loop calling pyradiomics' ``RadiomicsFeatureExtractor.execute`` once
 per lesion with CTTime's parameter file (in this process: image reading included, interpreter start not - which
 favours the loop); (b) ``cttime score`` as a subprocess (interpreter start, reading, all outputs included), the
 median of ``--runs`` runs. It prints the times, the speed-up and the largest relative difference over the 107
-features x 10 lesions. ``--voxel-margins 32 40 48`` also counts, over every sts-ct case, the resampled voxels
-that differ from pyradiomics' whole-image resampling at each crop margin.
+features x 10 lesions. ``--voxel-margins`` also counts, for this study's lesions and every sts-ct case, the
+resampled voxels that differ from pyradiomics' whole-image resampling at each crop margin.
 
 Part 2 runs ``pipeline.run`` sequentially (cache off) over N copies of the 10-lesion study, each N in a fresh
 process, and prints that process's peak resident memory: it should not grow with the number of lesions (10 to
@@ -127,7 +129,7 @@ def cttime_score(image_path, labelmap_path, *extra):
     """`cttime score` on the study as a subprocess, timed from process start until it has exited."""
     cttime = Path(sys.executable).with_name("cttime")
     command = [str(cttime)] if cttime.exists() else [sys.executable, "-c",
-                                                     "import sys; from CTTimeLib.cli import main; sys.exit(main())"]
+                                                     "from CTTimeLib.cli import console; console()"]
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         subprocess.run(command + ["score", "--image", str(image_path), "--segmentation", str(labelmap_path),
@@ -141,6 +143,18 @@ def cttime_score(image_path, labelmap_path, *extra):
     return seconds, table
 
 
+def max_relative_difference(loop_rows, table, feature_names):
+    """The largest relative difference between a table's features and the loop's, over lesions and features."""
+    worst = 0.0
+    for row in table.to_dict("records"):
+        reference = loop_rows[row["lesion_id"]]
+        for name in feature_names:
+            a, b = float(row[name]), float(reference[name])
+            if a != b:
+                worst = max(worst, abs(a - b) / max(abs(a), abs(b)))
+    return worst
+
+
 def median_of(runs, function, *args):
     """``function(*args)`` ``runs`` times: the median seconds, all seconds, and the last result's table."""
     results = [function(*args) for _ in range(runs)]
@@ -148,19 +162,30 @@ def median_of(runs, function, *args):
     return seconds[len(seconds) // 2], seconds, results[-1][1]
 
 
-def resampled_voxels(margins):
-    """Over every sts-ct case: how many voxels of CTTime's crop-and-resample differ from pyradiomics' own
-    whole-image resampling, at each crop margin (voxels), and by how much at most."""
+def resampled_voxels(margins, image_path, labelmap_path):
+    """How many voxels of CTTime's crop-and-resample differ from pyradiomics' own whole-image resampling at each
+    crop margin (voxels), and by how much at most: {data set: {margin: [voxels, differing, largest]}} for the
+    lesions of this benchmark's study and for every sts-ct case."""
+    from CTTimeLib.inputs import read_image, read_lesions, whole_mask
+
+    image = read_image(image_path)
+    studies = {"this study": [(image, whole_mask(lesion.mask, image)) for lesion in read_lesions(labelmap_path, image)]}
+    studies[SHARED_STS.name] = []
+    for folder in sorted(p for p in SHARED_STS.iterdir() if (p / "CT_image.nii.gz").exists()):
+        ct = read_image(folder / "CT_image.nii.gz")
+        mask = sitk.Cast(sitk.ReadImage(str(folder / "CT_mask.nii.gz")) > 0, sitk.sitkUInt8)
+        mask.CopyInformation(ct)
+        studies[SHARED_STS.name].append((ct, mask))
+    return {name: _voxel_differences(lesions, margins) for name, lesions in studies.items()}
+
+
+def _voxel_differences(lesions, margins):
     from radiomics import imageoperations
 
     from CTTimeLib import lesion_resampling
-    from CTTimeLib.inputs import read_image
 
-    totals = {margin: [0, 0, 0.0] for margin in margins}  # voxels, voxels differing, largest difference
-    for folder in sorted(p for p in SHARED_STS.iterdir() if (p / "CT_image.nii.gz").exists()):
-        image = read_image(folder / "CT_image.nii.gz")
-        mask = sitk.Cast(sitk.ReadImage(str(folder / "CT_mask.nii.gz")) > 0, sitk.sitkUInt8)
-        mask.CopyInformation(image)
+    totals = {margin: [0, 0, 0.0] for margin in margins}
+    for image, mask in lesions:
         expected, _ = imageoperations.resampleImage(image, sitk.Cast(mask, sitk.sitkUInt32), interpolator="sitkBSpline",
                                                     resampledPixelSpacing=[1, 1, 1], padDistance=5)
         expected = sitk.GetArrayFromImage(expected).astype(float)
@@ -172,17 +197,6 @@ def resampled_voxels(margins):
             totals[margin][1] += int(np.count_nonzero(difference))
             totals[margin][2] = max(totals[margin][2], float(difference.max()))
     return totals
-
-
-def max_relative_difference(loop_rows, table, feature_names):
-    worst = 0.0
-    for row in table.to_dict("records"):
-        reference = loop_rows[row["lesion_id"]]
-        for name in feature_names:
-            a, b = float(row[name]), float(reference[name])
-            if a != b:
-                worst = max(worst, abs(a - b) / max(abs(a), abs(b)))
-    return worst
 
 
 MEMORY_CHILD = """
@@ -251,9 +265,11 @@ def main():
               f"lesions: {max_relative_difference(loop_rows, table, names):.2g}")
 
     if args.voxel_margins:
-        print(f"Resampled voxels vs pyradiomics' whole-image resampling, {SHARED_STS.name} cases:")
-        for margin, (voxels, differing, largest) in resampled_voxels(args.voxel_margins).items():
-            print(f"  crop margin {margin:2d} voxels: {differing} of {voxels} voxels differ, by at most {largest:.2g}")
+        print("Resampled voxels vs pyradiomics' whole-image resampling:")
+        for study, totals in resampled_voxels(args.voxel_margins, image_path, labelmap_path).items():
+            for margin, (voxels, differing, largest) in totals.items():
+                print(f"  {study}, crop margin {margin:2d} voxels: {differing} of {voxels} voxels differ, by at most "
+                      f"{largest:.2g}")
 
     for n in args.cohort_sizes:
         figures = cohort_memory(n, image_path, labelmap_path)

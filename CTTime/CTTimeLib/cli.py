@@ -7,6 +7,7 @@ input file or option, 130 interrupted.
 import argparse
 import dataclasses
 import functools
+import logging
 import os
 import sys
 from pathlib import Path
@@ -283,5 +284,15 @@ def main(argv=None):
         return EXIT_INTERRUPTED
 
 
+def console():
+    """The ``cttime`` command: ``main``, then exit at once. Every output is written and closed by then, and
+    Python's own tear-down of pandas, SimpleITK and pyradiomics would add 0.15-0.3 s to every command."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

@@ -222,7 +222,7 @@ def lesion_run(data, tmp_path_factory):
 
 def test_bad_lesions_cost_only_their_own_rows(lesion_run, baseline):
     code, out, folder = lesion_run
-    assert code == 3, err
+    assert code == 3, out
     assert_good_kept(folder, baseline)
     assert f"Scored 3 lesion(s), {len(BAD_LESIONS)} failed" in out
 
@@ -440,7 +440,7 @@ def test_non_finite_features_fail_only_their_rows(baseline, data, tmp_path):
     extra.iloc[1, extra.columns.get_loc("original_glcm_MaximumProbability")] = np.inf
     extra.iloc[2, extra.columns.get_loc("original_glcm_MaximumProbability")] = "n/a"
     pd.concat([table, extra]).to_csv(tmp_path / "table.csv", index=False)
-    code, out, _ = cttime("rescore", tmp_path / "table.csv", "--out", tmp_path / "out",
+    code, out, err = cttime("rescore", tmp_path / "table.csv", "--out", tmp_path / "out",
                           "--reference", DEMO_REFERENCE)
     assert code == 3, err
     assert_good_kept(tmp_path / "out", baseline)
