@@ -82,13 +82,14 @@ class FeatureExtractor:
         if voxels == 0:
             raise CTTimeError(f"Lesion {lesion_id} is empty (no voxel inside the CT); delete the segment or draw it "
                               "again.", "mask")
-        with self._reported(lesion_id, voxels):
+        with _reported(lesion_id, voxels):
             return Prepared(lesion_id, voxels, *self._inputs(image, mask))
 
     def features(self, prepared):
         """The second step of ``extract``: pyradiomics on a prepared lesion, its features checked to be finite."""
-        with self._reported(prepared.lesion_id, prepared.voxels):
-            extractor = self._on_grid if prepared.resampled else self._extractor
+        extractor = self._on_grid if prepared.resampled else self._extractor
+        with _reported(prepared.lesion_id, prepared.voxels), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # here only: catch_warnings is not thread-safe, prepare may be threaded
             result = extractor.execute(prepared.image, prepared.mask, label=1)
         features = {name: float(result[name]) for name in self.feature_names}
         bad = [name for name, value in features.items() if not np.isfinite(value)]
@@ -96,17 +97,6 @@ class FeatureExtractor:
             raise CTTimeError(f"Lesion {prepared.lesion_id}: features {', '.join(bad)} are NaN or infinite (lesion "
                               "too small or too uniform for texture analysis); check the segmentation.", "features")
         return features
-
-    @contextlib.contextmanager
-    def _reported(self, lesion_id, voxels):
-        """pyradiomics' and SimpleITK's errors (and warnings) on a lesion as a CTTimeError naming the lesion."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                yield
-            except (ValueError, RuntimeError, IndexError, ZeroDivisionError) as exc:
-                raise CTTimeError(f"Lesion {lesion_id} ({voxels} voxels): pyradiomics could not extract features: "
-                                  f"{_explain(exc)}", "mask") from None
 
     def _inputs(self, image, mask):
         """(image, mask, resampled) for pyradiomics: the CT and the CT-sized mask it would get or, when the file
@@ -126,6 +116,16 @@ class FeatureExtractor:
         if grid is None:
             return image, whole, False
         return (*resample_lesion(image, whole, grid, interpolator), True)
+
+
+@contextlib.contextmanager
+def _reported(lesion_id, voxels):
+    """pyradiomics' and SimpleITK's errors on a lesion as a CTTimeError naming the lesion."""
+    try:
+        yield
+    except (ValueError, RuntimeError, IndexError, ZeroDivisionError) as exc:
+        raise CTTimeError(f"Lesion {lesion_id} ({voxels} voxels): pyradiomics could not extract features: "
+                          f"{_explain(exc)}", "mask") from None
 
 
 @dataclass

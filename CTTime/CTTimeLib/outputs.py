@@ -108,36 +108,41 @@ class _HeaderText:
 
 def _segment_layers(image, masks):
     """Lesion masks (on ``image``'s grid, cropped or not) as Slicer stores segments: label values in layers (a new
-    layer only where segments overlap) over the smallest box of the CT holding every lesion voxel. Returns the
-    box's first CT voxel (x, y, z), the voxels (i, j, k; layers first when more than one) and per mask its
-    (layer, label value, extent)."""
-    drawn = []  # per mask: its voxels (i, j, k) in its non-zero box and the box's first CT voxel, or None
-    for mask in masks:
-        array = sitk.GetArrayViewFromImage(mask)
-        box = nonzero_box(array)
-        drawn.append(None if box is None else (array[box].transpose(2, 1, 0) != 0, np.add(
-            grid_offset(mask, image), [box[2 - axis].start for axis in range(3)])))
-    placed_boxes = [(start, start + inside.shape) for inside, start in filter(None, drawn)]
-    low = np.min([b[0] for b in placed_boxes], axis=0) if placed_boxes else np.zeros(3, int)
-    high = np.max([b[1] for b in placed_boxes], axis=0) if placed_boxes else np.ones(3, int)
-    layers, used, placed = [np.zeros(tuple(high - low), np.uint8)], [0], []
-    for item in drawn:
-        if item is None:  # an empty segment: a label value of its own, no voxel
-            used[0] += 1
-            placed.append((0, used[0], [0, -1, 0, -1, 0, -1]))
+    layer only where segments overlap, at most 255 labels a layer) over the smallest box of the CT holding every
+    lesion voxel. Returns the box's first CT voxel (x, y, z), the voxels (i, j, k; layers first when more than
+    one) and per mask its (layer, label value, extent)."""
+    pieces = [_voxels_on_ct(mask, image) for mask in masks]
+    boxes = [(start, start + inside.shape) for start, inside in filter(None, pieces)]
+    low = np.min([box[0] for box in boxes], axis=0) if boxes else np.zeros(3, int)
+    high = np.max([box[1] for box in boxes], axis=0) if boxes else np.ones(3, int)
+    layers, labels, placed = [np.zeros(tuple(high - low), np.uint8)], [0], []
+    for piece in pieces:
+        if piece is None:  # an empty segment: a label value of its own, no voxel
+            labels[0] += 1
+            placed.append((0, labels[0], [0, -1, 0, -1, 0, -1]))
             continue
-        inside, start = item
+        start, inside = piece
         region = tuple(slice(int(a), int(a) + n) for a, n in zip(start - low, inside.shape))
-        layer = next((n for n, voxels in enumerate(layers) if used[n] < 255 and not voxels[region][inside].any()),
-                     None)
-        if layer is None:
+        free = [n for n, voxels in enumerate(layers) if labels[n] < 255 and not voxels[region][inside].any()]
+        if not free:
             layers.append(np.zeros_like(layers[0]))
-            used.append(0)
-            layer = len(layers) - 1
-        used[layer] += 1
-        layers[layer][region][inside] = used[layer]
-        placed.append((layer, used[layer], [int(v) for r in region for v in (r.start, r.stop - 1)]))
+            labels.append(0)
+            free = [len(layers) - 1]
+        layer = free[0]
+        labels[layer] += 1
+        layers[layer][region][inside] = labels[layer]
+        placed.append((layer, labels[layer], [int(v) for r in region for v in (r.start, r.stop - 1)]))
     return low, layers[0] if len(layers) == 1 else np.stack(layers), placed
+
+
+def _voxels_on_ct(mask, image):
+    """A mask's non-zero box as (its first CT voxel x, y, z; its voxels as booleans, i, j, k), or None if empty."""
+    array = sitk.GetArrayViewFromImage(mask)
+    box = nonzero_box(array)
+    if box is None:
+        return None
+    start = np.add(grid_offset(mask, image), [box[2 - axis].start for axis in range(3)])
+    return start, array[box].transpose(2, 1, 0) != 0
 
 
 def write_colored_segmentation(path, image, lesions, scored, model_name="CT-TIME"):

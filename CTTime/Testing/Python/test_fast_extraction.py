@@ -5,6 +5,7 @@ is smaller than the image; lesions cut at the image border; several lesions in o
 """
 
 import logging
+import warnings
 
 import numpy as np
 import pytest
@@ -152,7 +153,9 @@ def test_multi_lesion_labelmap_through_pipeline(shared_sts, direct, extractor, t
 
     image = read_image(image_path)
     lesions = read_lesions(labelmap_path, image)
+    filters = list(warnings.filters)
     rows = pipeline.extract_lesions(image, lesions, extractor, {"patient_id": "P"})
+    assert warnings.filters == filters  # the second thread leaves the process's warning filters as they were
     assert [row["lesion_id"] for row in rows] == ["lesion_1", "lesion_2", "lesion_3"]
     assert all(row["error"] == "" for row in rows)
     for label, (row, lesion) in enumerate(zip(rows, lesions), start=1):

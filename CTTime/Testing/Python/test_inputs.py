@@ -74,6 +74,26 @@ def test_seg_nrrd_on_a_cropped_grid_is_placed_exactly(sample_case, tmp_path, ext
     assert all(via_file[name] == direct[name] for name in extractor.feature_names)
 
 
+def test_segment_reaching_beyond_the_ct_keeps_its_voxels_inside(sample_case, tmp_path):
+    """A segmentation on the CT's grid but extending past its edge (Slicer allows it): the lesion is the part
+    inside the CT, as nearest-neighbour resampling onto the CT gives it, and stays cropped."""
+    image = read_image(sample_case[0])
+    tumour = sitk.GetArrayFromImage(sitk.ReadImage(str(sample_case[1]))) > 0
+    k, j, i = [np.nonzero(tumour.any(axis=axes))[0] for axes in ((1, 2), (0, 2), (0, 1))]
+    shift = int(i[0]) + 5  # the segmentation's grid starts left of the CT: the lesion's first 5 columns are outside
+    segmentation = sitk.GetImageFromArray(tumour.astype(np.uint8))
+    segmentation.SetSpacing(image.GetSpacing())
+    segmentation.SetDirection(image.GetDirection())
+    segmentation.SetOrigin(image.TransformIndexToPhysicalPoint([-shift, 0, 0]))
+    sitk.WriteImage(segmentation, str(tmp_path / "beyond.nrrd"))
+    (lesion,) = read_lesions(tmp_path / "beyond.nrrd", image)
+    expected = sitk.Resample(segmentation, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(whole_mask(lesion.mask, image)),
+                                  sitk.GetArrayFromImage(expected))
+    assert 0 < sitk.GetArrayViewFromImage(lesion.mask).sum() < tumour.sum()
+    assert np.prod(lesion.mask.GetSize()) < tumour.size / 10
+
+
 def test_binary_mask_and_label_names(sample_case):
     image = read_image(sample_case[0])
     (default,) = read_lesions(sample_case[1], image)
