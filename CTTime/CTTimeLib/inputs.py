@@ -148,7 +148,7 @@ def read_lesions(path, image, names=None, locations=None):
         seen.add(lesion_id)
         given = (locations or {}).get(lesion_id) or tags.get(LOCATION_TAG)
         location = normalize_location(given, lesion_id) if given else infer_location(lesion_id)
-        lesions.append(Lesion(lesion_id, _cropped(mask), location, tags))
+        lesions.append(Lesion(lesion_id, lesion_mask(sitk.GetArrayViewFromImage(mask), mask), location, tags))
     _check_overlap(path, image, [lesion.mask for lesion in lesions])
     return [Lesion(lesion.lesion_id, _on_image_grid(lesion.mask, image), lesion.location, lesion.tags)
             for lesion in lesions]
@@ -227,8 +227,8 @@ def _set_geometry(image, geometry):
 
 
 def lesion_mask(array, image, start=(0, 0, 0)):
-    """A lesion mask from a KJI array on ``image``'s grid whose first voxel is CT voxel ``start`` (x, y, z): UInt8
-    0/1, cropped to the box of its non-zero voxels (one empty voxel when it has none)."""
+    """A lesion mask from a KJI array on ``image``'s grid (the CT's, or a segmentation's own) whose first voxel is
+    voxel ``start`` (x, y, z): UInt8 0/1, cropped to the box of its non-zero voxels (one empty voxel if none)."""
     array = np.asarray(array)
     box = nonzero_box(array) or (slice(0, 1),) * 3
     return _image_like(array[box] != 0, image, [start[axis] + box[2 - axis].start for axis in range(3)])
@@ -249,15 +249,6 @@ def _image_like(array, grid, start):
     mask.SetDirection(grid.GetDirection())
     mask.SetOrigin(grid.TransformIndexToPhysicalPoint([int(v) for v in start]))
     return mask
-
-
-def _cropped(mask):
-    """``mask`` cropped to its non-zero voxels, on its own grid."""
-    array = sitk.GetArrayViewFromImage(mask)
-    box = nonzero_box(array) or (slice(0, 1),) * 3
-    if all(b.stop - b.start == n for b, n in zip(box, array.shape)):
-        return mask
-    return _image_like(array[box] != 0, mask, [box[2 - axis].start for axis in range(3)])
 
 
 def grid_offset(mask, image, tolerance=1e-6):

@@ -27,6 +27,8 @@ margins 24, 32 and 40.
 import numpy as np
 import SimpleITK as sitk
 
+from .inputs import nonzero_box
+
 MARGIN = 32  # voxels of the original image kept around the resampling grid (see module docstring)
 CROPPABLE = (sitk.sitkNearestNeighbor, sitk.sitkLinear, sitk.sitkBSpline)
 
@@ -34,16 +36,10 @@ CROPPABLE = (sitk.sitkNearestNeighbor, sitk.sitkLinear, sitk.sitkBSpline)
 def label_bounding_box(mask, label=1):
     """Bounding box of the ``label`` voxels as pyradiomics gets it from ``LabelShapeStatisticsImageFilter``:
     x, y, z lower index, then x, y, z size. ``None`` when no voxel has the label."""
-    inside = sitk.GetArrayViewFromImage(mask) == label  # z, y, x
-    low, size = [], []
-    for axis in (2, 1, 0):  # x, y, z
-        others = tuple(a for a in range(3) if a != axis)
-        present = np.flatnonzero(inside.any(axis=others))
-        if present.size == 0:
-            return None
-        low.append(int(present[0]))
-        size.append(int(present[-1] - present[0] + 1))
-    return np.array(low + size)
+    box = nonzero_box(sitk.GetArrayViewFromImage(mask) == label)  # z, y, x
+    if box is None:
+        return None
+    return np.array([box[axis].start for axis in (2, 1, 0)] + [box[axis].stop - box[axis].start for axis in (2, 1, 0)])
 
 
 def resampling_grid(image, bounding_box, resampled_spacing, pad_distance=5):

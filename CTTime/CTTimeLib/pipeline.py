@@ -92,7 +92,8 @@ def extract_lesions(image, lesions, extractor, meta, progress=None, cancelled=No
     and its ``error_kind``. ``done`` maps lesion IDs to rows already extracted (resuming); ``on_row(row)`` is
     called with each newly extracted row. Each lesion is prepared (resampled) in a second thread while pyradiomics
     computes the one before."""
-    todo = [lesion for lesion in lesions if not (done and lesion.lesion_id in done)]
+    done = done or {}
+    todo = [lesion for lesion in lesions if lesion.lesion_id not in done]
     prepared = execution.one_ahead(lambda lesion: extractor.prepare(image, lesion.mask, lesion.lesion_id), todo)
     rows = []
     with contextlib.closing(prepared):
@@ -100,7 +101,7 @@ def extract_lesions(image, lesions, extractor, meta, progress=None, cancelled=No
             _check(cancelled)
             if progress:
                 progress(number, len(lesions), f"{meta.get('patient_id', '')} {lesion.lesion_id}")
-            if done and lesion.lesion_id in done:
+            if lesion.lesion_id in done:
                 rows.append(dict(done[lesion.lesion_id], **meta))
                 continue
             row = dict(meta, lesion_id=lesion.lesion_id, location=lesion.location, error="", error_kind="")
