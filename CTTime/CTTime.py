@@ -2,7 +2,7 @@
 
 Delineate lesions semi-automatically with the Segment Editor, score them with CTTimeLib (the code the ``cttime``
 command runs), colour the segments by score, export the CLI's tables and take a tumour-board screenshot.
-The MRML <-> CTTimeLib part is CTTimeMRML (no Qt); this file only wires the panel.
+The widget talks to CTTimeLogic only; the MRML <-> CTTimeLib work is CTTimeMRML's (no Qt).
 """
 
 import importlib
@@ -22,10 +22,11 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
 from slicer.util import VTKObservationMixin
 
 import CTTimeMRML
-from CTTimeLib.errors import CTTimeError
-from CTTimeLib.inputs import LOCATIONS
-from CTTimeLib.outputs import atomic_path, safe_name
-from CTTimeLib.resources import DEMO_REFERENCE, SAMPLE_DATA
+from CTTimeLib.core.errors import CTTimeError
+from CTTimeLib.core.files import atomic_path
+from CTTimeLib.core.lesions import LOCATIONS
+from CTTimeLib.core.resources import DEMO_REFERENCE, SAMPLE_DATA
+from CTTimeLib.run import run_folder
 
 REFERENCE_FILE, SCENE_COHORT = "Reference file", "Cohort: all lesions in the scene"
 # Semi-automatic tools first, as the paper's radiologist worked; "Local Threshold" needs SegmentEditorExtraEffects.
@@ -55,7 +56,7 @@ class CTTime(ScriptedLoadableModule):
 @parameterNodeWrapper
 class CTTimeParameterNode:
     patientId: str
-    timepoint: Annotated[str, Choice(list(CTTimeMRML.TIMEPOINTS))] = "BS"
+    timepoint: Annotated[str, Choice(list(CTTimeMRML.TIMEPOINT_CHOICES))] = "BS"
     ctVolume: slicer.vtkMRMLScalarVolumeNode
     segmentation: slicer.vtkMRMLSegmentationNode
     limitToWindow: bool = True
@@ -105,8 +106,8 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.computeButton.connect("clicked(bool)", self.onCompute)
         self.ui.exportButton.connect("clicked(bool)", self.onExport)
         self.ui.screenshotButton.connect("clicked(bool)", self.onScreenshot)
-        self.ui.reportButton.connect("clicked(bool)", self.onReport)
-        self.ui.reportButton.setVisible(self.logic.reportAvailable())
+        self.ui.boardButton.connect("clicked(bool)", self.onBoard)
+        self.ui.boardButton.setVisible(self.logic.boardAvailable())
         self.initializeParameterNode()
 
     def cleanup(self):
@@ -169,7 +170,7 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.computeButton.setToolTip("" if ready else "Enter a patient ID and select the CT and segmentation.")
         self.ui.exportButton.setEnabled(self.results is not None)
         self.ui.screenshotButton.setEnabled(self.results is not None)
-        self.ui.reportButton.setEnabled(self.results is not None)
+        self.ui.boardButton.setEnabled(self.results is not None)
         self.observeSegmentation(node.segmentation)
 
     # --- lesion list: location and target flag kept as segment tags -------------------------------------------
@@ -193,25 +194,20 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._writingTags:
             return
         segmentationNode = self._parameterNode.segmentation if self._parameterNode else None
-        rows = CTTimeMRML.segments(segmentationNode) if segmentationNode else []
         table = self.ui.lesionTableWidget
-        table.setRowCount(len(rows))
         self._writingTags = True
         try:
-            for index, (segmentId, segment) in enumerate(rows):
-                try:
-                    location = CTTimeMRML.segment_location(segment)
-                except CTTimeError:  # a tag typed elsewhere that is no known location: choose one here
-                    location = "other"
-                CTTimeMRML.set_location(segment, location)  # every lesion carries its location tag
-                table.setItem(index, 0, qt.QTableWidgetItem(segment.GetName()))
+            rows = self.logic.lesionRows(segmentationNode)
+            table.setRowCount(len(rows))
+            for index, (segmentId, name, location, target) in enumerate(rows):
+                table.setItem(index, 0, qt.QTableWidgetItem(name))
                 locationBox = qt.QComboBox()
                 locationBox.addItems(list(LOCATIONS))
                 locationBox.setCurrentIndex(LOCATIONS.index(location))
                 locationBox.connect("currentIndexChanged(int)",
                                     lambda i, s=segmentId: self.onLocationChanged(s, LOCATIONS[i]))
                 targetBox = qt.QCheckBox()
-                targetBox.checked = CTTimeMRML.is_target(segment)
+                targetBox.checked = target
                 targetBox.connect("toggled(bool)", lambda on, s=segmentId: self.onTargetChanged(s, on))
                 table.setCellWidget(index, 1, locationBox)
                 table.setCellWidget(index, 2, targetBox)
@@ -219,20 +215,17 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._writingTags = False
         table.resizeColumnsToContents()
 
-    def _segment(self, segmentId):
-        return self._parameterNode.segmentation.GetSegmentation().GetSegment(segmentId)
-
     def onLocationChanged(self, segmentId, location):
         self._writingTags = True
         try:
-            CTTimeMRML.set_location(self._segment(segmentId), location)
+            self.logic.setLocation(self._parameterNode.segmentation, segmentId, location)
         finally:
             self._writingTags = False
 
     def onTargetChanged(self, segmentId, target):
         self._writingTags = True
         try:
-            CTTimeMRML.set_target(self._segment(segmentId), target)
+            self.logic.setTarget(self._parameterNode.segmentation, segmentId, target)
         finally:
             self._writingTags = False
 
@@ -240,7 +233,7 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def ensureDependencies(self, packages=None):
         """Install what Slicer's Python lacks, after asking; False when the packages are still missing."""
-        missing = CTTimeMRML.missing_packages(packages)
+        missing = self.logic.missingPackages(packages)
         if not missing:
             return True
         if not slicer.util.confirmOkCancelDisplay(
@@ -253,19 +246,18 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.logic.installPackages(missing)
         except Exception:  # the error dialog has been shown
             return False
-        return not CTTimeMRML.missing_packages(packages)
+        return not self.logic.missingPackages(packages)
 
     def onCompute(self):
         if not self.ensureDependencies():
             return
-        from CTTimeLib.errors import Cancelled
-        from CTTimeLib.pipeline import COHORT
+        from CTTimeLib.core.errors import Cancelled
+        from CTTimeLib.scoring.standardization import COHORT
 
         node = self._parameterNode
-        study = CTTimeMRML.Study(node.segmentation, node.ctVolume, node.patientId.strip(), node.timepoint)
-        CTTimeMRML.remember_study(study)
         cohort = node.standardization == SCENE_COHORT
-        studies = CTTimeMRML.scene_studies(slicer.mrmlScene, study) if cohort else [study]
+        studies = self.logic.studiesToScore(node.segmentation, node.ctVolume, node.patientId.strip(), node.timepoint,
+                                            cohort)
         dialog = slicer.util.createProgressDialog(parent=self.parent, value=0, maximum=100,
                                                   labelText="Extracting features...", windowTitle="CT-TIME")
 
@@ -293,33 +285,35 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             node.results = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTableNode", "CT-TIME results")
         self.studies, self.results = studies, results
         self.logic.showResults(studies, results, node.results)
-        self.ui.summaryLabel.setText("\n".join(CTTimeMRML.summary_lines(results)))
+        self.ui.summaryLabel.setText("\n".join(self.logic.summaryLines(results)))
         self.updateGui()
 
     def onExport(self):
         folder = self._parameterNode.outputFolder
         with slicer.util.tryWithErrorDisplay(f"Export to {folder} failed.", waitCursor=True):
-            files = CTTimeMRML.export(folder, self.results, self.studies)
+            files = self.logic.export(folder, self.results, self.studies)
             slicer.util.infoDisplay("Written:\n" + "\n".join(str(path) for path in files), windowTitle="CTTime")
 
     def onScreenshot(self):
         node = self._parameterNode
-        path = pathlib.Path(node.outputFolder) / f"{safe_name(f'{node.patientId}_{node.timepoint}')}_screenshot.png"
+        path = run_folder.screenshot_path(node.outputFolder, node.patientId, node.timepoint)
         with slicer.util.tryWithErrorDisplay(f"Screenshot {path} failed.", waitCursor=True):
-            self.logic.tumourBoardScreenshot(path, CTTimeMRML.summary_lines(self.results))
+            self.logic.tumourBoardScreenshot(path, self.logic.summaryLines(self.results))
             slicer.util.infoDisplay(f"Screenshot saved: {path}", windowTitle="CTTime")
 
-    def onReport(self):
-        if not self.ensureDependencies(CTTimeMRML.REPORT_PACKAGES):
+    def onBoard(self):
+        if not self.ensureDependencies(self.logic.BOARD_PACKAGES):
             return
         folder = pathlib.Path(self._parameterNode.outputFolder)
-        with slicer.util.tryWithErrorDisplay(f"Tumour-board report in {folder} failed.", waitCursor=True):
-            files = [path for study in self.studies for path in CTTimeMRML.write_board(folder, self.results, study)]
+        with slicer.util.tryWithErrorDisplay(f"Tumour-board figure in {folder} failed.", waitCursor=True):
+            files = self.logic.writeBoards(folder, self.results, self.studies)
             slicer.util.infoDisplay("Written:\n" + "\n".join(str(path) for path in files), windowTitle="CTTime")
 
 
 class CTTimeLogic(ScriptedLoadableModuleLogic):
     """Slicer-side actions; the MRML <-> CTTimeLib work is CTTimeMRML's."""
+
+    BOARD_PACKAGES = CTTimeMRML.BOARD_PACKAGES  # what the tumour-board figure needs besides scoring
 
     def __init__(self):
         ScriptedLoadableModuleLogic.__init__(self)
@@ -327,6 +321,51 @@ class CTTimeLogic(ScriptedLoadableModuleLogic):
 
     def getParameterNode(self):
         return CTTimeParameterNode(super().getParameterNode())
+
+    @staticmethod
+    def lesionRows(segmentationNode):
+        """(segment ID, name, location, target) of every segment; each segment gets its location tag."""
+        rows = []
+        for segmentId, segment in CTTimeMRML.segments(segmentationNode) if segmentationNode else []:
+            try:
+                location = CTTimeMRML.segment_location(segment)
+            except CTTimeError:  # a tag typed elsewhere that is no known location: choose one in the panel
+                location = "other"
+            CTTimeMRML.set_location(segment, location)
+            rows.append((segmentId, segment.GetName(), location, CTTimeMRML.is_target(segment)))
+        return rows
+
+    @staticmethod
+    def setLocation(segmentationNode, segmentId, location):
+        CTTimeMRML.set_location(segmentationNode.GetSegmentation().GetSegment(segmentId), location)
+
+    @staticmethod
+    def setTarget(segmentationNode, segmentId, target):
+        CTTimeMRML.set_target(segmentationNode.GetSegmentation().GetSegment(segmentId), target)
+
+    @staticmethod
+    def missingPackages(packages=None):
+        return CTTimeMRML.missing_packages(packages)
+
+    @staticmethod
+    def studiesToScore(segmentationNode, volumeNode, patientId, timepoint, cohort):
+        """The study being edited (remembered on its segmentation node) and, in cohort mode, every other
+        CTTime study of the scene."""
+        study = CTTimeMRML.Study(segmentationNode, volumeNode, patientId, timepoint)
+        CTTimeMRML.remember_study(study)
+        return CTTimeMRML.scene_studies(slicer.mrmlScene, study) if cohort else [study]
+
+    @staticmethod
+    def summaryLines(results):
+        return CTTimeMRML.summary_lines(results)
+
+    @staticmethod
+    def export(folder, results, studies):
+        return CTTimeMRML.export(folder, results, studies)
+
+    @staticmethod
+    def writeBoards(folder, results, studies):
+        return [path for study in studies for path in CTTimeMRML.write_board(folder, results, study)]
 
     @staticmethod
     def limitEditingToWindow(segmentEditorNode, enabled):
@@ -339,7 +378,7 @@ class CTTimeLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def referenceWarning(path):
         """Text under the reference selector: its source and size, and why it is not calibrated (if so)."""
-        from CTTimeLib import standardization
+        from CTTimeLib.scoring import standardization
 
         try:
             reference = standardization.load(str(path), [])
@@ -368,7 +407,7 @@ class CTTimeLogic(ScriptedLoadableModuleLogic):
                 "'pyradiomics']).")
 
     def compute(self, studies, standardize, progress=None, cancelled=None):
-        from CTTimeLib.extraction import FeatureExtractor
+        from CTTimeLib.scoring.extraction import FeatureExtractor
 
         self._extractor = self._extractor or FeatureExtractor()
         return CTTimeMRML.compute(studies, standardize, progress, cancelled, extractor=self._extractor)
@@ -419,8 +458,8 @@ class CTTimeLogic(ScriptedLoadableModuleLogic):
         return path
 
     @staticmethod
-    def reportAvailable():
-        return importlib.util.find_spec("CTTimeLib.report") is not None
+    def boardAvailable():
+        return importlib.util.find_spec("CTTimeLib.figures.tumour_board") is not None
 
 
 class CTTimeTest(ScriptedLoadableModuleTest):
@@ -437,7 +476,7 @@ class CTTimeTest(ScriptedLoadableModuleTest):
         import csv
 
         import numpy as np
-        from CTTimeLib import colormap, inputs, outputs
+        from CTTimeLib.core import colormap, tags
 
         self.delayDisplay("Loading the sample CT STS_019")
         volume = slicer.util.loadVolume(str(SAMPLE_DATA / "STS_019" / "CT_image.nii.gz"))
@@ -495,10 +534,10 @@ class CTTimeTest(ScriptedLoadableModuleTest):
         self.assertTrue(0.0 < score < 1.0)
         for got, expected in zip(segment.GetColor(), colormap.score_color(score)):
             self.assertAlmostEqual(got, expected, places=5)
-        self.assertEqual(CTTimeMRML.get_tag(segment, outputs.SCORE_TAG), f"{score:.6f}")
-        self.assertEqual(CTTimeMRML.get_tag(segment, inputs.LOCATION_TAG), "lung")
-        self.assertEqual(CTTimeMRML.get_tag(segment, inputs.TARGET_TAG), "true")
-        self.assertIn("NOT CLINICALLY CALIBRATED", CTTimeMRML.get_tag(segment, outputs.STANDARDIZATION_TAG))
+        self.assertEqual(CTTimeMRML.get_tag(segment, tags.SCORE_TAG), f"{score:.6f}")
+        self.assertEqual(CTTimeMRML.get_tag(segment, tags.LOCATION_TAG), "lung")
+        self.assertEqual(CTTimeMRML.get_tag(segment, tags.TARGET_TAG), "true")
+        self.assertIn("NOT CLINICALLY CALIBRATED", CTTimeMRML.get_tag(segment, tags.STANDARDIZATION_TAG))
         self.assertEqual(tableNode.GetNumberOfRows(), 1 + 4)
         self.assertEqual(tableNode.GetCellText(0, 2), "LU_1")
         self.assertEqual(tableNode.GetCellText(0, 4), "yes")

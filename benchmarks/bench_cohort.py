@@ -18,7 +18,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "CTTime"))
 
-from CTTimeLib import pipeline  # noqa: E402
+from CTTimeLib.run import pipeline  # noqa: E402
 
 
 def cases_in(folder, limit=None):

@@ -97,7 +97,7 @@ def pyradiomics_loop(image_path, labelmap_path):
     import radiomics
     from radiomics.featureextractor import RadiomicsFeatureExtractor
 
-    from CTTimeLib.resources import PARAMETER_FILE
+    from CTTimeLib.core.resources import PARAMETER_FILE
 
     radiomics.setVerbosity(logging.ERROR)
     start = time.perf_counter()
@@ -114,9 +114,10 @@ def pyradiomics_loop(image_path, labelmap_path):
 
 def extraction_layer(image_path, labelmap_path):
     """CTTime's extraction layer alone, in this process: read the study, extract every lesion."""
-    from CTTimeLib.extraction import FeatureExtractor
-    from CTTimeLib.inputs import read_image, read_lesions
-    from CTTimeLib.pipeline import extract_lesions
+    from CTTimeLib.scoring.extraction import FeatureExtractor
+    from CTTimeLib.io.images import read_image
+    from CTTimeLib.io.segmentations import read_lesions
+    from CTTimeLib.run.study import extract_lesions
 
     start = time.perf_counter()
     extractor = FeatureExtractor()
@@ -166,7 +167,9 @@ def resampled_voxels(margins, image_path, labelmap_path):
     """How many voxels of CTTime's crop-and-resample differ from pyradiomics' own whole-image resampling at each
     crop margin (voxels), and by how much at most: {data set: {margin: [voxels, differing, largest]}} for the
     lesions of this benchmark's study and for every sts-ct case."""
-    from CTTimeLib.inputs import read_image, read_lesions, whole_mask
+    from CTTimeLib.core.geometry import whole_mask
+    from CTTimeLib.io.images import read_image
+    from CTTimeLib.io.segmentations import read_lesions
 
     image = read_image(image_path)
     studies = {"this study": [(image, whole_mask(lesion.mask, image)) for lesion in read_lesions(labelmap_path, image)]}
@@ -182,16 +185,16 @@ def resampled_voxels(margins, image_path, labelmap_path):
 def _voxel_differences(lesions, margins):
     from radiomics import imageoperations
 
-    from CTTimeLib import lesion_resampling
+    from CTTimeLib.scoring import resampling
 
     totals = {margin: [0, 0, 0.0] for margin in margins}
     for image, mask in lesions:
         expected, _ = imageoperations.resampleImage(image, sitk.Cast(mask, sitk.sitkUInt32), interpolator="sitkBSpline",
                                                     resampledPixelSpacing=[1, 1, 1], padDistance=5)
         expected = sitk.GetArrayFromImage(expected).astype(float)
-        grid = lesion_resampling.resampling_grid(image, lesion_resampling.label_bounding_box(mask), [1, 1, 1], 5)
+        grid = resampling.resampling_grid(image, resampling.label_bounding_box(mask), [1, 1, 1], 5)
         for margin in margins:
-            resampled, _ = lesion_resampling.resample_lesion(image, mask, grid, sitk.sitkBSpline, margin)
+            resampled, _ = resampling.resample_lesion(image, mask, grid, sitk.sitkBSpline, margin)
             difference = np.abs(sitk.GetArrayFromImage(resampled).astype(float) - expected)
             totals[margin][0] += difference.size
             totals[margin][1] += int(np.count_nonzero(difference))
@@ -202,7 +205,7 @@ def _voxel_differences(lesions, margins):
 MEMORY_CHILD = """
 import json, resource, sys, tempfile
 sys.path.insert(0, {lib!r})
-from CTTimeLib import pipeline
+from CTTimeLib.run import pipeline
 cases = [pipeline.Case(f"P{{n:03d}}", "BS", {image!r}, {labelmap!r}) for n in range({n})]
 with tempfile.TemporaryDirectory() as out:
     result = pipeline.run(cases, out, pipeline.Options(cache=False))
@@ -239,7 +242,7 @@ def main():
                              "margins (e.g. 32 40 48; ~1 min per margin)")
     args = parser.parse_args()
 
-    from CTTimeLib.extraction import FeatureExtractor
+    from CTTimeLib.scoring.extraction import FeatureExtractor
 
     image_path, label_path = lung_data(args.cache, args.case)
     labelmap_path = args.cache / f"{args.case}_10lesions.nrrd"

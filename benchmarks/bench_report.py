@@ -5,8 +5,8 @@
 Two run folders are scored first (not timed): (1) N sarcoma CTs of ../shared/data/sts-ct, one lesion each;
 (2) a full-size 512 x 512 x 61 chest CT with 10 lesions (pyradiomics' lung2 data with nine soft-tissue spheres
 added, built by bench_multilesion.py's helpers). Then, per patient and time point, it times reading the CT and
-the coloured .seg.nrrd (``report.load_case``) and drawing + writing the PNG (``report.write_board``), and prints
-each time and the worst. Timings on a shared machine are noisy; run it twice.
+the coloured .seg.nrrd (``tumour_board.load_case``) and drawing + writing the PNG (``tumour_board.write_board``),
+and prints each time and the worst. Timings on a shared machine are noisy; run it twice.
 """
 
 import argparse
@@ -22,19 +22,21 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "CTTime"))
 
 from bench_multilesion import SHARED_STS, lung_data, ten_lesions  # noqa: E402
-from CTTimeLib import pipeline, report  # noqa: E402
-from CTTimeLib.resources import DEMO_REFERENCE  # noqa: E402
+from CTTimeLib.core.resources import DEMO_REFERENCE  # noqa: E402
+from CTTimeLib.figures import tumour_board  # noqa: E402
+from CTTimeLib.run import pipeline  # noqa: E402
 
 
 def time_boards(run_dir, pdf):
-    lesions = report.read_table(run_dir / "lesions.csv", "lesions table")
-    patients = report.read_table(run_dir / "patients.csv", "patients table")
+    lesions = tumour_board.read_table(run_dir / "lesions.csv", "lesions table")
+    patients = tumour_board.read_table(run_dir / "patients.csv", "patients table")
     times = []
     for (patient, timepoint), rows in lesions.groupby(["patient_id", "timepoint"], sort=False):
         start = time.perf_counter()
-        image, masks, reason = report.load_case(run_dir, rows)
+        image, masks, reason = tumour_board.load_case(run_dir, rows)
         loaded = time.perf_counter()
-        report.write_board(run_dir, patient, timepoint, lesions, patients, image, masks, pdf=pdf, image_reason=reason)
+        tumour_board.write_board(run_dir, patient, timepoint, lesions, patients, image, masks, pdf=pdf,
+                                 image_reason=reason)
         done = time.perf_counter()
         times.append(done - start)
         print(f"  {patient} {timepoint}: {len(rows)} lesion(s), image {image.GetSize() if image else None}: "

@@ -1,19 +1,22 @@
 """CTTimeLib: the CT-TIME radiomics signature, without 3D Slicer.
 
-The modules follow the data as it flows through a run:
+Its folders follow the data through a run, each importing only from the folders listed before it:
 
-    inputs           CT image and lesion segmentation -> Lesion masks on the image grid
-    extraction       pyradiomics, driven by the fixed Table-2 parameter file -> 107 features per lesion
-    standardization  z-scores against the scored cohort or a stored reference
-    signature        the published elastic-net model -> P(inflamed) and status per lesion
-    aggregation      per patient and time point: min / median / mean / max, heterogeneity, totals
-    colormap         one colour map from score to colour, shared by every output
-    outputs          lesions.csv, patients.csv and the coloured .seg.nrrd, written atomically
-    pipeline         the one code path used by the CLI, the Slicer module and the batch script
-    cli              the ``cttime`` command
+    core       errors, resources, the lesion vocabulary and CTTime.* tags, image/mask geometry, safe files,
+               the score colour map, time points
+    io         CT images, segmentations, DICOM, the user's tables, the coloured segmentation writer
+    scoring    pyradiomics extraction and its resampling, standardisation, the published model, lesion scores,
+               patient aggregates, harmonisation, the acquisition check
+    run        cases, manifest, execution (local processes, Dask), cache, run-folder rules, progress, summary,
+               and the pipeline: the one code path used by the CLI, the Slicer module and the batch script
+    figures    the tumour-board figure and figure helpers
+    analytics  longitudinal, evaluation, survival, training, the HTML cohort report
+    cli        the ``cttime`` command
 
 Reference: Bernatowicz K, et al. J Immunother Cancer 2025;13:e009140 (doi:10.1136/jitc-2024-009140);
 the published model and scripts are in CT-TIME-public (CC BY 4.0, VHIO).
 """
 
-__version__ = "0.1.0"
+from .core.version import __version__
+
+__all__ = ["__version__"]

@@ -33,24 +33,18 @@ def build_parser():
 
 def main(argv):
     """Run the cohort; the exit status of `cttime cohort`."""
-    from CTTimeLib import cli, pipeline, progress
-    from CTTimeLib.errors import Cancelled, CTTimeError
-    from CTTimeLib.manifest import read_manifest
+    from CTTimeLib.run import pipeline, progress
+    from CTTimeLib.run.manifest import read_manifest
+    from CTTimeLib.run.summary import EXIT_OK, EXIT_USAGE, exit_status, print_report
+    from CTTimeLib.scoring.standardization import COHORT
 
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help or a bad option: argparse has printed why
-        return cli.EXIT_OK if exc.code == 0 else cli.EXIT_USAGE
-    options = pipeline.Options(standardize=args.reference or pipeline.COHORT, group_by=tuple(args.group_by))
-    try:
-        result = pipeline.run(read_manifest(args.manifest), args.out, options, events=progress.Lines())
-    except CTTimeError as exc:
-        print(f"CTTimeBatch: error: {exc}", file=sys.stderr)
-        return cli.EXIT_USAGE
-    except (Cancelled, KeyboardInterrupt):
-        print("CTTimeBatch: interrupted; files already written are complete.", file=sys.stderr)
-        return cli.EXIT_INTERRUPTED
-    return cli._report(result)
+        return EXIT_OK if exc.code == 0 else EXIT_USAGE
+    options = pipeline.Options(standardize=args.reference or COHORT, group_by=tuple(args.group_by))
+    return exit_status("CTTimeBatch", lambda: print_report(
+        pipeline.run(read_manifest(args.manifest), args.out, options, events=progress.Lines())))
 
 
 def exit_with(status):

@@ -1,5 +1,6 @@
 """Shared test fixtures: the repository's sample data and the shared real CT cohort beside the repository."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -15,9 +16,13 @@ SAMPLE_CASES = ("STS_008", "STS_019", "STS_025")
 
 @pytest.fixture(scope="session")
 def shared_sts():
-    """The 36 real sarcoma CTs of ../shared (present in CI and on the development machines)."""
+    """The 36 real sarcoma CTs of ../shared: present in CI (where their absence fails the run) and on the
+    development machines; a user's clone without them skips the tests that need them."""
     if not SHARED_STS.is_dir():
-        pytest.fail(f"{SHARED_STS} is missing: the tests need ../shared beside the repository")
+        message = f"needs the 36 sarcoma CTs of {SHARED_STS} (../shared beside the repository, as in CI)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
     return SHARED_STS
 
 
@@ -30,6 +35,6 @@ def sample_case():
 
 @pytest.fixture(scope="session")
 def extractor():
-    from CTTimeLib.extraction import FeatureExtractor
+    from CTTimeLib.scoring.extraction import FeatureExtractor
 
     return FeatureExtractor()

@@ -75,7 +75,7 @@ def write_seg(path, segments, like):
     """
     import slicerio
 
-    from CTTimeLib.outputs import ijk_to_lps
+    from CTTimeLib.core.geometry import ijk_to_lps
 
     segmentation = slicerio.create_segmentation(like.GetSize(), ijk_to_lps(like))
     pairs = segments.items() if isinstance(segments, dict) else segments

@@ -63,8 +63,11 @@ def _library_names():
     import CTTimeMRML
 
     names = set(dir(CTTimeMRML))
-    for info in __import__("pkgutil").iter_modules(CTTimeLib.__path__):
-        module = importlib.import_module(f"CTTimeLib.{info.name}")
+    packages = [CTTimeLib, CTTimeMRML]
+    for info in [i for p in packages for i in __import__("pkgutil").walk_packages(p.__path__, f"{p.__name__}.")]:
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
         names |= set(dir(module))
         for value in vars(module).values():
             if inspect.isclass(value) and value.__module__ == module.__name__:

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from CTTimeLib.aggregation import heterogeneity, summarize
+from CTTimeLib.scoring.aggregation import heterogeneity, summarize
 
 
 def lesions(scores, patient="P1", timepoint="BS", errors=None):

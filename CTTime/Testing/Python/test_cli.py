@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from conftest import SAMPLE_CASES, SAMPLE_DATA
-from CTTimeLib.resources import DEMO_REFERENCE
-from CTTimeLib.signature import load_model
+from CTTimeLib.core.resources import DEMO_REFERENCE
+from CTTimeLib.scoring.signature import load_model
 
 MODEL = load_model()
 

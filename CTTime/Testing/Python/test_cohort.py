@@ -16,11 +16,15 @@ import SimpleITK as sitk
 from conftest import REPO, SAMPLE_DATA, SAMPLE_CASES
 from dicom_fixtures import write_ct_series, write_rtstruct, write_seg
 
-from CTTimeLib import cache, cli, inputs, pipeline
-from CTTimeLib.errors import CTTimeError
-from CTTimeLib.extraction import FeatureExtractor
-from CTTimeLib.manifest import read_manifest
-from CTTimeLib.resources import DEMO_REFERENCE, MODEL_FILE, PARAMETER_FILE
+from CTTimeLib.cli import commands
+from CTTimeLib.core import geometry
+from CTTimeLib.core.errors import CTTimeError
+from CTTimeLib.core.resources import DEMO_REFERENCE, MODEL_FILE, PARAMETER_FILE
+from CTTimeLib.io import images, segmentations
+from CTTimeLib.run.summary import EXIT_USAGE
+from CTTimeLib.run import cache, pipeline
+from CTTimeLib.run.manifest import read_manifest
+from CTTimeLib.scoring.extraction import FeatureExtractor
 
 CTTIME = [sys.executable, "-m", "CTTimeLib.cli"]
 ENV = dict(os.environ, PYTHONPATH=str(REPO / "CTTime"))
@@ -105,15 +109,15 @@ def test_dask_cluster_gives_identical_results(cohort, sequential, tmp_path):
                       dashboard_address=None) as cluster:
         events = []
         pipeline.run(read_manifest(cohort), tmp_path, pipeline.Options(scheduler=cluster.scheduler_address,
-                                                                         cache=False), events=events.append)
+                                                                       cache=False), events=events.append)
     assert events[0]["scheduler"].startswith("tcp://127.0.0.1:")
     assert (tmp_path / "lesions.csv").read_bytes() == (sequential[0] / "lesions.csv").read_bytes()
 
 
 def test_unreachable_scheduler_is_a_usage_error(cohort, tmp_path, capsys):
-    code = cli.main(["cohort", str(cohort), "--standardize", "cohort", "--out", str(tmp_path), "--quiet",
-                     "--scheduler", "tcp://127.0.0.1:9"])
-    assert code == cli.EXIT_USAGE and "Dask scheduler" in capsys.readouterr().err
+    code = commands.main(["cohort", str(cohort), "--standardize", "cohort", "--out", str(tmp_path), "--quiet",
+                          "--scheduler", "tcp://127.0.0.1:9"])
+    assert code == EXIT_USAGE and "Dask scheduler" in capsys.readouterr().err
 
 
 def test_kill_9_midway_then_resume_equals_a_clean_run(tmp_path, shared_sts):
@@ -195,9 +199,9 @@ def test_manifest_problems_are_reported_together(tmp_path, capsys):
                      "line 5: empty timepoint", "line 5: locations names 'LU_1' twice"):
         assert expected in text
     assert text.count("\n  ") == 8
-    assert cli.main(["cohort", str(manifest), "--standardize", "cohort", "--out", str(tmp_path / "o")]) == 2
+    assert commands.main(["cohort", str(manifest), "--standardize", "cohort", "--out", str(tmp_path / "o")]) == 2
     (tmp_path / "bad.csv").write_text("patient,image\nP1,x.nii.gz\n")
-    assert cli.main(["cohort", str(tmp_path / "bad.csv"), "--standardize", "cohort", "--out", str(tmp_path)]) == 2
+    assert commands.main(["cohort", str(tmp_path / "bad.csv"), "--standardize", "cohort", "--out", str(tmp_path)]) == 2
     assert "timepoint, segmentation" in capsys.readouterr().err
 
 
@@ -238,7 +242,7 @@ def test_in_domain_acquisition_is_not_flagged(tmp_path):
     image = sitk.ReadImage(str(SAMPLE_DATA / "STS_019" / "CT_image.nii.gz"))
     image.SetSpacing(image.GetSpacing()[:2] + (2.5,))
     write_ct_series(image, tmp_path / "ct", kvp=120, kernel="STANDARD", contrast="Omnipaque 350")
-    from CTTimeLib import acquisition
+    from CTTimeLib.scoring import acquisition
 
     described = acquisition.describe(tmp_path / "ct")
     assert described["acquisition_warning"] == "" and described["slice_thickness_mm"] == 2.5
@@ -249,7 +253,7 @@ def test_in_domain_acquisition_is_not_flagged(tmp_path):
 
 def test_rtstruct_contours_are_filled_with_holes(dicom_study, tmp_path):
     folder, _, _, datasets = dicom_study
-    image = inputs.read_image(folder / "ct")
+    image = images.read_image(folder / "ct")
 
     def box(k, i0, i1, j0, j1):  # a contour half a voxel outside voxel centres i0..i1, j0..j1 of slice k
         corners = [(i0 - .5, j0 - .5), (i1 + .5, j0 - .5), (i1 + .5, j1 + .5), (i0 - .5, j1 + .5)]
@@ -258,9 +262,9 @@ def test_rtstruct_contours_are_filled_with_holes(dicom_study, tmp_path):
     contours = {"LU_1": [box(k, 50, 70, 40, 60) for k in range(20, 25)] + [box(22, 55, 60, 45, 50)],
                 "bone_2": [box(10, 5, 6, 5, 6)]}
     path = write_rtstruct(datasets, contours, tmp_path / "rt.dcm")
-    lesions = inputs.read_lesions(path, image)
+    lesions = segmentations.read_lesions(path, image)
     assert [(l.lesion_id, l.location) for l in lesions] == [("LU_1", "lung"), ("bone_2", "bone")]
-    lung = sitk.GetArrayFromImage(inputs.whole_mask(lesions[0].mask, image))
+    lung = sitk.GetArrayFromImage(geometry.whole_mask(lesions[0].mask, image))
     expected = np.zeros_like(lung)
     expected[20:25, 40:61, 50:71] = 1
     expected[22, 45:51, 55:61] = 0
@@ -269,7 +273,7 @@ def test_rtstruct_contours_are_filled_with_holes(dicom_study, tmp_path):
 
 
 def test_cancel_stops_between_lesions_and_keeps_what_is_done(tmp_path):
-    from CTTimeLib.errors import Cancelled
+    from CTTimeLib.core.errors import Cancelled
 
     cases = [pipeline.Case(n, "BS", str(SAMPLE_DATA / n / "CT_image.nii.gz"), str(SAMPLE_DATA / n / "CT_mask.nii.gz"))
              for n in SAMPLE_CASES]
@@ -285,7 +289,7 @@ def test_cancel_stops_between_lesions_and_keeps_what_is_done(tmp_path):
 def test_progress_bar_and_json_lines_render_the_events(tmp_path):
     import io
 
-    from CTTimeLib import progress
+    from CTTimeLib.run import progress
 
     bar, lines, log = io.StringIO(), io.StringIO(), io.StringIO()
     report = progress.combine(progress.ProgressBar(bar), progress.Lines(lines), progress.JsonLines(log), None)
@@ -303,7 +307,7 @@ def test_progress_bar_and_json_lines_render_the_events(tmp_path):
 def test_one_ahead_keeps_order_overlaps_and_cancels_on_close():
     import time
 
-    from CTTimeLib import execution
+    from CTTimeLib.run import execution
 
     started = []
 

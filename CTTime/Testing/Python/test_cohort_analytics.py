@@ -13,9 +13,12 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from CTTimeLib import cli, evaluation, harmonization, pipeline, signature, standardization, training
-from CTTimeLib.errors import CTTimeError
-from CTTimeLib.resources import MODEL_FILE
+from CTTimeLib.analytics import evaluation, training
+from CTTimeLib.cli import commands
+from CTTimeLib.core.errors import CTTimeError
+from CTTimeLib.core.resources import MODEL_FILE
+from CTTimeLib.run import pipeline, study
+from CTTimeLib.scoring import harmonization, signature, standardization
 
 N_CASES = 24
 P90, ELONG = "original_firstorder_90Percentile", "original_shape_Elongation"
@@ -29,7 +32,7 @@ def features(shared_sts, extractor):
     rows = []
     for folder in folders:
         case = pipeline.Case(folder.name, "BS", str(folder / "CT_image.nii.gz"), str(folder / "CT_mask.nii.gz"))
-        rows += pipeline.extract_case(case, extractor)
+        rows += study.extract_case(case, extractor)
     table = pd.DataFrame(rows)
     assert (table["error"] == "").all(), table["error"]
     return table.drop(columns=["image", "segmentation"], errors="ignore")
@@ -42,7 +45,7 @@ def _written(table, out_dir, **options):
 
 
 def _run(argv, capsys=None):
-    code = cli.main([str(a) for a in argv])
+    code = commands.main([str(a) for a in argv])
     out = capsys.readouterr() if capsys else None
     assert code == 0, out
     return out
@@ -141,8 +144,8 @@ def test_combat_harmonisation_is_neurocombat_and_recorded(features, tmp_path):
         pipeline.rescore(table, tmp_path / "x", pipeline.Options(harmonize_by="scanner"))
     with pytest.raises(CTTimeError, match="at least 2 batches"):
         pipeline.rescore(table.assign(batch="A"), tmp_path / "x", pipeline.Options(harmonize_by="batch"))
-    assert cli.main(["rescore", str(tmp_path / "p" / "lesions.csv"), "--standardize", "cohort", "--harmonize",
-                     "batch", "--out", str(tmp_path / "cli")]) == 0
+    assert commands.main(["rescore", str(tmp_path / "p" / "lesions.csv"), "--standardize", "cohort", "--harmonize",
+                          "batch", "--out", str(tmp_path / "cli")]) == 0
     assert json.loads((tmp_path / "cli" / "run.json").read_text())["harmonization"]["batch_column"] == "batch"
 
 
@@ -241,8 +244,8 @@ def test_evaluate_lesion_and_patient_labels(features, tmp_path, capsys):
 
     bad = labels.assign(label=2)
     bad.to_csv(tmp_path / "bad.csv", index=False)
-    assert cli.main(["evaluate", str(lesions_csv), "--labels", str(tmp_path / "bad.csv"), "--out",
-                     str(tmp_path / "x")]) == 2
+    assert commands.main(["evaluate", str(lesions_csv), "--labels", str(tmp_path / "bad.csv"), "--out",
+                          str(tmp_path / "x")]) == 2
     assert "must hold 0 or 1" in capsys.readouterr().err
 
 
@@ -339,6 +342,6 @@ def test_cohort_report_is_one_html_file_with_every_section(features, tmp_path, c
 @pytest.mark.parametrize("command", ["longitudinal", "evaluate", "survival", "train", "cohort-report"])
 def test_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        cli.main([command, "--help"])
+        commands.main([command, "--help"])
     assert exit_info.value.code == 0
     assert "LESIONS.csv" in capsys.readouterr().out

@@ -7,10 +7,10 @@ import pytest
 import SimpleITK as sitk
 import slicerio
 
-from CTTimeLib import pipeline
-from CTTimeLib.extraction import FeatureExtractor
-from CTTimeLib.outputs import ijk_to_lps
-from CTTimeLib.resources import PARAMETER_FILE
+from CTTimeLib.core.geometry import ijk_to_lps
+from CTTimeLib.core.resources import PARAMETER_FILE
+from CTTimeLib.run import pipeline, study
+from CTTimeLib.scoring.extraction import FeatureExtractor
 
 REL_TOL = 1e-9
 
@@ -72,7 +72,7 @@ def test_parameter_file_gives_107_original_features(extractor):
 def test_labelmap_lesions_equal_pyradiomics(multi_lesion, direct, extractor, tmp_path):
     case = pipeline.Case("P1", "BS", str(multi_lesion["image"]), str(multi_lesion["labels"]),
                          names={1: "LU_upper", 2: "liver_lower"})
-    rows = {r["lesion_id"]: r for r in pipeline.extract_case(case, extractor)}
+    rows = {r["lesion_id"]: r for r in study.extract_case(case, extractor)}
     assert set(rows) == {"LU_upper", "liver_lower"}
     assert rows["LU_upper"]["location"] == "lung" and rows["liver_lower"]["location"] == "liver"
     for lesion_id in rows:
@@ -84,7 +84,7 @@ def test_seg_nrrd_segments_in_two_layers_equal_pyradiomics(multi_lesion, direct,
     header = slicerio.read_segmentation(str(multi_lesion["seg"]), skip_voxels=True)
     assert {s["layer"] for s in header["segments"]} == {0, 1}  # the whole tumour overlaps: second layer
     case = pipeline.Case("P1", "BS", str(multi_lesion["image"]), str(multi_lesion["seg"]))
-    rows = {r["lesion_id"]: r for r in pipeline.extract_case(case, extractor)}
+    rows = {r["lesion_id"]: r for r in study.extract_case(case, extractor)}
     assert set(rows) == set(direct)
     for lesion_id, reference in direct.items():
         assert_equal_features(rows[lesion_id], reference, extractor.feature_names)

@@ -12,10 +12,13 @@ import pytest
 import SimpleITK as sitk
 import yaml
 
-from CTTimeLib import inputs, lesion_resampling, pipeline
-from CTTimeLib.extraction import FeatureExtractor
-from CTTimeLib.inputs import read_image, read_lesions
-from CTTimeLib.resources import PARAMETER_FILE
+from CTTimeLib.core import geometry
+from CTTimeLib.core.resources import PARAMETER_FILE
+from CTTimeLib.io.images import read_image
+from CTTimeLib.io.segmentations import read_lesions
+from CTTimeLib.run import study
+from CTTimeLib.scoring import resampling
+from CTTimeLib.scoring.extraction import FeatureExtractor
 
 PAD = 100  # in-plane voxels of mirror padding: the volume becomes ~350 x 350 voxels, like a cropped chest CT
 TOLERANCE = 1e-9
@@ -80,25 +83,25 @@ def test_grid_is_pyradiomics_grid(shared_sts):
         expected_image, expected_mask = imageoperations.resampleImage(
             image, sitk.Cast(mask, sitk.sitkUInt32), resampledPixelSpacing=[1, 1, 1], interpolator="sitkBSpline",
             padDistance=pad_distance)
-        box = lesion_resampling.label_bounding_box(mask)
-        grid = lesion_resampling.resampling_grid(image, box, [1, 1, 1], pad_distance)
+        box = resampling.label_bounding_box(mask)
+        grid = resampling.resampling_grid(image, box, [1, 1, 1], pad_distance)
         origin, spacing, size, direction = grid
         assert origin == expected_image.GetOrigin()
         assert tuple(spacing) == expected_image.GetSpacing()
         assert tuple(size) == expected_image.GetSize()
         assert tuple(direction) == expected_image.GetDirection()
-        _, resampled_mask = lesion_resampling.resample_lesion(image, mask, grid, sitk.sitkBSpline)
+        _, resampled_mask = resampling.resample_lesion(image, mask, grid, sitk.sitkBSpline)
         assert resampled_mask.GetPixelID() == expected_mask.GetPixelID()
         assert np.array_equal(sitk.GetArrayViewFromImage(resampled_mask), sitk.GetArrayViewFromImage(expected_mask))
-    assert tuple(lesion_resampling.resampling_grid(image, lesion_resampling.label_bounding_box(
+    assert tuple(resampling.resampling_grid(image, resampling.label_bounding_box(
         one_slice), [1, 1, 1], 10)[1]) == (1.0, 1.0, image.GetSpacing()[2])
 
 
 def test_no_grid_when_spacing_already_wanted(shared_sts):
     image, mask = load(shared_sts, "STS_019", low=(0, 0, 0), high=(0, 0, 0))
-    box = lesion_resampling.label_bounding_box(mask)
-    assert lesion_resampling.resampling_grid(image, box, image.GetSpacing(), 5) is None
-    assert lesion_resampling.label_bounding_box(sitk.Image(image.GetSize(), sitk.sitkUInt8)) is None
+    box = resampling.label_bounding_box(mask)
+    assert resampling.resampling_grid(image, box, image.GetSpacing(), 5) is None
+    assert resampling.label_bounding_box(sitk.Image(image.GetSize(), sitk.sitkUInt8)) is None
 
 
 def test_margin_is_needed_and_enough(shared_sts, direct, extractor):
@@ -106,9 +109,9 @@ def test_margin_is_needed_and_enough(shared_sts, direct, extractor):
     from radiomics import imageoperations
 
     image, mask = load(shared_sts, "STS_008")
-    box = lesion_resampling.label_bounding_box(mask)
-    grid = lesion_resampling.resampling_grid(image, box, [1, 1, 1], 5)
-    start, extent = lesion_resampling._crop_region(grid, image, lesion_resampling.MARGIN)
+    box = resampling.label_bounding_box(mask)
+    grid = resampling.resampling_grid(image, box, [1, 1, 1], 5)
+    start, extent = resampling._crop_region(grid, image, resampling.MARGIN)
     assert all(e < s for e, s in zip(extent[:2], image.GetSize()[:2])), "the test must crop in-plane"
     expected, _ = imageoperations.resampleImage(image, sitk.Cast(mask, sitk.sitkUInt32), interpolator="sitkBSpline",
                                                 resampledPixelSpacing=[1, 1, 1], padDistance=5)
@@ -116,8 +119,8 @@ def test_margin_is_needed_and_enough(shared_sts, direct, extractor):
     reference = direct.execute(image, mask, label=1)
     on_grid = extractor._on_grid
     worst = {}
-    for margin in (0, 24, lesion_resampling.MARGIN, 40):
-        resampled = lesion_resampling.resample_lesion(image, mask, grid, sitk.sitkBSpline, margin)
+    for margin in (0, 24, resampling.MARGIN, 40):
+        resampled = resampling.resample_lesion(image, mask, grid, sitk.sitkBSpline, margin)
         voxels = sitk.GetArrayFromImage(resampled[0])
         changed = np.count_nonzero(voxels != expected) / voxels.size
         features = on_grid.execute(*resampled, label=1)
@@ -126,13 +129,13 @@ def test_margin_is_needed_and_enough(shared_sts, direct, extractor):
             assert changed < 1e-5, (margin, changed)  # at most a float32 rounding step in a rare voxel
             assert np.allclose(voxels, expected, rtol=1e-6, atol=0)
     assert worst[0][0] > 0.1 and worst[0][1] > 1e-6, "without margin the B-spline prefilter must differ"
-    assert all(worst[m][1] <= TOLERANCE for m in (24, 40, lesion_resampling.MARGIN)), worst
+    assert all(worst[m][1] <= TOLERANCE for m in (24, 40, resampling.MARGIN)), worst
 
 
 def test_border_lesions_equal_pyradiomics(shared_sts, direct, extractor):
     assert extractor._resampling is not None, "the fixed parameter file must take the per-lesion path"
     for name, (image, mask) in border_lesions(shared_sts).items():
-        assert inputs.grid_offset(mask, image) == (0, 0, 0) and mask.GetSize() == image.GetSize()
+        assert geometry.grid_offset(mask, image) == (0, 0, 0) and mask.GetSize() == image.GetSize()
         assert_same_features(extractor.extract(image, mask, name), direct.execute(image, mask, label=1),
                              extractor.feature_names)
 
@@ -154,14 +157,14 @@ def test_multi_lesion_labelmap_through_pipeline(shared_sts, direct, extractor, t
     image = read_image(image_path)
     lesions = read_lesions(labelmap_path, image)
     filters = list(warnings.filters)
-    rows = pipeline.extract_lesions(image, lesions, extractor, {"patient_id": "P"})
+    rows = study.extract_lesions(image, lesions, extractor, {"patient_id": "P"})
     assert warnings.filters == filters  # the second thread leaves the process's warning filters as they were
     assert [row["lesion_id"] for row in rows] == ["lesion_1", "lesion_2", "lesion_3"]
     assert all(row["error"] == "" for row in rows)
     for label, (row, lesion) in enumerate(zip(rows, lesions), start=1):
         alone = sitk.Cast(labelmap == label, sitk.sitkUInt8)
         assert np.prod(lesion.mask.GetSize()) < np.prod(image.GetSize()) / 10  # kept cropped to the lesion
-        assert np.array_equal(sitk.GetArrayFromImage(inputs.whole_mask(lesion.mask, image)),
+        assert np.array_equal(sitk.GetArrayFromImage(geometry.whole_mask(lesion.mask, image)),
                               sitk.GetArrayViewFromImage(alone))
         assert_same_features(row, direct.execute(image, alone, label=1), extractor.feature_names)
 
@@ -178,6 +181,6 @@ def test_other_parameter_files_use_pyradiomics_unchanged(shared_sts, tmp_path):
     image, mask = load(shared_sts, "STS_019", low=(0, 0, 0), high=(0, 0, 0))
     reference = RadiomicsFeatureExtractor(str(path)).execute(image, mask, label=1)
     assert_same_features(extractor.extract(image, mask), reference, extractor.feature_names)
-    cropped = inputs.lesion_mask(sitk.GetArrayViewFromImage(mask), image)  # as read_lesions keeps lesions
+    cropped = geometry.lesion_mask(sitk.GetArrayViewFromImage(mask), image)  # as read_lesions keeps lesions
     assert cropped.GetSize() != image.GetSize()
     assert_same_features(extractor.extract(image, cropped), reference, extractor.feature_names)

@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import hostile_corpus as corpus
-from CTTimeLib import cli
-from CTTimeLib.errors import CTTimeError
-from CTTimeLib.resources import DEMO_REFERENCE, PARAMETER_FILE
+from CTTimeLib.cli import commands
+from CTTimeLib.core.errors import CTTimeError
+from CTTimeLib.core.resources import DEMO_REFERENCE, PARAMETER_FILE
 
 CTTIME = Path(__file__).resolve().parents[2]
 GOOD = ("tumour", "tumour_top")
@@ -36,7 +36,7 @@ def cttime(*argv):
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            code = cli.main([str(a) for a in argv])
+            code = commands.main([str(a) for a in argv])
         except SystemExit as exc:  # argparse
             code = exc.code
     assert "Traceback" not in out.getvalue() + err.getvalue()
@@ -142,7 +142,7 @@ BAD_STUDIES = {
         ["dup.seg.nrrd", "'tumour' occurs twice", "rename one segment"]),
     "unreadable segmentation": (_segmentation("broken.seg.nrrd", lambda path, ct: path.write_bytes(
         b"NRRD0004\ntype: uchar\ndimension: 3\n\n\x00")), ["broken.seg.nrrd", "Cannot read segmentation",
-                                                          "Save it again"]),
+                                                           "Save it again"]),
     "no lesion": (_segmentation("zero.nrrd", lambda path, ct: corpus.mask_image(np.zeros_like(corpus.tumour()), ct)),
                   ["zero.nrrd", "holds no lesion"]),
 }
@@ -189,7 +189,7 @@ def test_cohort_scores_the_good_study_and_reports_each_bad_one(data, baseline, t
                      f"{given.get('segmentation', folder / 'good.seg.nrrd')}")
     (tmp_path / "manifest.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     code, out, err = cttime("cohort", tmp_path / "manifest.csv", "--out", tmp_path / "out", "--workers", "1",
-                          "--reference", DEMO_REFERENCE)
+                            "--reference", DEMO_REFERENCE)
     assert code == 3, err
     assert_good_kept(tmp_path / "out", baseline)
     table = lesions(tmp_path / "out").set_index("patient_id")
@@ -245,7 +245,7 @@ def test_single_slice_lesion_is_scored(lesion_run):
 def test_failed_lesions_are_yellow_in_the_coloured_segmentation(lesion_run):
     import slicerio
 
-    from CTTimeLib import colormap
+    from CTTimeLib.core import colormap
 
     segments = {s["name"]: s for s in slicerio.read_segmentation(str(lesion_run[2] / "P_BS_cttime.seg.nrrd"),
                                                                  skip_voxels=True)["segments"]}
@@ -281,7 +281,8 @@ def test_outside_field_of_view_padding_is_accepted(padding, data, baseline, tmp_
 def test_overlapping_segments_are_read_from_their_layers(data):
     import slicerio
 
-    from CTTimeLib.inputs import read_lesions, whole_mask
+    from CTTimeLib.core.geometry import whole_mask
+    from CTTimeLib.io.segmentations import read_lesions
 
     folder, ct = data
     assert slicerio.read_segmentation(str(folder / "good.seg.nrrd"))["voxels"].ndim == 4  # two layers
@@ -307,7 +308,7 @@ def test_hostile_names_keep_their_ids_and_give_safe_file_names(data, baseline, t
     folder, ct = data
     names = ["../../etc/tumour", "LU\\1 Läsion 肺 /x"]
     seg = corpus.write_seg(tmp_path / "names.seg.nrrd", {f"placeholder{i}": mask for i, mask in
-                                                          enumerate(corpus.good_lesions().values())}, ct)
+                                                         enumerate(corpus.good_lesions().values())}, ct)
     _utf8_names(seg, names)
     code, out, _ = cttime("score", "--image", folder / "ct.nrrd", "--segmentation", seg, "--patient", "../Pä tient/1",
                           "--timepoint", "B\\S", "--out", tmp_path / "out", "--reference", DEMO_REFERENCE)
@@ -331,7 +332,7 @@ def test_names_that_differ_only_in_non_ascii_characters_are_distinct_lesions(dat
     folder, ct = data
     names = ["Läsion 肺", "Läsion 肝"]
     seg = corpus.write_seg(tmp_path / "utf8.seg.nrrd", {f"placeholder{i}": mask for i, mask in
-                                                         enumerate(corpus.good_lesions().values())}, ct)
+                                                        enumerate(corpus.good_lesions().values())}, ct)
     _utf8_names(seg, names)
     (tmp_path / "m.csv").write_text(f"patient_id,timepoint,image,segmentation\nP,BS,{folder / 'ct.nrrd'},{seg}\n",
                                     encoding="utf-8")
@@ -441,7 +442,7 @@ def test_non_finite_features_fail_only_their_rows(baseline, data, tmp_path):
     extra.iloc[2, extra.columns.get_loc("original_glcm_MaximumProbability")] = "n/a"
     pd.concat([table, extra]).to_csv(tmp_path / "table.csv", index=False)
     code, out, err = cttime("rescore", tmp_path / "table.csv", "--out", tmp_path / "out",
-                          "--reference", DEMO_REFERENCE)
+                            "--reference", DEMO_REFERENCE)
     assert code == 3, err
     assert_good_kept(tmp_path / "out", baseline)
     rows = lesions(tmp_path / "out").set_index("lesion_id")
@@ -464,7 +465,7 @@ def test_duplicate_rows_in_a_lesions_table(data, tmp_path):
 
 # ---- the sources: atomic outputs, safe loaders, no pickle ---------------------------------------------------------
 
-SOURCES = sorted([*(CTTIME / "CTTimeLib").glob("*.py"), *CTTIME.glob("*.py")])
+SOURCES = sorted([*(CTTIME / "CTTimeLib").rglob("*.py"), *(CTTIME / "CTTimeMRML").rglob("*.py"), *CTTIME.glob("*.py")])
 _WRITERS = {"to_csv", "to_json", "to_excel", "to_parquet", "savefig", "WriteImage", "write_segmentation",
             "write_bytes", "write_text", "save"}
 
@@ -492,7 +493,7 @@ def _unguarded_writes(tree):
                 name in _WRITERS and isinstance(node.func, ast.Attribute) and bool(node.args or node.keywords))
             first = node.args[0] if node.args else None
             to_memory = isinstance(first, ast.Name) and first.id in ("buffer", "stream", "handle")
-            if writes and not to_memory and not _module_call(node, ("outputs",)):
+            if writes and not to_memory and not _module_call(node, ("files",)):
                 found.append(f"line {node.lineno}: {name}")
         for child in ast.iter_child_nodes(node):
             visit(child, guarded)
@@ -512,7 +513,7 @@ def test_every_output_is_written_atomically(path):
 
 def test_the_write_check_can_fail():
     tree = ast.parse("frame.to_csv(path)\nwith open(path, 'w') as f:\n    pass\n"
-                     "with outputs.atomic_path(path) as t:\n    frame.to_csv(t)\n")
+                     "with files.atomic_path(path) as t:\n    frame.to_csv(t)\n")
     assert _unguarded_writes(tree) == ["line 1: to_csv", "line 2: open"]
 
 
@@ -544,7 +545,8 @@ def segmentations(draw):
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(segmentations())
 def test_seg_nrrd_reader_returns_the_written_masks(tmp_path, drawn):
-    from CTTimeLib.inputs import grid_offset, read_lesions, whole_mask
+    from CTTimeLib.core.geometry import grid_offset, whole_mask
+    from CTTimeLib.io.segmentations import read_lesions
 
     masks, spacing, origin = drawn
     like = sitk.GetImageFromArray(np.zeros(masks[0].shape, np.int16))
@@ -576,7 +578,7 @@ def manifests(draw):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(manifests())
 def test_manifest_parser_returns_cases_or_lists_problems(tmp_path, text):
-    from CTTimeLib.manifest import REQUIRED, read_manifest
+    from CTTimeLib.run.manifest import REQUIRED, read_manifest
 
     for name in ("ct.nrrd", "seg.nrrd"):
         (tmp_path / name).write_bytes(b"")

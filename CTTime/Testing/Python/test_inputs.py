@@ -5,10 +5,12 @@ import pytest
 import SimpleITK as sitk
 import slicerio
 
-from CTTimeLib import pipeline
-from CTTimeLib.errors import CTTimeError
-from CTTimeLib.inputs import infer_location, normalize_location, read_image, read_lesions, whole_mask
-from CTTimeLib.outputs import ijk_to_lps
+from CTTimeLib.core.errors import CTTimeError
+from CTTimeLib.core.geometry import ijk_to_lps, whole_mask
+from CTTimeLib.core.lesions import infer_location, normalize_location
+from CTTimeLib.io.images import read_image
+from CTTimeLib.io.segmentations import read_lesions
+from CTTimeLib.run import pipeline, study
 
 
 @pytest.mark.parametrize("name, location", [
@@ -33,7 +35,7 @@ def write_dicom_series(image, folder):
     writer.KeepOriginalImageUIDOn()
     direction = image.GetDirection()
     orientation = "\\".join(f"{v:.6f}" for v in (direction[0], direction[3], direction[6],
-                                                   direction[1], direction[4], direction[7]))
+                                                 direction[1], direction[4], direction[7]))
     for k in range(image.GetDepth()):
         piece = image[:, :, k]
         for tag, value in (("0008|0060", "CT"), ("0020|000d", "1.2.826.0.1.3680043.2.1125.1"),
@@ -68,8 +70,8 @@ def test_seg_nrrd_on_a_cropped_grid_is_placed_exactly(sample_case, tmp_path, ext
     (lesion,) = read_lesions(tmp_path / "cropped.seg.nrrd", image)
     np.testing.assert_array_equal(sitk.GetArrayFromImage(whole_mask(lesion.mask, image)), array)
     assert lesion.location == "liver"
-    via_file = pipeline.extract_case(pipeline.Case("P", "BS", str(sample_case[0]), str(tmp_path / "cropped.seg.nrrd")),
-                                     extractor)[0]
+    via_file = study.extract_case(pipeline.Case("P", "BS", str(sample_case[0]), str(tmp_path / "cropped.seg.nrrd")),
+                                  extractor)[0]
     direct = extractor.extract(image, full, "whole")
     assert all(via_file[name] == direct[name] for name in extractor.feature_names)
 

@@ -9,9 +9,12 @@ import pytest
 import SimpleITK as sitk
 import slicerio
 
-from CTTimeLib import colormap
-from CTTimeLib.inputs import Lesion, lesion_mask, read_image, read_lesions, whole_mask
-from CTTimeLib.outputs import write_colored_segmentation
+from CTTimeLib.core import colormap
+from CTTimeLib.core.geometry import lesion_mask, whole_mask
+from CTTimeLib.core.lesions import Lesion
+from CTTimeLib.io.colored_segmentation import write_colored_segmentation
+from CTTimeLib.io.images import read_image
+from CTTimeLib.io.segmentations import read_lesions
 
 ROWS = {"LU_1": {"ct_time_score": 0.2, "ct_time_status": "uninflamed", "standardization": "cohort z-score: n=3"},
         "liver_2": {"ct_time_score": 0.8, "ct_time_status": "inflamed", "standardization": "cohort z-score: n=3"},

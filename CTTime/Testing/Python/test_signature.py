@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from CTTimeLib import signature
-from CTTimeLib.errors import CTTimeError
-from CTTimeLib.resources import MODEL_FILE
+from CTTimeLib.core.errors import CTTimeError
+from CTTimeLib.core.resources import MODEL_FILE
+from CTTimeLib.scoring import signature
 
 DATA = Path(__file__).parent / "Data"
 FEATURES = ["original_shape_Elongation", "original_firstorder_90Percentile", "original_glcm_MaximumProbability",

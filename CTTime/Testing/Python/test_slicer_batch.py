@@ -10,7 +10,8 @@ import sys
 import pandas as pd
 import pytest
 
-from CTTimeLib import cli
+from CTTimeLib.cli import commands
+from CTTimeLib.run.summary import EXIT_OK, EXIT_USAGE
 from conftest import SAMPLE_DATA
 
 SCRIPT = SAMPLE_DATA.parents[1] / "Scripts" / "CTTimeBatch.py"
@@ -33,9 +34,9 @@ def _batch(*args, cwd):
 
 def test_batch_cohort_equals_cttime_cohort(manifest, tmp_path):
     done = _batch("--manifest", manifest, "--out", tmp_path / "batch", "--standardize", "cohort", cwd=tmp_path)
-    assert done.returncode == cli.EXIT_OK, done.stderr
+    assert done.returncode == EXIT_OK, done.stderr
     assert "Scored 2 lesion(s), 0 failed." in done.stdout
-    assert cli.main(["cohort", str(manifest), "--standardize", "cohort", "--out", str(tmp_path / "cli")]) == 0
+    assert commands.main(["cohort", str(manifest), "--standardize", "cohort", "--out", str(tmp_path / "cli")]) == 0
     for name in ("lesions.csv", "patients.csv"):
         pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "batch" / name), pd.read_csv(tmp_path / "cli" / name),
                                       check_exact=False, rtol=1e-12)
@@ -46,12 +47,12 @@ def test_batch_bad_manifest_exits_2_with_the_reason(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("patient_id,image\nP1,missing.nrrd\n")
     done = _batch("--manifest", bad, "--out", tmp_path / "out", cwd=tmp_path)
-    assert done.returncode == cli.EXIT_USAGE
+    assert done.returncode == EXIT_USAGE
     assert "lacks the column(s) timepoint, segmentation" in done.stderr
     assert not (tmp_path / "out" / "lesions.csv").exists()
 
 
 def test_batch_usage_errors_exit_2(tmp_path):
     done = _batch("--out", tmp_path / "out", cwd=tmp_path)
-    assert done.returncode == cli.EXIT_USAGE and "--manifest" in done.stderr
-    assert _batch("--help", cwd=tmp_path).returncode == cli.EXIT_OK
+    assert done.returncode == EXIT_USAGE and "--manifest" in done.stderr
+    assert _batch("--help", cwd=tmp_path).returncode == EXIT_OK

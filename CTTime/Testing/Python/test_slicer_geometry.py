@@ -9,7 +9,8 @@ import pytest
 import SimpleITK as sitk
 
 import CTTimeMRML
-from CTTimeLib.errors import CTTimeError
+from CTTimeLib.core.errors import CTTimeError
+from CTTimeLib.core.geometry import grid_offset, whole_mask
 
 
 def _oblique_ijk_to_ras(seed):
@@ -68,8 +69,8 @@ def test_segment_mask_takes_the_reference_volume_geometry():
     array[1, 2, 3] = 1
     mask = CTTimeMRML.mask_on_image(array, image, "LU_1")
     assert mask.GetPixelID() == sitk.sitkUInt8 and mask.GetSize() == (1, 1, 1) and mask.GetPixel(0, 0, 0) == 1
-    assert CTTimeMRML.inputs.grid_offset(mask, image) == (3, 2, 1)  # on the oblique grid, at the voxel drawn
-    assert sitk.GetArrayFromImage(CTTimeMRML.inputs.whole_mask(mask, image)).tolist() == array.tolist()
+    assert grid_offset(mask, image) == (3, 2, 1)  # on the oblique grid, at the voxel drawn
+    assert sitk.GetArrayFromImage(whole_mask(mask, image)).tolist() == array.tolist()
 
 
 def test_segment_not_on_the_reference_grid_is_refused():

@@ -1,6 +1,7 @@
 """Checks of the Slicer module that need no Slicer: the .ui, CMake listing, Python 3.9 syntax, API names, icons."""
 
 import ast
+import json
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 import SimpleITK as sitk
 
 import slicer_api_usage
-from CTTimeLib import colormap
+from CTTimeLib.core import colormap
 
 HERE = Path(__file__).resolve().parent
 MODULE_DIR = HERE.parents[1]
@@ -130,6 +131,25 @@ def test_cmake_builds_the_module_with_tests_and_the_extension_is_described():
     assert s4ext["category"] == "Quantification" and s4ext["depends"] == "NA"
     assert s4ext["homepage"] == "https://github.com/cttime/SlicerCTTime"
     assert s4ext["iconurl"].endswith("CTTime.png") and s4ext["screenshoturls"].startswith("https://")
+
+
+def test_catalog_entry_matches_the_extension():
+    """CTTime.json, the Extensions Index entry (schema slicer-extension-catalog-entry-schema v1.0.x: required
+    $schema, category, scm_url; no other fields than the schema's), agrees with CMakeLists.txt and the .s4ext."""
+    entry = json.loads((REPO / "CTTime.json").read_text(encoding="utf-8"))
+    allowed = {"$schema", "category", "scm_url", "scm_revision", "scm_type", "build_dependencies",
+               "build_subdirectory", "enabled", "tier", "dicom_support_rule"}
+    assert {"$schema", "category", "scm_url"} <= set(entry) <= allowed
+    assert re.search(r"/slicer-extension-catalog-entry-schema-v1\.0\.\d+\.json#?$", entry["$schema"])
+    top = (REPO / "CMakeLists.txt").read_text(encoding="utf-8")
+    assert f'EXTENSION_CATEGORY "{entry["category"]}"' in top
+    assert re.search(r"^project\((\w+)\)", top, re.M).group(1) == Path(REPO / "CTTime.json").stem
+    assert entry["build_dependencies"] == [] and 'EXTENSION_DEPENDS "NA"' in top
+    s4ext = dict(line.split(" ", 1) for line in (REPO / "CTTime.s4ext").read_text(encoding="utf-8").splitlines()
+                 if line and not line.startswith("#"))
+    assert (entry["scm_url"], entry["scm_revision"]) == (s4ext["scmurl"], s4ext["scmrevision"])
+    assert entry["build_subdirectory"] == s4ext["build_subdirectory"] and entry["tier"] in range(1, 6)
+    assert (REPO / "LICENSE").is_file()
 
 
 def test_no_helper_script_beside_the_module_file():

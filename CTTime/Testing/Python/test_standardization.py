@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from CTTimeLib import pipeline, standardization
-from CTTimeLib.errors import CTTimeError
-from CTTimeLib.resources import DEMO_REFERENCE
-from CTTimeLib.signature import load_model
+from CTTimeLib.core.errors import CTTimeError
+from CTTimeLib.core.resources import DEMO_REFERENCE
+from CTTimeLib.run import pipeline
+from CTTimeLib.scoring import lesion_scores, standardization
+from CTTimeLib.scoring.signature import load_model
 
 MODEL = load_model()
 FEATURES = MODEL.features
@@ -25,7 +26,7 @@ def lesion_table(values):
 def test_cohort_z_scores_equal_r_scale():
     # R: scale(c(1, 2, 3, 4)) -> -1.1618950038622251 -0.3872983346207417 0.3872983346207417 1.1618950038622251
     r_scale = [-1.1618950038622251, -0.3872983346207417, 0.3872983346207417, 1.1618950038622251]
-    scored = pipeline.score_table(lesion_table([1, 2, 3, 4]), MODEL, pipeline.COHORT)
+    scored = lesion_scores.score_table(lesion_table([1, 2, 3, 4]), MODEL, pipeline.COHORT)
     for name in FEATURES:
         np.testing.assert_allclose(scored[f"z_{name}"], r_scale, rtol=0, atol=1e-15)
     assert scored["standardization"].str.startswith("cohort z-score over 4 lesions").all()
@@ -35,7 +36,7 @@ def test_cohort_z_scores_equal_r_scale():
 def test_cohort_groups_are_z_scored_separately():
     table = pd.concat([lesion_table([1, 2, 3]).assign(timepoint="BS"),
                        lesion_table([10, 20, 30]).assign(timepoint="FU")], ignore_index=True)
-    scored = pipeline.score_table(table, MODEL, pipeline.COHORT, group_by=("timepoint",))
+    scored = lesion_scores.score_table(table, MODEL, pipeline.COHORT, group_by=("timepoint",))
     z = scored[f"z_{FEATURES[0]}"].to_numpy()
     np.testing.assert_allclose(z[:3], [-1, 0, 1], atol=1e-15)
     np.testing.assert_allclose(z[3:], [-1, 0, 1], atol=1e-15)
@@ -44,16 +45,16 @@ def test_cohort_groups_are_z_scored_separately():
 
 def test_cohort_of_one_lesion_and_flat_features_are_errors():
     with pytest.raises(CTTimeError, match="at least 2"):
-        pipeline.score_table(lesion_table([1]), MODEL, pipeline.COHORT)
+        lesion_scores.score_table(lesion_table([1]), MODEL, pipeline.COHORT)
     with pytest.raises(CTTimeError, match="SD 0"):
-        pipeline.score_table(lesion_table([2, 2, 2]), MODEL, pipeline.COHORT)
+        lesion_scores.score_table(lesion_table([2, 2, 2]), MODEL, pipeline.COHORT)
 
 
 def test_failed_lesions_are_left_out_of_the_cohort_statistics():
     table = lesion_table([1, 2, 3, 4, 1000])
     table.loc[4, "error"] = "Lesion L1 is empty"
     table["error"] = table["error"].fillna("")
-    scored = pipeline.score_table(table, MODEL, pipeline.COHORT)
+    scored = lesion_scores.score_table(table, MODEL, pipeline.COHORT)
     np.testing.assert_allclose(scored[f"z_{FEATURES[0]}"][:4], [-1.1618950038622251, -0.3872983346207417,
                                                                 0.3872983346207417, 1.1618950038622251], atol=1e-15)
     assert np.isnan(scored["ct_time_score"][4]) and scored["ct_time_status"][4] is None
@@ -67,8 +68,8 @@ def test_reference_round_trip_and_scoring(tmp_path):
     loaded = standardization.load(path, FEATURES, MODEL.name)
     assert loaded.n_lesions == 25 and loaded.warning is None and loaded.extra["model"] == "CT-TIME"
     assert loaded.means == pytest.approx(reference.means) and loaded.sds == pytest.approx(reference.sds)
-    scored = pipeline.score_table(table, MODEL, loaded)
-    cohort = pipeline.score_table(table, MODEL, pipeline.COHORT)
+    scored = lesion_scores.score_table(table, MODEL, loaded)
+    cohort = lesion_scores.score_table(table, MODEL, pipeline.COHORT)
     np.testing.assert_allclose(scored["ct_time_score"], cohort["ct_time_score"], atol=1e-12)
     assert scored["standardization"].iloc[0] == "reference unit cohort (n=25 lesions)"
 

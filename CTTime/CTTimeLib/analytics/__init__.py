@@ -1,0 +1,1 @@
+"""Cohort analytics on a lesions table: longitudinal, evaluation, survival, training, the HTML cohort report."""

@@ -1,0 +1,127 @@
+"""Evaluation: how well scores separate labelled lesions or patients (e.g. GEP-inflamed vs not).
+
+AUC with a 95% CI from DeLong's variance (computed with midranks, Sun & Xu 2014), sensitivity and specificity at
+the model threshold, Hosmer-Lemeshow calibration over groups of equal size, and a ROC figure.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from ..core.colormap import INFLAMED_HEX
+from ..core.files import write_table, write_text
+from ..figures import drawing
+from . import outcomes
+
+CI_METHOD = "DeLong (normal approximation, clipped to 0..1)"
+
+
+def delong(scores, labels):
+    """AUC and its DeLong variance for scores of positives (label 1) against negatives (label 0)."""
+    scores, labels = np.asarray(scores, dtype=float), np.asarray(labels, dtype=int)
+    positives, negatives = scores[labels == 1], scores[labels == 0]
+    m, n = len(positives), len(negatives)
+    combined = stats.rankdata(np.concatenate([positives, negatives]))
+    within_positive, within_negative = stats.rankdata(positives), stats.rankdata(negatives)
+    auc = (combined[:m].sum() - m * (m + 1) / 2.0) / (m * n)
+    v10 = (combined[:m] - within_positive) / n  # per positive: share of negatives below it (ties 1/2)
+    v01 = 1.0 - (combined[m:] - within_negative) / m  # per negative: share of positives above it
+    variance = (np.var(v10, ddof=1) / m if m > 1 else 0.0) + (np.var(v01, ddof=1) / n if n > 1 else 0.0)
+    return float(auc), float(variance)
+
+
+def auc_ci(auc, variance, level=0.95):
+    half = stats.norm.ppf(0.5 + level / 2.0) * np.sqrt(variance)
+    return float(max(0.0, auc - half)), float(min(1.0, auc + half))
+
+
+def hosmer_lemeshow(probabilities, labels, groups=10):
+    """Hosmer-Lemeshow statistic over ``groups`` groups of equal size by predicted probability (df = groups - 2)."""
+    probabilities, labels = np.asarray(probabilities, dtype=float), np.asarray(labels, dtype=int)
+    groups = min(groups, len(labels))
+    if groups < 3:
+        return {"statistic": None, "df": None, "p": None, "groups": []}
+    order = np.argsort(probabilities, kind="stable")
+    statistic, table = 0.0, []
+    for index in np.array_split(order, groups):
+        expected, observed, size = probabilities[index].sum(), labels[index].sum(), len(index)
+        mean = expected / size
+        statistic += (observed - expected) ** 2 / (size * mean * (1 - mean)) if 0 < mean < 1 else 0.0
+        table.append({"n": int(size), "observed": int(observed), "expected": float(expected)})
+    return {"statistic": float(statistic), "df": groups - 2, "p": float(stats.chi2.sf(statistic, groups - 2)),
+            "groups": table}
+
+
+def metrics(scores, labels, threshold=0.5):
+    """AUC with DeLong CI, sensitivity/specificity at ``threshold`` and Hosmer-Lemeshow for one set of scores."""
+    scores, labels = np.asarray(scores, dtype=float), np.asarray(labels, dtype=int)
+    auc, variance = delong(scores, labels)
+    predicted = scores > threshold
+    positives, negatives = labels == 1, labels == 0
+    return {"n": int(len(labels)), "n_positive": int(positives.sum()), "n_negative": int(negatives.sum()),
+            "auc": auc, "auc_ci95": list(auc_ci(auc, variance)), "auc_variance": variance, "ci_method": CI_METHOD,
+            "threshold": threshold,
+            "sensitivity": float((predicted & positives).sum() / positives.sum()),
+            "specificity": float((~predicted & negatives).sum() / negatives.sum()),
+            "hosmer_lemeshow": hosmer_lemeshow(scores, labels)}
+
+
+def roc_figure(scores, labels, result, title):
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(labels, scores)
+    figure, axes = drawing.new(figsize=(4.6, 4.4))
+    axes.plot([0, 1], [0, 1], color="#bbbbbb", linestyle="--", linewidth=1)
+    low, high = result["auc_ci95"]
+    axes.plot(fpr, tpr, color=INFLAMED_HEX, linewidth=2,
+              label=f"AUC {result['auc']:.3f} (95% CI {low:.3f}-{high:.3f}, DeLong)")
+    axes.plot(1 - result["specificity"], result["sensitivity"], "o", color="black",
+              label=f"threshold {result['threshold']:g}")
+    axes.set(xlabel="1 - specificity", ylabel="sensitivity", xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), title=title)
+    axes.legend(loc="lower right", fontsize=8)
+    return figure
+
+
+def warnings_of(lesions):
+    """The standardisation warnings carried by a lesions table."""
+    texts = lesions["standardization"].dropna().astype(str) if "standardization" in lesions else []
+    return sorted({text.split(" - ", 1)[1] for text in texts if " - " in text})
+
+
+def evaluate(lesions, labels, labels_path, aggregate="min", timepoint=None, threshold=0.5):
+    """(result dict, scored and labelled rows, ROC figure as PNG bytes)."""
+    frame, level, notes = outcomes.attach_labels(lesions, labels, labels_path, aggregate, timepoint, threshold)
+    result = metrics(frame["score"], frame["label"], threshold)
+    result.update(level=level, aggregate=aggregate if level == "patient" else None, labels=str(labels_path),
+                  notes=notes, warnings=warnings_of(lesions))
+    title = f"ROC, {level} level" + (f" ({aggregate} score)" if level == "patient" else "")
+    keys = [c for c in ("patient_id", "timepoint", "lesion_id") if c in frame]
+    return result, frame[keys + ["score", "label"]], drawing.png_bytes(
+        roc_figure(frame["score"], frame["label"], result, title))
+
+
+def run(lesions, labels, labels_path, out_dir, aggregate="min", timepoint=None, threshold=0.5):
+    """Evaluate and write evaluation.json, evaluation_scores.csv and roc.png; return the result dict."""
+    out_dir = Path(out_dir)
+    result, frame, figure = evaluate(lesions, labels, labels_path, aggregate, timepoint, threshold)
+    drawing.write_png(figure, out_dir / "roc.png")
+    write_table(frame, out_dir / "evaluation_scores.csv")
+    write_text(out_dir / "evaluation.json", json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def summary_lines(result):
+    """Plain-text lines for the terminal and the report."""
+    low, high = result["auc_ci95"]
+    hl = result["hosmer_lemeshow"]
+    lines = [f"{result['n']} {result['level']}s ({result['n_positive']} positive, {result['n_negative']} negative)"
+             + (f", {result['aggregate']} score per patient" if result.get("aggregate") else ""),
+             f"AUC {result['auc']:.3f} (95% CI {low:.3f}-{high:.3f}, {result['ci_method']})",
+             f"Sensitivity {result['sensitivity']:.3f}, specificity {result['specificity']:.3f} at score > "
+             f"{result['threshold']:g}"]
+    if hl["statistic"] is not None:
+        lines.append(f"Hosmer-Lemeshow chi2 {hl['statistic']:.2f} on {hl['df']} df, p = {hl['p']:.3f} "
+                     f"({len(hl['groups'])} groups)")
+    return lines + [f"Note: {n}" for n in result.get("notes", [])] + [f"WARNING: {w}" for w in result["warnings"]]

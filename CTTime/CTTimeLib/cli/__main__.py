@@ -1,0 +1,5 @@
+"""``python -m CTTimeLib.cli``: the ``cttime`` command."""
+
+from .commands import console
+
+console()

@@ -1,0 +1,274 @@
+"""The ``cttime`` command: its parser and the run commands (score, cohort, rescore, reference, demo, report).
+
+Exit codes (``run.summary``): 0 every lesion scored, 3 some lesions failed (their rows carry the reason), 2 a bad
+command line, input file or option, 130 interrupted.
+"""
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+from pathlib import Path
+
+
+from .. import __version__
+from ..core.errors import CTTimeError
+from ..core.files import write_text
+from ..core.resources import DEMO_REFERENCE, MODEL_FILE, PARAMETER_FILE, SAMPLE_DATA
+from ..io import tables
+from ..run import pipeline, progress
+from ..run.manifest import read_manifest
+from ..run.summary import EXIT_OK, exit_status, print_report
+from ..scoring import standardization
+from ..scoring.extraction import FEATURE_PREFIX
+from ..scoring.signature import load_model
+from ..scoring.standardization import COHORT
+from . import analytics
+
+DESCRIPTION = """\
+CT-TIME: a radiomics estimate of whether a tumour's immune microenvironment is T-cell inflamed
+(Bernatowicz et al., J Immunother Cancer 2025;13:e009140). Four pyradiomics features of each CT lesion are
+z-scored and put through the published model; a score above 0.5 means "inflamed". Scores are aggregated per
+patient and time point (the minimum over lesions predicted progression-free survival best).
+
+Z-scoring needs a reference population: either the lesions scored together (--standardize cohort, as in the
+paper) or a stored reference (--reference REF.json). A score against a small or demo reference is not
+clinically calibrated, and every output says so. Research use only."""
+
+
+def _add_standardization(parser, required=True):
+    group = parser.add_mutually_exclusive_group(required=required)
+    group.add_argument("--reference", metavar="REF.json",
+                       help="z-score against this reference (per-feature mean and SD; see `cttime reference build`)")
+    group.add_argument("--standardize", choices=[COHORT],
+                       help="cohort: z-score over all lesions scored together (mean, sample SD), as the paper did")
+    parser.add_argument("--group-by", metavar="COLUMN", action="append", default=[],
+                        help="with --standardize cohort: z-score within groups of this column, e.g. timepoint or "
+                             "batch (repeatable)")
+    parser.add_argument("--model", default=str(MODEL_FILE), metavar="MODEL.json",
+                        help="model file (default: the published CT-TIME model)")
+
+
+def _add_extraction(parser):
+    parser.add_argument("--params", default=str(PARAMETER_FILE), metavar="PARAMS.yaml",
+                        help="pyradiomics parameter file (default: the fixed Table-2 file; scores are only valid "
+                             "with it)")
+    parser.add_argument("--no-segmentation", action="store_true",
+                        help="do not write the coloured <patient>_<timepoint>_cttime.seg.nrrd files")
+
+
+def _positive(text):
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def _add_execution(parser):
+    parser.add_argument("--workers", type=_positive, default=os.cpu_count() or 1, metavar="N",
+                        help="local processes extracting studies in parallel (default: the CPU count, "
+                             f"{os.cpu_count()} here); results are identical for any N")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                        help="run the extraction on this Dask distributed cluster instead (workers need CTTime of "
+                             "the same version and the same paths to images and output folder)")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="extract everything again: do not reuse or keep raw results in OUT/cache (by default "
+                             "a rerun skips studies and lesions already done, e.g. after an interruption)")
+    parser.add_argument("--quiet", action="store_true", help="no progress display and no per-patient listing")
+    parser.add_argument("--log-json", nargs="?", const="-", metavar="FILE",
+                        help="write progress events as JSON lines to FILE, or to standard output without FILE "
+                             "(the human-readable report then goes to standard error)")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="cttime", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"cttime {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    score = commands.add_parser("score", help="score the lesions of one CT study",
+                                description="Score every lesion of one CT image and its segmentation.")
+    score.add_argument("--image", required=True, help="CT volume (NRRD, NIfTI, ...) or DICOM series folder")
+    score.add_argument("--segmentation", required=True,
+                       help="Slicer .seg.nrrd (segment names = lesion IDs), labelmap (one label per lesion) or "
+                            "binary mask")
+    score.add_argument("--patient", required=True, help="patient ID")
+    score.add_argument("--timepoint", default="BS", help="time point: BS baseline, FU follow-up, BR best response "
+                                                         "(default BS)")
+    score.add_argument("--label-name", action="append", default=[], metavar="VALUE=NAME",
+                       help="lesion ID for a labelmap value, e.g. 2=liver_1 (repeatable; default lesion_<value>)")
+    score.add_argument("--location", action="append", default=[], metavar="LESION=LOCATION",
+                       help="location of a lesion: lung, liver, lymph node, bone or other (default: from the "
+                            "segment's tag or the lesion name, e.g. LU_1 -> lung)")
+    score.add_argument("--out", required=True, help="output folder")
+    _add_standardization(score)
+    _add_extraction(score)
+
+    cohort = commands.add_parser("cohort", help="score every study listed in a manifest",
+                                 description="Score a cohort. The manifest CSV has the columns patient_id, "
+                                             "timepoint, image, segmentation (paths relative to the manifest); "
+                                             "optional columns: batch (scanner or kernel group), locations "
+                                             "(e.g. LU_1=lung;liver_2=liver), labels (labelmap values, e.g. "
+                                             "1=LU_1;2=liver_2). Images may be DICOM series folders, "
+                                             "segmentations DICOM SEG or RTSTRUCT. Studies run in parallel; "
+                                             "a rerun into the same --out resumes where the last one stopped.")
+    cohort.add_argument("manifest", help="manifest CSV")
+    cohort.add_argument("--out", required=True, help="output folder")
+    _add_standardization(cohort)
+    analytics.add_harmonize(cohort)
+    _add_extraction(cohort)
+    _add_execution(cohort)
+
+    rescore = commands.add_parser("rescore", help="score an existing lesions table again, without re-extracting",
+                                  description="Re-score a lesions table (e.g. lesions.csv of an earlier run) with "
+                                              "another standardisation or model. Needs patient_id, timepoint, "
+                                              "lesion_id and the signature's four features.")
+    rescore.add_argument("lesions", help="lesions CSV")
+    rescore.add_argument("--out", required=True, help="output folder")
+    _add_standardization(rescore)
+    analytics.add_harmonize(rescore)
+
+    reference = commands.add_parser("reference", help="build a standardisation reference")
+    reference_commands = reference.add_subparsers(dest="reference_command", metavar="ACTION")
+    reference_commands.required = True
+    build = reference_commands.add_parser("build", help="build a reference JSON from a lesions table",
+                                          description="Per-feature mean and sample SD of every original_* "
+                                                      "feature over the table's lesions that have no error.")
+    build.add_argument("lesions", help="lesions CSV (e.g. lesions.csv of a cohort run)")
+    build.add_argument("-o", "--output", required=True, help="reference JSON to write")
+    build.add_argument("--source", help="description of the cohort (default: the table's path)")
+    build.add_argument("--demo", action="store_true", help="mark the reference as a demo (not clinically calibrated)")
+    build.add_argument("--model", default=str(MODEL_FILE), metavar="MODEL.json", help="model the reference is for")
+
+    demo = commands.add_parser("demo", help="score the sample data shipped with CTTime",
+                               description="Score the sample sarcoma CTs inside CTTime against the demo reference "
+                                           "and print where the results are.")
+    demo.add_argument("--out", default="cttime-demo", help="output folder (default: ./cttime-demo)")
+
+    board = commands.add_parser("board", aliases=["report"],
+                                help="draw the tumour-board figure of each patient and time point (alias: report)",
+                                description="Write <patient>_<timepoint>_board.png (and .pdf) into a run folder "
+                                            "written by `cttime score` or `cttime cohort`: each lesion on the axial "
+                                            "slice through its largest cross-section, coloured by score, with the "
+                                            "patient's aggregates, the colour bar and the trend over time points.")
+    board.add_argument("run_dir", metavar="RUN_DIR", help="run folder (lesions.csv, patients.csv, run.json)")
+    board.add_argument("--pdf", action="store_true", help="also write a PDF of each board")
+    board.add_argument("--patient", metavar="ID", help="only this patient (default: every patient)")
+    analytics.add_commands(commands)
+    return parser
+
+
+def _pairs(items, option):
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise CTTimeError(f"{option} expects KEY=VALUE, got {item!r}.", "input")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _options(args):
+    return pipeline.Options(standardize=args.reference or COHORT, group_by=tuple(args.group_by),
+                            model_file=args.model, parameter_file=getattr(args, "params", str(PARAMETER_FILE)),
+                            write_segmentations=not getattr(args, "no_segmentation", False),
+                            harmonize_by=getattr(args, "harmonize", None))
+
+
+def read_lesions_table(path):
+    """A lesions CSV with its key and error columns kept as text."""
+    return tables.read_csv(path, "Lesions table", text=tables.TEXT_KEYS + ("error", "error_kind", "location"))
+
+
+def command_score(args):
+    case = pipeline.Case(args.patient, args.timepoint, args.image, args.segmentation,
+                         names={int(k) if k.isdigit() else k: v for k, v in _pairs(args.label_name,
+                                                                                   "--label-name").items()},
+                         locations=_pairs(args.location, "--location"))
+    options = _options(args)
+    options.strict = True  # one study: an image or segmentation that cannot be used is bad input (exit 2)
+    return print_report(pipeline.run([case], args.out, options, events=progress.Lines()))
+
+
+def command_cohort(args):
+    cases = read_manifest(args.manifest)
+    options = dataclasses.replace(_options(args), workers=args.workers, scheduler=args.scheduler,
+                                  cache=not args.no_cache)
+    log = None
+    if args.log_json and args.log_json != "-":
+        log = open(args.log_json, "a", encoding="utf-8")
+    try:
+        json_lines = progress.JsonLines(sys.stdout if args.log_json == "-" else log) if args.log_json else None
+        display = None if args.quiet else progress.ProgressBar() if sys.stderr.isatty() else progress.Lines()
+        result = pipeline.run(cases, args.out, options, events=progress.combine(json_lines, display))
+    finally:
+        if log:
+            log.close()
+    return print_report(result, sys.stderr if args.log_json == "-" else None, args.quiet)
+
+
+def command_rescore(args):
+    return print_report(pipeline.rescore(read_lesions_table(args.lesions), args.out, _options(args)))
+
+
+def command_reference_build(args):
+    model = load_model(args.model)
+    table = read_lesions_table(args.lesions)
+    if "error" in table:
+        table = table[table["error"] == ""]
+    features = list(dict.fromkeys(model.features + [c for c in table.columns if c.startswith(FEATURE_PREFIX)]))
+    reference = standardization.build(table, features, args.source or str(args.lesions), model.name, __version__,
+                                      demo=args.demo)
+    write_text(args.output, reference.to_json())
+    print(f"Reference of {reference.n_lesions} lesions, {len(features)} features written to {args.output}.")
+    if reference.warning:
+        print(f"WARNING: {reference.warning}", file=sys.stderr)
+    return EXIT_OK
+
+
+def command_demo(args):
+    cases = read_manifest(SAMPLE_DATA / "manifest.csv")
+    options = pipeline.Options(standardize=str(DEMO_REFERENCE))
+    print(f"CTTime demo: {len(cases)} sample sarcoma CT(s) from the IBSI/TCIA Soft-tissue-Sarcoma data "
+          f"(CC BY 3.0), scored against the demo reference.")
+    code = print_report(pipeline.run(cases, args.out, options, events=progress.Lines()))
+    _write_boards(args.out)
+    return code
+
+
+def _write_boards(run_dir, pdf=False, patient=None):
+    from ..figures.tumour_board import write_run_boards
+
+    files = write_run_boards(run_dir, pdf=pdf, patient=patient)
+    print(f"Tumour-board figures in {run_dir}: " + ", ".join(Path(f).name for f in files))
+
+
+def command_board(args):
+    _write_boards(args.run_dir, args.pdf, args.patient)
+    return EXIT_OK
+
+
+COMMANDS = {"score": command_score, "cohort": command_cohort, "rescore": command_rescore,
+            "reference": command_reference_build, "demo": command_demo, "board": command_board,
+            "report": command_board}
+COMMANDS.update(analytics.COMMANDS)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    return exit_status("cttime", lambda: COMMANDS[args.command](args))
+
+
+def console():
+    """The ``cttime`` command: ``main``, then exit at once. Every output is written and closed by then, and
+    Python's own tear-down of pandas, SimpleITK and pyradiomics would add 0.15-0.3 s to every command."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    console()

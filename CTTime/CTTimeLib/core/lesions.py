@@ -1,0 +1,47 @@
+"""The lesion vocabulary: a lesion (ID, mask, location, tags) and the location classes."""
+
+import re
+from dataclasses import dataclass, field
+
+import SimpleITK as sitk
+
+from .errors import CTTimeError
+
+LOCATIONS = ("lung", "liver", "lymph node", "bone", "other")
+
+
+# First word of a lesion name -> location. The paper took "liver_*" as liver, "LU_*" / "lung_*" as lung and
+# everything else as other; lymph nodes and bone are added the same way.
+_LOCATION_WORDS = {
+    "liver": "liver", "hep": "liver", "hepatic": "liver",
+    "lu": "lung", "lung": "lung", "pulm": "lung", "pulmonary": "lung",
+    "ln": "lymph node", "lymph": "lymph node", "node": "lymph node", "lymphnode": "lymph node", "nodal": "lymph node",
+    "bone": "bone", "bo": "bone", "osseous": "bone", "oss": "bone",
+}
+
+
+@dataclass
+class Lesion:
+    """One lesion: its ID, binary mask (UInt8 0/1 on the CT's grid, cropped to the lesion), location and tags."""
+
+    lesion_id: str
+    mask: sitk.Image
+    location: str = "other"
+    tags: dict = field(default_factory=dict)
+
+
+def infer_location(name):
+    """Location from the lesion name's first word, e.g. "LU_1" -> lung, "liver_2" -> liver, else "other"."""
+    first = re.split(r"[\s_\-.]+", str(name).strip().lower(), maxsplit=1)[0]
+    return _LOCATION_WORDS.get(first, "other")
+
+
+def normalize_location(value, lesion_id):
+    """A given location checked against the known classes ("LN" and "lymph_node" are accepted too)."""
+    text = str(value).strip().lower().replace("_", " ")
+    if text in LOCATIONS:
+        return text
+    mapped = _LOCATION_WORDS.get(text.replace(" ", ""))
+    if mapped:
+        return mapped
+    raise CTTimeError(f"Lesion {lesion_id}: unknown location {value!r}; use one of {', '.join(LOCATIONS)}.", "input")

@@ -1,0 +1,1 @@
+"""Figures: the per-patient tumour-board figure and matplotlib helpers (no pyplot)."""

@@ -1,0 +1,675 @@
+"""Tumour-board figure: one print-ready picture per patient and time point.
+
+For every lesion, the axial slice through its largest cross-section (soft-tissue window W 400 / L 40) with the
+lesion outlined and filled in its CT-TIME colour, and its ID, location, volume, score and status; a lesion that
+failed is shown as failed with the reason. Beside the lesions: the patient's aggregates and statuses,
+heterogeneity, lesion count, total tumour volume, the standardisation (with a banner when the scores are not
+clinically calibrated), the colour bar of the score map and, with several time points, the trend of the
+aggregates.
+
+    board_figure(...)     a Board (matplotlib Figure + the texts it shows) from tables and in-memory images
+    write_board(...)      board_figure + PNG (and PDF), written atomically; for the Slicer module
+    write_run_boards(...) every board of a run folder (lesions.csv, patients.csv, run.json, *_cttime.seg.nrrd)
+
+Rendering is headless (matplotlib's Agg canvas, no pyplot) and deterministic: fixed font, sizes and dpi, no
+date in the image or its metadata.
+"""
+
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..core import colormap
+from ..core.errors import CTTimeError
+from ..core.files import atomic_path
+from ..core.geometry import whole_mask
+from ..core.timepoints import is_baseline
+from ..io.images import read_image
+from ..io.segmentations import read_lesions
+from ..io.tables import read_csv
+from ..run import run_folder
+from ..scoring import aggregation
+
+WINDOW_WIDTH, WINDOW_LEVEL = 400.0, 40.0
+DPI = 200
+PAGE_WIDTH, PAGE_HEIGHT = 11.69, 8.27  # A4 landscape, inches
+MARGIN, SUMMARY_WIDTH, GUTTER = 0.3, 3.25, 0.3
+CAPTION_HEIGHT, ROW_GAP, FOOTER_HEIGHT = 1.05, 0.2, 0.45
+HEADER_HEIGHT, BANNER_LINE, TREND_HEIGHT = 0.95, 0.34, 1.1
+MIN_IMAGE_SIDE, MAX_IMAGE_SIDE, MAX_COLUMNS = 1.6, 4.2, 4
+CHIP = 0.16  # colour swatch, inches
+FILL_ALPHA = 0.35
+LINE = 0.2  # inches per 9-point text line
+TEXT_COLUMNS = (("patient_id", "timepoint", "lesion_id", "location", "error", "standardization", "image",
+                 "segmentation", "ct_time_status", "heterogeneity")
+                + tuple(f"status_{n}" for n in aggregation.AGGREGATES))
+STYLE = {"font.family": "DejaVu Sans", "font.size": 9, "axes.linewidth": 0.8, "savefig.dpi": DPI,
+         "pdf.fonttype": 42, "svg.hashsalt": "cttime", "path.simplify": False}
+
+
+@dataclass
+class Board:
+    """A tumour-board figure and the texts it shows (what tests and callers can check against the tables)."""
+
+    figure: object
+    patient_id: str
+    timepoint: str
+    panels: list  # per lesion row: lesion_id, location, score(_text), status, error, texts, image_axes, caption
+    summary: dict  # label -> text shown in the summary panel
+    warnings: list
+    layout: dict = field(default_factory=dict)  # columns, rows, image_side (inches), size (inches)
+
+    def texts(self):
+        """Every non-empty text drawn on the figure."""
+        from matplotlib.text import Text
+
+        return [t.get_text() for t in self.figure.findobj(Text) if t.get_visible() and t.get_text()]
+
+
+@contextmanager
+def _style():
+    import matplotlib
+
+    with matplotlib.rc_context(STYLE):
+        yield
+
+
+# ---------------------------------------------------------------- tables and images of a run folder
+
+
+def read_table(path, what):
+    """A run folder's CSV with its key and text columns as text (missing -> "")."""
+    return read_csv(path, what, text=TEXT_COLUMNS,
+                    hint="Give a folder written by `cttime score` or `cttime cohort`.")
+
+
+def _case_masks(run_dir, rows, image):
+    """Lesion ID -> mask (SimpleITK, on ``image``'s grid): the run's coloured .seg.nrrd, else the input segmentation."""
+    first = rows.iloc[0]
+    candidates = [run_folder.segmentation_path(run_dir, first.patient_id, first.timepoint)]
+    if str(first.get("segmentation", "") or ""):
+        candidates.append(Path(first["segmentation"]))
+    for path in candidates:
+        if path.exists():
+            return {lesion.lesion_id: lesion.mask for lesion in read_lesions(path, image)}
+    return {}
+
+
+def load_case(run_dir, rows):
+    """The CT image and lesion masks of one patient and time point of a run, or (None, {}, reason)."""
+    path = str(rows.iloc[0].get("image", "") or "") if "image" in rows else ""
+    if not path:
+        return None, {}, "CT image not recorded in lesions.csv (run made by an older CTTime): score it again"
+    try:
+        image = read_image(path)
+        return image, _case_masks(run_dir, rows, image), ""
+    except CTTimeError as exc:
+        return None, {}, str(exc)
+
+
+# ---------------------------------------------------------------- slices
+
+
+def _axial_axes(image):
+    """How to cut axial planes from a [k, j, i] array of ``image``.
+
+    Returns (slice axis, row axis, column axis, flip rows, flip columns) as numpy axes, and the index axis (i, j, k
+    = 0, 1, 2) along L, P and S. Displayed rows run anterior -> posterior, columns patient right -> left
+    (radiological convention), whatever the image's direction cosines.
+    """
+    direction = np.array(image.GetDirection(), dtype=float).reshape(3, 3)
+    dominant = [int(np.argmax(np.abs(direction[:, a]))) for a in range(3)]  # index axis -> L, P or S
+    if sorted(dominant) != [0, 1, 2]:
+        dominant = [0, 1, 2]
+    axis_of = {lps: a for a, lps in enumerate(dominant)}
+    flip = {lps: direction[lps, axis_of[lps]] < 0 for lps in range(3)}
+    return 2 - axis_of[2], 2 - axis_of[1], 2 - axis_of[0], flip[1], flip[0], axis_of
+
+
+@dataclass
+class LesionSlice:
+    """The CT slice through a lesion's largest axial cross-section, oriented for display (rows P, columns L)."""
+
+    ct: np.ndarray
+    mask: np.ndarray
+    pixel_mm: tuple  # (row spacing, column spacing)
+    index: int
+    n_slices: int
+    s_mm: float
+
+
+def lesion_slice(image_array, mask_array, image, axes=None):
+    """The largest axial cross-section of ``mask_array`` (numpy [k, j, i], same grid as ``image``), or None."""
+    slice_axis, row_axis, col_axis, flip_rows, flip_cols, axis_of = axes or _axial_axes(image)
+    in_plane = tuple(a for a in range(3) if a != slice_axis)
+    areas = mask_array.sum(axis=in_plane)
+    if not areas.any():
+        return None
+    index = int(np.argmax(areas))
+
+    def planar(volume):
+        plane = np.take(volume, index, axis=slice_axis)
+        remaining = [a for a in range(3) if a != slice_axis]
+        if remaining.index(row_axis) == 1:
+            plane = plane.T
+        plane = plane[::-1] if flip_rows else plane
+        return plane[:, ::-1] if flip_cols else plane
+
+    spacing = image.GetSpacing()
+    voxel = [0, 0, 0]
+    voxel[axis_of[2]] = index
+    s_mm = float(image.TransformIndexToPhysicalPoint(voxel)[2])
+    return LesionSlice(planar(image_array), planar(mask_array).astype(bool),
+                       (spacing[axis_of[1]], spacing[axis_of[0]]), index, int(mask_array.shape[slice_axis]), s_mm)
+
+
+# ---------------------------------------------------------------- text helpers
+
+
+def _finite(value):
+    try:
+        return value is not None and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def score_text(value):
+    return f"{float(value):.3f}" if _finite(value) else "-"
+
+
+def volume_text(mm3):
+    return f"{float(mm3) / 1000.0:.1f} cm³" if _finite(mm3) else "-"
+
+
+@lru_cache(maxsize=None)
+def _renderer():
+    from matplotlib.backends.backend_agg import RendererAgg
+
+    return RendererAgg(10, 10, 72)  # 72 dpi: one pixel per point
+
+
+@lru_cache(maxsize=4096)
+def text_width(text, size, bold=False):
+    """Width in inches of ``text`` drawn at ``size`` points in the board's font."""
+    from matplotlib.font_manager import FontProperties
+
+    font = FontProperties(family=STYLE["font.family"], size=size, weight="bold" if bold else "normal")
+    return _renderer().get_text_width_height_descent(text, font, ismath=False)[0] / 72.0
+
+
+def _fit(text, width_in, size, bold=False):
+    """``text`` cut with an ellipsis to what fits ``width_in`` inches at ``size`` points."""
+    text = str(text)
+    if text_width(text, size, bold) <= width_in:
+        return text
+    while len(text) > 1 and text_width(text + "…", size, bold) > width_in:
+        text = text[:-1]
+    return text.rstrip() + "…"
+
+
+def _wrap(text, width_in, size, max_lines):
+    """Lines of ``text`` that fit ``width_in`` inches; beyond ``max_lines`` the last line ends with an ellipsis."""
+    lines = []
+    for word in " ".join(str(text).split()).split(" "):
+        candidate = f"{lines[-1]} {word}" if lines else word
+        if lines and text_width(candidate, size) <= width_in:
+            lines[-1] = candidate
+            continue
+        while text_width(word, size) > width_in and len(word) > 1:  # a long path: break it where it must
+            cut = max(n for n in range(1, len(word)) if n == 1 or text_width(word[:n], size) <= width_in)
+            lines.append(word[:cut])
+            word = word[cut:]
+        lines.append(word)
+    lines = lines or [""]
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = _fit(lines[-1] + " …", width_in, size)
+        if not lines[-1].endswith("…"):
+            lines[-1] += "…"
+    return lines
+
+
+def _halo(rgb):
+    """Black or white, whichever stands out against ``rgb``."""
+    return "black" if 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2] > 0.5 else "white"
+
+
+def _status_label(status):
+    return str(status).upper() if status else ""
+
+
+# ---------------------------------------------------------------- layout
+
+
+class Block:
+    """A place on the page, in inches from the page's top-left corner (y down), for texts and patches.
+
+    They are figure-level artists (no axes: cheaper), and stay put when the page grows (``_grow``).
+    """
+
+    def __init__(self, fig, x, y, gid=None):
+        from matplotlib.transforms import Affine2D, ScaledTranslation
+
+        self.fig, self.gid = fig, gid
+        self.transform = (Affine2D().translate(x, y).scale(1, -1) + fig.dpi_scale_trans
+                          + ScaledTranslation(0, 1, fig.transFigure))
+
+    def text(self, x, y, text, **props):
+        return self.fig.text(x, y, text, transform=self.transform, va=props.pop("va", "top"), gid=self.gid, **props)
+
+    def rectangle(self, x, y, width, height, **props):
+        from matplotlib.patches import Rectangle
+
+        return self.fig.add_artist(Rectangle((x, y), width, height, transform=self.transform, gid=self.gid, **props))
+
+
+def _inch_axes(fig, x, y, width, height, size):
+    """Axes placed in inches from the page's top-left corner."""
+    fig_w, fig_h = size
+    return fig.add_axes([x / fig_w, 1 - (y + height) / fig_h, width / fig_w, height / fig_h])
+
+
+def grid_layout(n_panels, grid_width, body_height):
+    """(columns, rows, image side in inches): the largest lesion images that fit; the page grows beyond 8."""
+    best = None
+    for columns in range(1, MAX_COLUMNS + 1):
+        rows = max(1, math.ceil(n_panels / columns))
+        side = min(grid_width / columns - 0.2, body_height / rows - CAPTION_HEIGHT - ROW_GAP, MAX_IMAGE_SIDE)
+        if best is None or side > best[2] + 1e-9:
+            best = (columns, rows, side)
+    if best[2] < MIN_IMAGE_SIDE:
+        columns = min(MAX_COLUMNS, max(1, n_panels))
+        best = (columns, math.ceil(n_panels / columns), min(grid_width / columns - 0.2, MAX_IMAGE_SIDE))
+    return best
+
+
+# ---------------------------------------------------------------- drawing
+
+
+def _draw_slice(ax, lesion, rgb):
+    """The CT around the lesion (view 3x its extent, at least 90 mm), its fill and outline, a scale bar."""
+    from matplotlib import patheffects
+
+    (row_mm, col_mm), mask = lesion.pixel_mm, lesion.mask
+    rr, cc = np.nonzero(mask)
+    centre = ((cc.min() + cc.max() + 1) / 2 * col_mm, (rr.min() + rr.max() + 1) / 2 * row_mm)
+    view = max(3.0 * (cc.max() - cc.min() + 1) * col_mm, 3.0 * (rr.max() - rr.min() + 1) * row_mm, 90.0)
+    r0, r1 = (int(np.clip(np.floor((centre[1] + sign * view / 2) / row_mm) + sign, 0, mask.shape[0]))
+              for sign in (-1, 1))
+    c0, c1 = (int(np.clip(np.floor((centre[0] + sign * view / 2) / col_mm) + sign, 0, mask.shape[1]))
+              for sign in (-1, 1))
+    r1, c1 = r1 + 1, c1 + 1
+    ct, mask = lesion.ct[r0:r1, c0:c1], mask[r0:r1, c0:c1]
+    extent = (c0 * col_mm, (c0 + ct.shape[1]) * col_mm, (r0 + ct.shape[0]) * row_mm, r0 * row_mm)
+    ax.set_axis_on()
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_facecolor("black")
+    ax.imshow(ct, cmap="gray", vmin=WINDOW_LEVEL - WINDOW_WIDTH / 2, vmax=WINDOW_LEVEL + WINDOW_WIDTH / 2,
+              extent=extent, interpolation="bilinear")
+    overlay = np.zeros(mask.shape + (4,))
+    overlay[mask] = rgb + (FILL_ALPHA,)
+    ax.imshow(overlay, extent=extent, interpolation="nearest")
+    xs = (np.arange(c0, c0 + mask.shape[1]) + 0.5) * col_mm
+    ys = (np.arange(r0, r0 + mask.shape[0]) + 0.5) * row_mm
+    contour = ax.contour(xs, ys, mask.astype(float), levels=[0.5], colors=[rgb], linewidths=1.4)
+    contour.set(path_effects=[patheffects.withStroke(linewidth=3.0, foreground=_halo(rgb))])
+    ax.set_xlim(centre[0] - view / 2, centre[0] + view / 2)
+    ax.set_ylim(centre[1] + view / 2, centre[1] - view / 2)
+    ax.set_aspect("equal", adjustable="box")
+    bar = next(v for v in (5, 10, 20, 50, 100, 200, 500) if v >= view / 5)
+    x0, y0 = centre[0] - view / 2 + view * 0.06, centre[1] + view / 2 - view * 0.07
+    ax.plot([x0, x0 + bar], [y0, y0], color="white", linewidth=2.0, solid_capstyle="butt")
+    ax.text(x0 + bar / 2, y0 - view * 0.025, f"{bar} mm", color="white", ha="center", va="bottom", fontsize=7)
+    ax.text(0.02, 0.5, "R", transform=ax.transAxes, color="white", ha="left", va="center", fontsize=7)
+    ax.text(0.5, 0.98, "A", transform=ax.transAxes, color="white", ha="center", va="top", fontsize=7)
+
+
+def _draw_lesion(fig, row, lesion, x, y, side, size, panel):
+    """One lesion panel: image (or a text box) and a caption below it."""
+    score = row.get("ct_time_score")
+    failed = bool(row.get("error")) or not _finite(score)
+    rgb = colormap.score_color(float(score) if _finite(score) else None)
+    if lesion is not None:
+        ax = _inch_axes(fig, x, y, side, side, size)
+        ax.set_gid(f"lesion-image:{panel['lesion_id']}")
+        _draw_slice(ax, lesion, rgb)
+        panel["image_axes"] = ax
+    else:
+        box = Block(fig, x, y, f"lesion-text:{panel['lesion_id']}")
+        box.rectangle(0, 0, side, side, facecolor="#fbf3c8" if failed else "#eeeeee",
+                      edgecolor="#8a7400" if failed else "#777777", linewidth=1.0, zorder=0.5)
+        reason = panel["image_reason"]
+        lines = ["No mask to show" if failed else "No image to show"] + (
+            ["(reason below)"] if reason == panel["error"] else
+            _wrap(reason, side - 0.2, 8, max(1, int((side - 0.4) / 0.17) - 1)))
+        for number, line in enumerate(lines):
+            box.text(0.1, 0.15 + number * 0.17, line, fontsize=8, fontweight="bold" if number == 0 else "normal")
+    caption = Block(fig, x, y + side + 0.04, f"lesion-caption:{panel['lesion_id']}")
+    panel["caption"] = []
+    top = 0.06
+    for text, props in panel.pop("lines"):
+        props = dict(props)
+        left = 0.0
+        if props.pop("chip", False):
+            caption.rectangle(0, top + 0.015, CHIP, 0.14, facecolor=rgb, edgecolor="black", linewidth=0.6)
+            left = CHIP + 0.06
+        panel["caption"].append(caption.text(left, top, text, **props))
+        top += props["fontsize"] * 1.5 / 72
+    panel.pop("image_reason")
+
+
+def _lesion_panel(row, width, lesion, image_reason):
+    """The texts of one lesion panel, from its lesions.csv row."""
+    lesion_id = row.get("lesion_id") or "(whole study)"
+    location = row.get("location") or ""
+    score = row.get("ct_time_score")
+    error = row.get("error") or ("" if _finite(score) else "no CT-TIME score")
+    status = "" if error else str(row.get("ct_time_status") or "")
+    title = _fit(f"{lesion_id} · {location}" if location else lesion_id, width, 10, bold=True)
+    lines = [(title, {"fontsize": 10, "fontweight": "bold"})]
+    if error:
+        lines.append(("FAILED", {"fontsize": 10, "fontweight": "bold", "color": "#8a6d00", "chip": True}))
+        lines += [(line, {"fontsize": 7.5}) for line in _wrap(error, width, 7.5, 4)]
+    else:
+        lines.append((_fit(f"{score_text(score)}  {_status_label(status)}", width - CHIP - 0.06, 10, bold=True),
+                      {"fontsize": 10, "fontweight": "bold", "chip": True,
+                       "color": colormap.INFLAMED_HEX if status == "inflamed" else "#333333"}))
+        details = []
+        if _finite(row.get(aggregation.VOLUME)):
+            details.append(f"vol {volume_text(row[aggregation.VOLUME])}")
+        if _finite(row.get("longest_axial_diameter_mm")):
+            details.append(f"Ø {float(row['longest_axial_diameter_mm']):.0f} mm")
+        if details:
+            lines.append((_fit(" · ".join(details), width, 8.5), {"fontsize": 8.5}))
+        if lesion is not None:
+            lines.append((_fit(f"slice {lesion.index + 1}/{lesion.n_slices} · S {lesion.s_mm:.1f} mm", width, 7.5),
+                          {"fontsize": 7.5, "color": "#555555"}))
+    return {"lesion_id": row.get("lesion_id") or "", "location": location,
+            "score": float(score) if _finite(score) else None, "status": status, "error": error,
+            "score_text": score_text(score) if not error else "FAILED",
+            "volume_text": volume_text(row.get(aggregation.VOLUME)), "has_image": lesion is not None,
+            "lines": lines, "texts": [text for text, _ in lines], "image_reason": image_reason}
+
+
+def _summary_lines(patient):
+    """(label, value) rows of the summary panel, from the patient's patients.csv row."""
+    rows = [("Lesions", f"{int(patient['n_lesions'])} scored, {int(patient['n_failed'])} failed")]
+    sd = patient.get("ct_time_sd")
+    heterogeneity = str(patient.get("heterogeneity") or "-")
+    rows.append(("Heterogeneity", f"{heterogeneity} (SD {sd:.3f})" if _finite(sd) else heterogeneity))
+    rows.append(("Total tumour volume", volume_text(patient.get("total_volume_mm3"))))
+    return rows
+
+
+def _draw_summary(fig, patient, lesion_rows, warnings, x, y, width, size, history, timepoint):
+    """Summary column: aggregates, counts, volume, standardisation, colour bar, trend. Returns (summary, bottom)."""
+    summary = {}
+    used = "; ".join(part for part in str(patient.get("standardization") or "").split("; ") if part.strip())
+    standardization = _wrap(used or "-", width - 0.24, 7.5, 6)
+    ax = Block(fig, x, y, "summary")
+    line = 0.1
+    ax.text(0.12, line, "Patient summary", fontsize=12, fontweight="bold")
+    line += 0.32
+    ax.text(0.12, line, "Aggregate", fontsize=8, color="#555555")
+    ax.text(1.55, line, "CT-TIME", fontsize=8, color="#555555")
+    ax.text(2.2, line, "Status", fontsize=8, color="#555555")
+    line += LINE
+    for name in ("min", "median", "mean", "max"):
+        value, status = patient.get(f"ct_time_{name}"), str(patient.get(f"status_{name}") or "")
+        label = "min *" if name == "min" else name
+        summary[name] = score_text(value)
+        summary[f"status_{name}"] = status
+        rgb = colormap.score_color(float(value) if _finite(value) else None)
+        if _finite(value):
+            ax.rectangle(1.3, line + 0.02, CHIP, 0.14, facecolor=rgb, edgecolor="black", linewidth=0.6)
+        bold = "bold" if name == "min" else "normal"
+        ax.text(0.12, line, label, fontsize=10, fontweight=bold)
+        ax.text(1.55, line, summary[name], fontsize=10, fontweight=bold)
+        ax.text(2.2, line, _status_label(status) if status else "-", fontsize=9, fontweight=bold,
+                color=colormap.INFLAMED_HEX if status == "inflamed" else "#333333")
+        line += LINE + 0.01
+    ax.text(0.12, line, "* minimum over lesions: best PFS predictor in the paper", fontsize=7, style="italic",
+            color="#555555")
+    line += LINE + 0.02
+    for label, value in _summary_lines(patient):
+        summary[label] = value
+        ax.text(0.12, line, label, fontsize=9, color="#333333")
+        ax.text(1.55, line, _fit(value, width - 1.6, 9), fontsize=9, fontweight="bold")
+        line += LINE
+    line += 0.04
+    ax.text(0.12, line, "Standardisation", fontsize=9, color="#333333")
+    line += LINE - 0.02
+    summary["standardization"] = used
+    for text in standardization:
+        ax.text(0.12, line, text, fontsize=7.5)
+        line += 0.16
+    height = line + 0.06
+    ax.rectangle(0, 0, width, height, facecolor="#f4f4f4", edgecolor="#bbbbbb", linewidth=0.8, zorder=0.5)
+    bottom = _draw_colorbar(fig, lesion_rows, x, y + height + 0.2, width, size)
+    if history is not None and len(history) > 1:
+        bottom = _draw_trend(fig, history, timepoint, x, bottom + 0.1, width, size)
+    summary["warnings"] = list(warnings)
+    return summary, bottom
+
+
+def _draw_colorbar(fig, lesion_rows, x, y, width, size):
+    """The score map over 0..1, the 0.5 threshold marked, and a tick per lesion of this time point."""
+    from matplotlib.colorbar import ColorbarBase
+    from matplotlib.colors import Normalize
+
+    Block(fig, x, y, "colorbar-title").text(0, 0.02, "CT-TIME score map (▼ this patient's lesions)", fontsize=9,
+                                            fontweight="bold")
+    bar = _inch_axes(fig, x + 0.1, y + 0.36, width - 0.2, 0.22, size)
+    bar.set_gid("colorbar")
+    colorbar = ColorbarBase(bar, cmap=colormap.matplotlib_colormap(), norm=Normalize(0, 1), orientation="horizontal",
+                            ticks=[0, 0.25, 0.5, 0.75, 1])
+    colorbar.ax.tick_params(labelsize=8)
+    colorbar.ax.axvline(colormap.THRESHOLD, color="black", linewidth=2.0)
+    scores = [float(s) for s in lesion_rows["ct_time_score"] if _finite(s)]
+    bar.plot(scores, [1.15] * len(scores), marker="v", linestyle="none", color="black", markersize=6,
+             clip_on=False)
+    labels = Block(fig, x, y + 0.8, "colorbar-labels")
+    labels.text(0.1, 0, "≤ 0.5 uninflamed", fontsize=8, color="#333333")
+    labels.text(width - 0.1, 0, "> 0.5 inflamed", fontsize=8, ha="right", color=colormap.INFLAMED_HEX,
+                fontweight="bold")
+    return y + 1.0
+
+
+def _draw_trend(fig, history, timepoint, x, y, width, size):
+    """Aggregated scores over the patient's time points (the current one shaded), status of the minimum below."""
+    Block(fig, x, y, "trend-title").text(0, 0.02, "Trend over time points", fontsize=9, fontweight="bold")
+    ax = _inch_axes(fig, x + 0.45, y + 0.3, width - 0.55, TREND_HEIGHT, size)
+    ax.set_gid("trend")
+    positions = np.arange(len(history))
+    timepoints = list(history["timepoint"].astype(str))
+    if timepoint in timepoints:
+        current = timepoints.index(timepoint)
+        ax.axvspan(current - 0.4, current + 0.4, color="#e4e4e4", zorder=0)
+    ax.axhline(colormap.THRESHOLD, color="black", linestyle="--", linewidth=0.8)
+    styles = {"min": ("-", 2.0, "o", 7), "median": ("-", 1.0, "s", 5), "mean": (":", 1.0, "D", 4.5),
+              "max": ("-", 0.6, "^", 5)}
+    for name, (linestyle, linewidth, marker, marker_size) in styles.items():
+        values = history[f"ct_time_{name}"].astype(float).to_numpy()
+        ax.plot(positions, values, linestyle=linestyle, linewidth=linewidth, color="#333333", label=name, zorder=2,
+                marker=marker, markersize=marker_size, markerfacecolor="white", markeredgecolor="#333333")
+        for position, value in zip(positions, values):
+            if np.isfinite(value):
+                ax.plot(position, value, marker=marker, markersize=marker_size, zorder=3, linestyle="none",
+                        markerfacecolor=colormap.score_color(value), markeredgecolor="black", markeredgewidth=0.6)
+    ax.set_xticks(positions)
+    slot = (width - 0.6) / len(history)
+    ax.set_xticklabels([f"{_fit(t, slot, 8)}\n{_fit(_status_label(s) or '-', slot, 6.5)}"
+                        for t, s in zip(timepoints, history["status_min"].fillna(""))], fontsize=8)
+    ax.set_xlim(-0.5, len(history) - 0.5)
+    ax.set_ylim(0, 1)
+    ax.set_yticks([0, 0.5, 1])
+    ax.tick_params(labelsize=7)
+    ax.set_ylabel("CT-TIME", fontsize=8)
+    legend = fig.legend(*ax.get_legend_handles_labels(), fontsize=7, ncol=4, loc="upper center", frameon=False,
+                        bbox_to_anchor=(x + width / 2, y + 0.3 + TREND_HEIGHT + 0.38),
+                        bbox_transform=Block(fig, 0, 0).transform, handlelength=2.0, columnspacing=1.0,
+                        borderaxespad=0)
+    legend.set_gid("trend-legend")
+    return y + 0.3 + TREND_HEIGHT + 0.6
+
+
+def _order_timepoints(history):
+    """Baseline first, the others in the order of the table."""
+    later = [not is_baseline(t) for t in history["timepoint"]]
+    order = sorted(range(len(history)), key=lambda i: (later[i], i))
+    return history.iloc[order].reset_index(drop=True)
+
+
+def _warnings_of(rows, extra):
+    found = [text.split(" - ", 1)[1] for text in rows["standardization"].astype(str) if " - " in text]
+    return list(dict.fromkeys([w for w in list(extra) + found if w]))
+
+
+def board_figure(patient_id, timepoint, lesions, patients=None, image=None, masks=None, warnings=(),
+                 image_reason="no CT image given"):
+    """The tumour-board figure of one patient at one time point.
+
+    ``lesions``: lesions table (lesions.csv rows; other patients are ignored); ``patients``: patients table
+    (patients.csv; default: aggregated from ``lesions``), whose other time points of this patient give the trend;
+    ``image``: the CT (SimpleITK) and ``masks``: lesion ID -> binary mask (SimpleITK, on the image grid, CT-sized
+    or cropped as ``inputs`` reads lesions);
+    ``warnings``: extra warnings to show (those of the standardisation are taken from the rows).
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    rows = lesions[(lesions["patient_id"].astype(str) == str(patient_id))
+                   & (lesions["timepoint"].astype(str) == str(timepoint))]
+    if rows.empty:
+        raise CTTimeError(f"No lesion of patient {patient_id} at time point {timepoint} in the lesions table.", "input")
+    rows = rows.reset_index(drop=True)
+    for column in TEXT_COLUMNS:
+        rows[column] = rows[column].fillna("").astype(str) if column in rows else ""
+    if patients is None:
+        patients = aggregation.summarize(lesions)
+    mine = patients[patients["patient_id"].astype(str) == str(patient_id)]
+    history = _order_timepoints(mine.reset_index(drop=True))
+    current = history[history["timepoint"].astype(str) == str(timepoint)]
+    patient = (current.iloc[0] if len(current) else aggregation.summarize(rows).iloc[0]).to_dict()
+    patient = {k: "" if k in TEXT_COLUMNS and not isinstance(v, str) else v for k, v in patient.items()}
+    warnings = _warnings_of(rows, warnings)
+
+    with _style():
+        body_top = HEADER_HEIGHT + (BANNER_LINE * len(warnings) + 0.15 if warnings else 0)
+        grid_x = MARGIN + SUMMARY_WIDTH + GUTTER
+        grid_width = PAGE_WIDTH - grid_x - MARGIN
+        columns, n_rows, side = grid_layout(len(rows), grid_width, PAGE_HEIGHT - body_top - FOOTER_HEIGHT)
+        panel_width, row_height = grid_width / columns, side + CAPTION_HEIGHT + ROW_GAP
+        slices = _lesion_slices(rows, image, masks, image_reason)
+        panels = [_lesion_panel(row, side, lesion, reason)
+                  for row, (lesion, reason) in zip(rows.to_dict("records"), slices)]
+        size = (PAGE_WIDTH, max(PAGE_HEIGHT, body_top + n_rows * row_height + FOOTER_HEIGHT))
+        figure = Figure(figsize=size, dpi=DPI, facecolor="white")
+        FigureCanvasAgg(figure)
+        _draw_header(figure, patient_id, timepoint, warnings, size)
+        summary, bottom = _draw_summary(figure, patient, rows, warnings, MARGIN, body_top, SUMMARY_WIDTH, size,
+                                        history if len(history) > 1 else None, str(timepoint))
+        for number, (panel, (lesion, _)) in enumerate(zip(panels, slices)):
+            column, grid_row = number % columns, number // columns
+            _draw_lesion(figure, rows.iloc[number].to_dict(), lesion, grid_x + column * panel_width
+                         + (panel_width - side) / 2, body_top + grid_row * row_height, side, size, panel)
+        if bottom + FOOTER_HEIGHT > size[1]:
+            size = _grow(figure, bottom + FOOTER_HEIGHT)
+        footer = Block(figure, MARGIN, size[1] - FOOTER_HEIGHT + 0.15, "footer")
+        footer.text(0, 0, f"CTTime {__version__} · axial slices through each lesion's largest cross-section, window "
+                          f"W {WINDOW_WIDTH:.0f} / L {WINDOW_LEVEL:.0f} HU, image left = patient right · "
+                          "colour = CT-TIME score (yellow = failed) · not for clinical decisions",
+                    fontsize=7, color="#555555")
+    return Board(figure, str(patient_id), str(timepoint), panels, summary, warnings,
+                 {"columns": columns, "rows": n_rows, "image_side": side, "size": size})
+
+
+def _lesion_slices(rows, image, masks, image_reason):
+    """(LesionSlice or None, why there is no slice) for every lesion row."""
+    import SimpleITK as sitk
+
+    if image is None:
+        return [(None, image_reason)] * len(rows)
+    image_array, axes = sitk.GetArrayViewFromImage(image), _axial_axes(image)
+    found = []
+    for row in rows.to_dict("records"):
+        mask = (masks or {}).get(row["lesion_id"]) if row["lesion_id"] else None
+        if mask is None:
+            found.append((None, "no mask for this lesion in the segmentation" if row["lesion_id"] else row["error"]))
+            continue
+        lesion = lesion_slice(image_array, sitk.GetArrayFromImage(whole_mask(mask, image)), image, axes)
+        found.append((lesion, "" if lesion is not None else "the lesion's mask is empty"))
+    return found
+
+
+def _draw_header(figure, patient_id, timepoint, warnings, size):
+    """Title, one line on what the score is, and a red banner for every warning (not clinically calibrated...)."""
+    width = PAGE_WIDTH - 2 * MARGIN
+    header = Block(figure, MARGIN, 0.25, "header")
+    header.text(0, 0, _fit(f"CT-TIME tumour board · patient {patient_id} · time point {timepoint}", width, 16,
+                           bold=True), fontsize=16, fontweight="bold")
+    header.text(0, 0.4, _fit("Score = P(T-cell inflamed tumour microenvironment), > 0.5 inflamed · Bernatowicz et "
+                             "al., J Immunother Cancer 2025;13:e009140 · research use only", width, 8.5),
+                fontsize=8.5, color="#444444")
+    if warnings:
+        banner = Block(figure, MARGIN, HEADER_HEIGHT, "warnings")
+        banner.rectangle(0, 0, width, BANNER_LINE * len(warnings), facecolor="#c00000", edgecolor="none", zorder=0.5)
+        for number, text in enumerate(warnings):
+            banner.text(0.12, 0.07 + BANNER_LINE * number, _fit(f"⚠ {text}", width - 0.24, 12, bold=True),
+                        fontsize=12, fontweight="bold", color="white")
+
+
+def _grow(figure, height):
+    """Make the page taller, keeping every axes where it is relative to the top; returns the new size."""
+    width, old = figure.get_size_inches()
+    for ax in figure.axes:
+        x0, y0, w, h = ax.get_position().bounds
+        top = (1 - y0 - h) * old
+        ax.set_position([x0, 1 - (top + h * old) / height, w, h * old / height])
+    figure.set_size_inches(width, height)
+    return (float(width), float(height))
+
+
+def save(board, path, fmt="png"):
+    """Write the board's figure atomically; no date or tool version that varies in the file's metadata."""
+    metadata = {"Software": None} if fmt == "png" else {"Creator": None, "Producer": None, "CreationDate": None}
+    with _style():
+        with atomic_path(path) as temporary:
+            board.figure.savefig(temporary, format=fmt, dpi=DPI, metadata=metadata, facecolor="white")
+    return Path(path)
+
+
+def write_board(out_dir, patient_id, timepoint, lesions, patients=None, image=None, masks=None, warnings=(),
+                pdf=False, image_reason="no CT image given"):
+    """Draw one board and write <patient>_<timepoint>_board.png (and .pdf) to ``out_dir``; returns the paths."""
+    board = board_figure(patient_id, timepoint, lesions, patients, image, masks, warnings, image_reason)
+    paths = [save(board, run_folder.board_path(out_dir, patient_id, timepoint))]
+    if pdf:
+        paths.append(save(board, run_folder.board_path(out_dir, patient_id, timepoint, ".pdf"), "pdf"))
+    return paths
+
+
+def write_run_boards(run_dir, pdf=False, patient=None):
+    """Boards of every patient and time point of a run folder (or of one patient); returns the files written."""
+    run_dir = Path(run_dir)
+    lesions = read_table(run_dir / run_folder.LESIONS_CSV, "lesions table")
+    patients = read_table(run_dir / run_folder.PATIENTS_CSV, "patients table")
+    warnings = [w for w in run_folder.read_run_record(run_dir).get("warnings", []) if w]
+    if patient is not None:
+        known = sorted(set(lesions["patient_id"]))
+        lesions = lesions[lesions["patient_id"] == str(patient)]
+        if lesions.empty:
+            raise CTTimeError(f"Patient {patient} is not in {run_dir / run_folder.LESIONS_CSV}; its patients are "
+                              f"{', '.join(known)}.", "input")
+    files = []
+    for (patient_id, timepoint), rows in lesions.groupby(["patient_id", "timepoint"], sort=False):
+        image, masks, reason = load_case(run_dir, rows)
+        files += write_board(run_dir, patient_id, timepoint, lesions, patients, image, masks, warnings,
+                             pdf, reason)
+    return files

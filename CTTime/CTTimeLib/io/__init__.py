@@ -1,0 +1,1 @@
+"""Files in and out: CT images, segmentations, DICOM, the user's tables, the coloured segmentation writer."""

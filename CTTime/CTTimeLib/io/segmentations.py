@@ -1,0 +1,137 @@
+"""Segmentations: the lesions of a segmentation file, each as a mask cropped to the lesion on the CT's grid.
+
+A Slicer ``.seg.nrrd`` (segments in one or several layers; segment names become lesion IDs), a labelmap (one
+integer label per lesion) or a binary mask in any format SimpleITK reads, or a DICOM SEG / RTSTRUCT file (or a
+folder holding one; see ``dicom``). A segmentation on another grid than the image is resampled onto it (nearest
+neighbour) when the two overlap.
+"""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..core.errors import CTTimeError
+from ..core.geometry import (geometry_from_ijk_to_lps, image_like, lesion_mask, on_image_grid, physical_box,
+                             set_geometry)
+from ..core.lesions import Lesion, infer_location, normalize_location
+from ..core.tags import LOCATION_TAG
+from . import dicom
+from .images import check_complete, first_line
+
+
+def read_lesions(path, image, names=None, locations=None):
+    """Read the lesions of a segmentation file, each as a mask on ``image``'s grid.
+
+    ``names`` maps label values of a labelmap to lesion IDs (default "lesion_<label>"); ``locations`` maps lesion
+    IDs to a location (default: the segment's CTTime.Location tag, else inferred from the name).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CTTimeError(f"Segmentation not found: {path}. Check the path.", "input")
+    if path.name.lower().endswith(".seg.nrrd"):
+        raw = _read_seg_nrrd(path)
+    elif dicom.segmentation_file(path):
+        raw = dicom.read_segmentation(path, image)
+    else:
+        raw = _read_labelmap(path, names or {})
+    if not raw:
+        raise CTTimeError(f"Segmentation {path} holds no lesion (no segment, no non-zero label).", "input")
+    seen = set()
+    lesions = []
+    for lesion_id, mask, tags in raw:
+        if lesion_id in seen:
+            raise CTTimeError(f"Segmentation {path}: lesion ID {lesion_id!r} occurs twice; rename one segment so "
+                              "every lesion has its own ID.", "input")
+        seen.add(lesion_id)
+        given = (locations or {}).get(lesion_id) or tags.get(LOCATION_TAG)
+        location = normalize_location(given, lesion_id) if given else infer_location(lesion_id)
+        lesions.append(Lesion(lesion_id, lesion_mask(sitk.GetArrayViewFromImage(mask), mask), location, tags))
+    _check_overlap(path, image, [lesion.mask for lesion in lesions])
+    return [Lesion(lesion.lesion_id, on_image_grid(lesion.mask, image), lesion.location, lesion.tags)
+            for lesion in lesions]
+
+
+def _read_seg_nrrd(path):
+    import slicerio
+
+    try:
+        segmentation = slicerio.read_segmentation(str(path))
+    except Exception as exc:  # slicerio and pynrrd raise several types for a damaged file
+        raise CTTimeError(f"Cannot read segmentation {path}: {first_line(exc)}. Save it again from Slicer "
+                          "(Segmentations > Export) or give a labelmap.", "input") from None
+    geometry = geometry_from_ijk_to_lps(np.asarray(segmentation["ijkToLPS"], dtype=float))
+    utf8_names = seg_nrrd_segment_names(path)
+    segments = segmentation.get("segments", [])
+    lesions = []
+    for index, segment in enumerate(segments):
+        ijk = slicerio.segment_mask(segmentation, segment)
+        mask = sitk.GetImageFromArray(np.ascontiguousarray(ijk.transpose(2, 1, 0), dtype=np.uint8))
+        set_geometry(mask, geometry)
+        name = str((utf8_names[index] if len(utf8_names) == len(segments) else segment.get("name"))
+                   or segment.get("id"))
+        lesions.append((name, mask, dict(segment.get("tags", {}))))
+    return lesions
+
+
+def seg_nrrd_segment_names(path):
+    """A .seg.nrrd's segment names as Slicer writes them (UTF-8; pynrrd's ASCII reader drops other characters),
+    in segment order."""
+    with open(path, "rb") as handle:
+        header = handle.read(1 << 20).split(b"\n\n", 1)[0]
+    found = re.findall(rb"^Segment(\d+)_Name:=(.*)$", header, re.MULTILINE)
+    return [value.decode("utf-8", "replace") for _, value in sorted(found, key=lambda item: int(item[0]))]
+
+
+def _read_labelmap(path, names):
+    check_complete(path, "Segmentation", "input")
+    try:
+        labelmap = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        raise CTTimeError(f"Cannot read segmentation {path}: {first_line(exc)}. Give a .seg.nrrd, a labelmap or a "
+                          "binary mask.", "input") from None
+    if labelmap.GetNumberOfComponentsPerPixel() != 1 or labelmap.GetDimension() != 3:
+        raise CTTimeError(f"Segmentation {path} is not a 3-D scalar labelmap (dimension {labelmap.GetDimension()}, "
+                          f"{labelmap.GetNumberOfComponentsPerPixel()} components); export one labelmap per "
+                          "CT volume.", "input")
+    values = sitk.GetArrayViewFromImage(labelmap)
+    if values.dtype.kind == "f" and (not np.all(np.isfinite(values)) or not np.array_equal(values, np.round(values))):
+        raise CTTimeError(f"Segmentation {path} has non-integer values; a labelmap holds one integer label per "
+                          "lesion (0 = background): export it again as a labelmap or binary mask.", "input")
+    inside = np.flatnonzero(values)  # one pass over the labelmap; each label then costs its own voxels
+    found = values.ravel()[inside]
+    lesions = []
+    for label in np.unique(found):
+        kji = np.unravel_index(inside[found == label], values.shape)
+        low = [int(axis.min()) for axis in kji]
+        box = tuple(slice(first, int(axis.max()) + 1) for first, axis in zip(low, kji))
+        mask = image_like(values[box] == label, labelmap, low[::-1])
+        lesions.append((str(names.get(int(label), f"lesion_{int(label)}")), mask, {}))
+    return lesions
+
+
+def _check_overlap(path, image, masks):
+    """A segmentation whose lesions lie wholly outside the image is an error, not a set of empty lesions
+    (``masks``: cropped to their voxels, on their own grid)."""
+    image_low, image_high = physical_box(image, [-0.5] * 3, [s - 0.5 for s in image.GetSize()])
+    drawn = [mask for mask in masks if sitk.GetArrayViewFromImage(mask).any()]
+    for mask in drawn:
+        low, high = physical_box(mask, [-0.5] * 3, [s - 0.5 for s in mask.GetSize()])
+        if np.all(low < image_high) and np.all(high > image_low):
+            return
+    if drawn:
+        raise CTTimeError(f"Segmentation {path} does not overlap the image in space (size, spacing, origin or "
+                          "direction differ and no lesion falls inside the CT); check that image and segmentation "
+                          "belong to the same study and series.", "geometry")
+
+
+def segment_names(path):
+    """Lesion IDs a segmentation declares in its header (.seg.nrrd, DICOM SEG or RTSTRUCT), else []."""
+    path = Path(path)
+    if path.name.lower().endswith(".seg.nrrd"):
+        try:
+            return seg_nrrd_segment_names(path)
+        except OSError:  # unreadable file: reading the case reports it
+            return []
+    return dicom.segment_names(path)

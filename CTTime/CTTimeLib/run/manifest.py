@@ -1,0 +1,103 @@
+"""Manifest: the CSV that lists a cohort's studies, one row per patient and time point.
+
+Required columns: patient_id, timepoint, image, segmentation (a file, or a DICOM series folder for the image and a
+DICOM SEG / RTSTRUCT file or folder for the segmentation). Optional:
+
+    batch      scanner or reconstruction-kernel group, for harmonisation (carried into lesions.csv)
+    locations  lesion locations, ``LESION=LOCATION`` pairs separated by ``;``, e.g. ``LU_1=lung;liver_2=liver``
+               (lung, liver, lymph node, bone, other); lesions not named keep their tag or inferred location
+    labels     lesion IDs of a labelmap's values, e.g. ``1=LU_1;2=liver_2`` (default lesion_<value>)
+
+Any other column is carried into lesions.csv. Relative paths are relative to the manifest's folder. All problems
+(missing columns, empty cells, duplicate patient/time point or lesion keys, unknown locations, files that do not
+exist) are collected and reported together, before any extraction starts.
+"""
+
+from pathlib import Path
+
+from ..core.errors import CTTimeError
+from ..core.lesions import normalize_location
+from ..io.segmentations import segment_names
+from ..io.tables import read_csv
+from .study import Case
+
+REQUIRED = ("patient_id", "timepoint", "image", "segmentation")
+LESION_SPECS = ("locations", "labels")  # parsed into the case, not carried as columns
+
+
+def _pairs(text, column, where, problems):
+    """``KEY=VALUE;...`` as a dict; malformed or repeated keys become problems."""
+    pairs = {}
+    for item in filter(None, (part.strip() for part in text.split(";"))):
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not key or not value:
+            problems.append(f"{where}: {column} expects KEY=VALUE pairs separated by ';', got {item!r}")
+        elif key in pairs:
+            problems.append(f"{where}: {column} names {key!r} twice")
+        else:
+            pairs[key] = value
+    return pairs
+
+
+def _lesion_problems(row, files, where, problems):
+    """The case's label names and locations, checked; duplicate lesion IDs in the segmentation are problems."""
+    labels = _pairs(row.get("labels", ""), "labels", where, problems)
+    names = {}
+    for value, name in labels.items():
+        if not value.isdigit():
+            problems.append(f"{where}: labels expects LABEL_VALUE=LESION_ID, got {value}={name}")
+        else:
+            names[int(value)] = name
+    if len(set(names.values())) < len(names):
+        problems.append(f"{where}: labels gives two label values the same lesion ID")
+    locations = _pairs(row.get("locations", ""), "locations", where, problems)
+    for lesion_id, location in list(locations.items()):
+        try:
+            locations[lesion_id] = normalize_location(location, lesion_id)
+        except CTTimeError as exc:
+            problems.append(f"{where}: {exc}")
+    if "segmentation" in files and files["segmentation"].exists():
+        declared = segment_names(files["segmentation"])
+        repeated = sorted({name for name in declared if declared.count(name) > 1})
+        if repeated:
+            problems.append(f"{where}: segmentation {files['segmentation']} has several segments named "
+                            f"{', '.join(repeated)}; rename them so every lesion has its own ID")
+    return names, locations
+
+
+def read_manifest(path):
+    """The manifest's cases, or one CTTimeError listing every problem found."""
+    path = Path(path)
+    table = read_csv(path, "Manifest", text=None, kind="manifest")
+    missing = [c for c in REQUIRED if c not in table.columns]
+    if missing:
+        raise CTTimeError(f"Manifest {path} lacks the column(s) {', '.join(missing)}; it needs "
+                          f"{', '.join(REQUIRED)} (one row per patient and time point).", "manifest")
+    problems, cases, seen = [], [], {}
+    for number, row in enumerate(table.to_dict("records"), start=2):  # line 1 is the header
+        row = {k: str(v).strip() for k, v in row.items()}
+        where = f"line {number}"
+        for column in REQUIRED:
+            if not row[column]:
+                problems.append(f"{where}: empty {column}")
+        key = (row["patient_id"], row["timepoint"])
+        if key in seen:
+            problems.append(f"{where}: patient {key[0]} at time point {key[1]} is listed again (first on line "
+                            f"{seen[key]})")
+        seen.setdefault(key, number)
+        files = {}
+        for column in ("image", "segmentation"):
+            if row[column]:
+                files[column] = path.parent / row[column]  # an absolute path stays as it is
+                if not files[column].exists():
+                    problems.append(f"{where}: {column} not found: {files[column]}")
+        names, locations = _lesion_problems(row, files, where, problems)
+        if len(files) == 2:
+            extras = {k: v for k, v in row.items() if k not in REQUIRED + LESION_SPECS}
+            cases.append(Case(row["patient_id"], row["timepoint"], str(files["image"]), str(files["segmentation"]),
+                              extras, names, locations))
+    if not cases and not problems:
+        problems.append("no rows")
+    if problems:
+        raise CTTimeError(f"Manifest {path} has {len(problems)} problem(s):\n  " + "\n  ".join(problems), "manifest")
+    return cases

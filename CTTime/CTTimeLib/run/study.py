@@ -1,0 +1,176 @@
+"""Studies: one CT study (a patient at a time point) from its files to raw feature rows, one per lesion.
+
+``process_case`` is the task every runner executes: it answers a case from the result cache when its inputs have
+not changed, else extracts it (keeping each finished lesion) and stores it. A lesion that fails keeps its row with
+the error and its ``error_kind``; a case that cannot be read gives one row that carries the error.
+"""
+
+import contextlib
+import functools
+import os
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ..core.errors import CTTimeError
+from ..io.images import read_image
+from ..io.segmentations import read_lesions
+from ..scoring import acquisition
+from .cache import CaseCache, case_key
+from .execution import check_cancelled, one_ahead
+from .run_folder import study_key
+
+_LOCAL = threading.local()  # one pyradiomics extractor per thread and parameter file
+
+
+@dataclass
+class Case:
+    """One CT study to score: a patient at a time point, an image and its segmentation."""
+
+    patient_id: str
+    timepoint: str
+    image: str
+    segmentation: str
+    extras: dict = field(default_factory=dict)  # copied into every lesion row (e.g. batch)
+    names: dict = field(default_factory=dict)  # label value -> lesion ID, for labelmaps
+    locations: dict = field(default_factory=dict)  # lesion ID -> location
+
+    @property
+    def key(self):
+        return study_key(self.patient_id, self.timepoint)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a worker needs besides the case: the parameter file, the cache folder (None: no cache) and the
+    run's shared cache-key context."""
+
+    parameter_file: str
+    cache_dir: object = None
+    context: object = None
+
+
+@dataclass
+class CaseResult:
+    rows: list
+    cached: bool
+    seconds: float
+
+
+def extract_lesions(image, lesions, extractor, meta, progress=None, cancelled=None, done=None, on_row=None):
+    """Raw feature rows for lesions already on the image grid; a lesion that fails keeps its row with the error
+    and its ``error_kind``. ``done`` maps lesion IDs to rows already extracted (resuming); ``on_row(row)`` is
+    called with each newly extracted row. Each lesion is prepared (resampled) in a second thread while pyradiomics
+    computes the one before."""
+    done = done or {}
+    todo = [lesion for lesion in lesions if lesion.lesion_id not in done]
+    prepared = one_ahead(lambda lesion: extractor.prepare(image, lesion.mask, lesion.lesion_id), todo)
+    rows = []
+    with contextlib.closing(prepared):
+        for number, lesion in enumerate(lesions):
+            check_cancelled(cancelled)
+            if progress:
+                progress(number, len(lesions), f"{meta.get('patient_id', '')} {lesion.lesion_id}")
+            if lesion.lesion_id in done:
+                rows.append(dict(done[lesion.lesion_id], **meta))
+                continue
+            row = dict(meta, lesion_id=lesion.lesion_id, location=lesion.location, error="", error_kind="")
+            try:
+                row.update(extractor.features(next(prepared).result()))
+            except CTTimeError as exc:
+                row.update(error=str(exc), error_kind=exc.kind)
+            except Exception as exc:  # never lose the other lesions to one lesion's unexpected failure
+                row.update(error=f"Lesion {lesion.lesion_id}: unexpected {type(exc).__name__}: {exc}",
+                           error_kind="unexpected")
+            if on_row:
+                on_row(row)
+            rows.append(row)
+    if progress:
+        progress(len(lesions), len(lesions), "done")
+    return rows
+
+
+def read_case(case):
+    """The image and lesions of a case (the last case read is kept, so writing its outputs reads nothing again)."""
+    stamps = tuple(_stamp(path) for path in (case.image, case.segmentation))
+    return _read_case(case.image, case.segmentation, tuple(case.names.items()), tuple(case.locations.items()), stamps)
+
+
+def _stamp(path):
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_mtime_ns, status.st_size
+
+
+@functools.lru_cache(maxsize=1)
+def _read_case(image_path, segmentation_path, names, locations, stamps):
+    image = read_image(image_path)
+    return image, read_lesions(segmentation_path, image, dict(names), dict(locations))
+
+
+def case_meta(case):
+    """The columns every row of a case shares: manifest extras, patient, time point, input paths."""
+    return dict(case.extras, patient_id=case.patient_id, timepoint=case.timepoint,
+                image=str(Path(case.image).absolute()), segmentation=str(Path(case.segmentation).absolute()))
+
+
+def extract_case(case, extractor, progress=None, cancelled=None, done=None, on_row=None):
+    """Raw feature rows of a case, with its acquisition parameters when the image has DICOM headers; a case that
+    cannot be read gives one row that carries the error. ``done`` and ``on_row``: see ``extract_lesions``."""
+    meta = case_meta(case)
+    try:
+        image, lesions = read_case(case)
+    except CTTimeError as exc:
+        return [dict(meta, lesion_id="", location="", error=str(exc), error_kind=exc.kind)]
+    meta.update(acquisition.describe(case.image))
+    return extract_lesions(image, lesions, extractor, meta, progress, cancelled, done, on_row)
+
+
+def use_extractor(extractor):
+    """Let tasks run in this thread reuse an extractor already built (the inline, one-worker case)."""
+    if not hasattr(_LOCAL, "extractors"):
+        _LOCAL.extractors = {}
+    _LOCAL.extractors[extractor.parameter_file] = extractor
+
+
+def _extractor(parameter_file):
+    from ..scoring.extraction import FeatureExtractor
+
+    extractors = getattr(_LOCAL, "extractors", None)
+    if extractors is None or parameter_file not in extractors:
+        use_extractor(FeatureExtractor(parameter_file))
+    return _LOCAL.extractors[parameter_file]
+
+
+def absolute(case):
+    """The case with absolute paths (workers may run in another folder)."""
+    return replace(case, image=os.path.abspath(case.image), segmentation=os.path.abspath(case.segmentation))
+
+
+def process_case(case, settings, cancelled=None):
+    """The raw rows of one case, from the cache when its inputs have not changed (``cancelled``: only when run in
+    the calling process)."""
+    start = time.perf_counter()
+    meta = case_meta(case)
+    store = None
+    if settings.cache_dir:
+        try:
+            store = CaseCache(settings.cache_dir, case_key(case, settings.context))
+        except OSError:  # an input is missing: extract_case reports it
+            store = None
+    cached = store.rows() if store else None
+    if cached is not None:
+        return CaseResult([dict(meta, **row) for row in cached], True, time.perf_counter() - start)
+
+    def strip(row):
+        return {k: v for k, v in row.items() if k not in meta}
+
+    finished = store.finished_lesions() if store else {}
+    rows = extract_case(case, _extractor(settings.parameter_file), cancelled=cancelled, done=finished,
+                        on_row=(lambda row: store.add_lesion(strip(row))) if store else None)
+    if store:
+        store.store([strip(row) for row in rows])
+    return CaseResult(rows, False, time.perf_counter() - start)

@@ -1,0 +1,176 @@
+"""Extraction: the 107 original pyradiomics features of one lesion, from the fixed Table-2 parameter file.
+
+One parameter file drives one pyradiomics ``RadiomicsFeatureExtractor``; every lesion goes through it, so each
+feature equals what pyradiomics gives for the same image, mask and file.
+"""
+
+import contextlib
+import copy
+import logging
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..core.errors import CTTimeError
+from ..core.geometry import grid_offset, whole_mask
+from ..core.resources import PARAMETER_FILE
+from .resampling import CROPPABLE, label_bounding_box, resample_lesion, resampling_grid
+
+FEATURE_PREFIX = "original_"
+_FEATURE_CLASS_ORDER = ("shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
+
+
+def load_parameters(path):
+    """The parameter file as a dict (YAML, safe loader)."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            parameters = yaml.safe_load(handle)
+    except (OSError, yaml.YAMLError) as exc:
+        raise CTTimeError(f"Cannot read parameter file {path}: {exc}", "input") from None
+    if not isinstance(parameters, dict):
+        raise CTTimeError(f"Parameter file {path} is not a pyradiomics parameter mapping.", "input")
+    return parameters
+
+
+class FeatureExtractor:
+    """pyradiomics set up once from a parameter file; ``extract(image, mask)`` gives one lesion's features.
+
+    ``is_fixed`` is False when the file differs from CTTime's Table-2 file: features are then still pyradiomics'
+    own, but CT-TIME scores computed from them are not valid, and every run says so.
+    """
+
+    def __init__(self, parameter_file=PARAMETER_FILE):
+        import radiomics
+        from radiomics.featureextractor import RadiomicsFeatureExtractor
+
+        radiomics.setVerbosity(logging.ERROR)
+        self.parameter_file = str(parameter_file)
+        self.parameters = load_parameters(parameter_file)
+        self.is_fixed = self.parameters == load_parameters(PARAMETER_FILE)
+        try:
+            self._extractor = RadiomicsFeatureExtractor(self.parameter_file)
+        except Exception as exc:  # pykwalify schema errors and the like
+            raise CTTimeError(f"Parameter file {parameter_file} is not valid for pyradiomics: {exc}", "input") from None
+        self.feature_names = _enabled_feature_names(self._extractor)
+        self.pyradiomics_version = radiomics.__version__
+        self._resampling = _resampling_settings(self._extractor.settings)
+        if self._resampling is not None:  # the same extraction for lesions this class has already resampled
+            self._on_grid = copy.deepcopy(self._extractor)
+            self._on_grid.settings.update(resampledPixelSpacing=None, preCrop=False, additionalInfo=False)
+
+    @property
+    def warning(self):
+        if self.is_fixed:
+            return None
+        return (f"parameter file {self.parameter_file} differs from CTTime's fixed Table-2 file; "
+                "CT-TIME scores are only valid with the fixed file.")
+
+    def extract(self, image, mask, lesion_id="lesion"):
+        """Features of one lesion: ``mask`` is a binary (0/1) mask on ``image``'s grid, CT-sized or cropped to the
+        lesion (see ``core.geometry``), or any mask pyradiomics accepts with the image."""
+        return self.features(self.prepare(image, mask, lesion_id))
+
+    def prepare(self, image, mask, lesion_id="lesion"):
+        """The first step of ``extract``: the image and mask pyradiomics will be given for this lesion. It holds
+        the per-lesion resampling, which SimpleITK runs without Python's lock, so it can run in another thread
+        while ``features`` computes the previous lesion (see ``run.study.extract_lesions``)."""
+        voxels = int(np.count_nonzero(sitk.GetArrayViewFromImage(mask)))
+        if voxels == 0:
+            raise CTTimeError(f"Lesion {lesion_id} is empty (no voxel inside the CT); delete the segment or draw it "
+                              "again.", "mask")
+        with _reported(lesion_id, voxels):
+            return Prepared(lesion_id, voxels, *self._inputs(image, mask))
+
+    def features(self, prepared):
+        """The second step of ``extract``: pyradiomics on a prepared lesion, its features checked to be finite."""
+        extractor = self._on_grid if prepared.resampled else self._extractor
+        with _reported(prepared.lesion_id, prepared.voxels), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # here only: catch_warnings is not thread-safe, prepare may be threaded
+            result = extractor.execute(prepared.image, prepared.mask, label=1)
+        features = {name: float(result[name]) for name in self.feature_names}
+        bad = [name for name, value in features.items() if not np.isfinite(value)]
+        if bad:
+            raise CTTimeError(f"Lesion {prepared.lesion_id}: features {', '.join(bad)} are NaN or infinite (lesion "
+                              "too small or too uniform for texture analysis); check the segmentation.", "features")
+        return features
+
+    def _inputs(self, image, mask):
+        """(image, mask, resampled) for pyradiomics: the CT and the CT-sized mask it would get or, when the file
+        resamples, both already resampled onto pyradiomics' own grid from a crop of the CT (see
+        scoring.resampling), so the per-lesion cost no longer grows with the CT. Other files get the CT unchanged,
+        as do masks off the CT's grid."""
+        start = grid_offset(mask, image)
+        if start is None:
+            return image, mask, False
+        bounding_box = label_bounding_box(mask)
+        whole = whole_mask(mask, image)
+        grid = None
+        if self._resampling is not None and bounding_box is not None:
+            spacing, interpolator, pad_distance = self._resampling
+            bounding_box[:3] += start
+            grid = resampling_grid(image, bounding_box, spacing, pad_distance)
+        if grid is None:
+            return image, whole, False
+        return (*resample_lesion(image, whole, grid, interpolator), True)
+
+
+@contextlib.contextmanager
+def _reported(lesion_id, voxels):
+    """pyradiomics' and SimpleITK's errors on a lesion as a CTTimeError naming the lesion."""
+    try:
+        yield
+    except (ValueError, RuntimeError, IndexError, ZeroDivisionError) as exc:
+        raise CTTimeError(f"Lesion {lesion_id} ({voxels} voxels): pyradiomics could not extract features: "
+                          f"{_explain(exc)}", "mask") from None
+
+
+@dataclass
+class Prepared:
+    """A lesion ready for pyradiomics (see ``FeatureExtractor.prepare``)."""
+
+    lesion_id: str
+    voxels: int
+    image: sitk.Image
+    mask: sitk.Image
+    resampled: bool
+
+
+def _resampling_settings(settings):
+    """(spacing, interpolator, padDistance) when pyradiomics resamples each lesion with an interpolator that can
+    work on a crop and nothing before that needs the whole image (no normalisation); ``None`` otherwise."""
+    spacing, interpolator = settings.get("resampledPixelSpacing"), settings.get("interpolator")
+    if spacing is None or interpolator is None or settings.get("normalize", False):
+        return None
+    if isinstance(interpolator, str):  # pyradiomics takes an unknown name as B-spline
+        interpolator = getattr(sitk, interpolator, sitk.sitkBSpline)
+    if interpolator not in CROPPABLE:
+        return None
+    return spacing, interpolator, settings.get("padDistance", 5)
+
+
+def _enabled_feature_names(extractor):
+    from radiomics import getFeatureClasses
+
+    classes = getFeatureClasses()
+    names = []
+    for feature_class in _FEATURE_CLASS_ORDER:
+        if feature_class not in extractor.enabledFeatures:
+            continue
+        chosen = extractor.enabledFeatures[feature_class] or [
+            name for name, deprecated in classes[feature_class].getFeatureNames().items() if not deprecated]
+        names += [f"{FEATURE_PREFIX}{feature_class}_{name}" for name in sorted(chosen)]
+    return names
+
+
+def _explain(exc):
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "resegment" in text.lower() or "mask contains" in text.lower() or "label" in text.lower():
+        text += (" - after re-segmentation to -100..300 HU too few voxels remain; check that the lesion is "
+                 "soft tissue drawn on this CT")
+    elif "single voxel" in text.lower() or "too small" in text.lower():
+        text += " - the lesion is too small for radiomics; draw it on more voxels or delete the segment"
+    return text

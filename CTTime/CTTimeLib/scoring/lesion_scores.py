@@ -1,0 +1,84 @@
+"""Lesion scores: a table of raw feature rows -> z-scores, CT-TIME score, status and RECIST size per lesion."""
+
+import numpy as np
+import pandas as pd
+
+from ..core.errors import CTTimeError
+from . import harmonization, standardization
+from .standardization import COHORT
+
+RECIST_MIN_DIAMETER_MM = 10.0
+
+
+DIAMETER_FEATURE = "original_shape_Maximum2DDiameterSlice"
+
+
+def resolve_standardization(spec, model):
+    """``"cohort"`` stays as it is; anything else is a reference file, loaded and checked for ``model``."""
+    if spec == COHORT:
+        return COHORT
+    return standardization.load(spec, model.features, model.name)
+
+
+def score_table(table, model, standardize=COHORT, group_by=(), harmonize_by=None):
+    """Add z-scores, CT-TIME score, status and the standardisation used to a table of raw feature rows
+    (ComBat-harmonised across the ``harmonize_by`` column first, when given)."""
+    table = table.copy()
+    if "error" not in table:
+        table["error"] = ""
+    table["error"] = table["error"].fillna("").astype(str)
+    table["error_kind"] = table["error_kind"].fillna("").astype(str) if "error_kind" in table else ""
+    missing = [name for name in model.features if name not in table.columns]
+    if missing and (table["error"] == "").any():
+        raise CTTimeError(f"The lesions table has no column {', '.join(missing)}: the model needs its four "
+                          "features, as pyradiomics names them.", "input")
+    for name in missing:  # every row failed before extraction: the rows still carry their errors
+        table[name] = np.nan
+    features = table[model.features].apply(pd.to_numeric, errors="coerce")
+    scorable = (table["error"] == "") & np.isfinite(features).all(axis=1)
+    for index in table.index[(table["error"] == "") & ~scorable]:
+        bad = [name for name in model.features if not np.isfinite(features.at[index, name])]
+        table.at[index, "error"] = (f"Lesion {table.at[index, 'lesion_id'] if 'lesion_id' in table else index}: "
+                                    f"signature feature(s) {', '.join(bad)} missing, NaN or infinite; extract the "
+                                    "lesion again or correct its row.")
+        table.at[index, "error_kind"] = "features"
+    prefix = ""
+    if harmonize_by:
+        features = harmonization.harmonize(table, features, table.index[scorable], harmonize_by)
+        prefix = harmonization.describe(harmonize_by) + ", then "
+    for name in model.features:
+        table[f"z_{name}"] = np.nan
+    table["standardization"] = ""
+    groups = [((), table.index[scorable])] if standardize != COHORT or not group_by else \
+        list(table[scorable].groupby(list(group_by), sort=False).groups.items())
+    for label, index in groups:
+        if standardize == COHORT:
+            source = "all scored lesions" if not group_by else ", ".join(
+                f"{k}={v}" for k, v in zip(group_by, label if isinstance(label, tuple) else (label,)))
+            try:
+                reference = standardization.from_lesions(features.loc[index], model.features, source, mode=COHORT)
+            except CTTimeError as exc:
+                raise CTTimeError(_with_failures(str(exc), table), exc.kind) from None
+        else:
+            reference = standardize
+        z = reference.standardize(features.loc[index], model.features)
+        table.loc[index, z.columns] = z
+        table.loc[index, "standardization"] = prefix + reference.describe()
+    scores = model.score(table.loc[scorable, [f"z_{n}" for n in model.features]])
+    table["ct_time_score"] = np.nan
+    table.loc[scorable, "ct_time_score"] = scores
+    table["ct_time_status"] = model.status(table["ct_time_score"])
+    if DIAMETER_FEATURE in table:
+        diameter = pd.to_numeric(table[DIAMETER_FEATURE], errors="coerce")
+        table["longest_axial_diameter_mm"] = diameter
+        table["recist_measurable"] = (diameter >= RECIST_MIN_DIAMETER_MM).where(diameter.notna())
+    return table
+
+
+def _with_failures(message, table, shown=5):
+    """A message followed by why the failed rows failed (they are why too few lesions are left)."""
+    failed = table[table["error"] != ""]
+    lines = [f"{row.get('patient_id', '')} {row.get('timepoint', '')} {row.get('lesion_id') or '(study)'}: "
+             f"{row['error']}" for row in failed.head(shown).to_dict("records")]
+    more = [f"... and {len(failed) - shown} more"] if len(failed) > shown else []
+    return message + "".join(f"\n  failed: {line}" for line in lines + more)

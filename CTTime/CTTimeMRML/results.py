@@ -1,0 +1,128 @@
+"""Results: scoring studies with the CLI's code, and showing the results on the segments and in a table node."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from CTTimeLib.core.errors import CTTimeError
+from CTTimeLib.run.summary import patient_lines
+
+from .images import volume_to_image
+from .segments import color_by_score, is_target, lesions_from_segmentation, segment_location, segments
+from .studies import node_source
+
+TABLE_COLUMNS = (("Patient", "s"), ("Time point", "s"), ("Lesion", "s"), ("Location", "s"), ("Target", "s"),
+                 ("CT-TIME score", "d"), ("Status", "s"), ("Longest axial diameter (mm)", "d"),
+                 ("Volume (mm3)", "d"), ("Standardization", "s"), ("Note", "s"))
+
+
+@dataclass
+class Results:
+    lesions: object  # pandas DataFrame, the lesions.csv rows
+    patients: object  # pandas DataFrame, the patients.csv rows
+    warnings: list = field(default_factory=list)
+    model_name: str = "CT-TIME"
+
+
+def compute(studies, standardize, progress=None, cancelled=None, extractor=None, model=None):
+    """Extract, z-score and score every lesion of ``studies`` with the CLI's code.
+
+    ``standardize`` is "cohort" or the path of a reference JSON; progress(done, total, message) and
+    cancelled() are passed to extract_lesions (cancelling raises CTTimeLib.core.errors.Cancelled).
+    """
+    import pandas as pd
+    from CTTimeLib.run.pipeline import result_tables
+    from CTTimeLib.run.study import extract_lesions
+    from CTTimeLib.scoring.extraction import FeatureExtractor
+    from CTTimeLib.scoring.lesion_scores import resolve_standardization, score_table
+    from CTTimeLib.scoring.signature import load_model
+
+    model = model or load_model()
+    reference = resolve_standardization(str(standardize), model)
+    extractor = extractor or FeatureExtractor()
+    rows = []
+    for number, study in enumerate(studies):
+        def report(done, total, message, number=number):
+            if progress:
+                progress(number * 100 + (100 * done) // max(total, 1), 100 * len(studies), message)
+        meta = {"patient_id": study.patient_id, "timepoint": study.timepoint,
+                "image": node_source(study.volume_node), "segmentation": node_source(study.segmentation_node)}
+        image = volume_to_image(study.volume_node)
+        lesions = lesions_from_segmentation(study.segmentation_node, study.volume_node, image)
+        if not lesions:
+            raise CTTimeError(f"Segmentation {study.segmentation_node.GetName()} has no segment: draw the lesions "
+                              "first.", "input")
+        rows += extract_lesions(image, lesions, extractor, meta, report, cancelled)
+    scored = score_table(pd.DataFrame(rows), model, reference)
+    return Results(*result_tables(scored, model, extractor), model_name=model.name)
+
+
+def _rows_of(results, study):
+    frame = results.lesions
+    mine = frame[(frame["patient_id"] == study.patient_id) & (frame["timepoint"] == study.timepoint)]
+    return {row["lesion_id"]: row for row in mine.to_dict("records")}
+
+
+def _finite(value):
+    return value is not None and isinstance(value, (int, float, np.floating)) and bool(np.isfinite(value))
+
+
+def apply_results(study, results):
+    """Colour each segment by its score and write score, status and provenance as tags."""
+    rows = _rows_of(results, study)
+    for _, segment in segments(study.segmentation_node):
+        row = rows.get(segment.GetName(), {})
+        color_by_score(segment, row, row.get("location") or segment_location(segment), results.model_name)
+
+
+def targets(studies):
+    """(patient, time point, lesion) -> True for the segments flagged as RECIST target lesions."""
+    return {(study.patient_id, study.timepoint, segment.GetName()): True
+            for study in studies for _, segment in segments(study.segmentation_node) if is_target(segment)}
+
+
+def table_rows(results, targets=None):
+    """The results table: one row per lesion, then the aggregates of each patient and time point."""
+    targets = targets or {}
+    rows = []
+    for row in results.lesions.to_dict("records"):
+        key = (row["patient_id"], row["timepoint"], row["lesion_id"])
+        rows.append([row["patient_id"], row["timepoint"], row["lesion_id"], row["location"],
+                     "yes" if targets.get(key) else "", row["ct_time_score"],
+                     row["ct_time_status"] if _finite(row["ct_time_score"]) else "failed",
+                     row.get("longest_axial_diameter_mm"), row.get("original_shape_MeshVolume"),
+                     row["standardization"], row["error"]])
+    for row in results.patients.to_dict("records"):
+        note = f"{row['n_lesions']} lesion(s), {row['n_failed']} failed, heterogeneity {row['heterogeneity'] or '-'}"
+        for name in ("min", "median", "mean", "max"):
+            rows.append([row["patient_id"], row["timepoint"], f"[patient {name}]", "", "", row[f"ct_time_{name}"],
+                         row[f"status_{name}"], np.nan, row["total_volume_mm3"] if name == "min" else np.nan,
+                         row["standardization"], note])
+    return rows
+
+
+def fill_table_node(table_node, results, targets=None):
+    """Replace the content of a vtkMRMLTableNode with the results table."""
+    import vtk
+
+    rows = table_rows(results, targets)
+    table_node.RemoveAllColumns()
+    for index, (title, kind) in enumerate(TABLE_COLUMNS):
+        column = vtk.vtkDoubleArray() if kind == "d" else vtk.vtkStringArray()
+        column.SetName(title)
+        for row in rows:
+            value = row[index]
+            if kind == "d":
+                column.InsertNextValue(float(value) if _finite(value) else float("nan"))
+            else:
+                column.InsertNextValue("" if value is None or (isinstance(value, float) and np.isnan(value))
+                                       else str(value))
+        table_node.AddColumn(column)
+    table_node.SetColumnDescription("CT-TIME score", "P(T-cell inflamed); > 0.5 inflamed. Research use only.")
+    table_node.SetLocked(True)
+    return table_node
+
+
+def summary_lines(results):
+    """Short text of the results for the panel and the tumour-board screenshot."""
+    return patient_lines(results.patients) + results.warnings
