@@ -21,7 +21,7 @@ from ..run import pipeline, progress
 from ..run.manifest import read_manifest
 from ..run.summary import EXIT_OK, exit_status, print_report
 from ..scoring import standardization
-from ..scoring.extraction import FEATURE_PREFIX
+from ..scoring.extraction import ALL, FEATURE_PREFIX, FEATURE_SETS
 from ..scoring.signature import load_model
 from ..scoring.standardization import COHORT
 from . import analytics
@@ -51,6 +51,11 @@ def _add_standardization(parser, required=True):
 
 
 def _add_extraction(parser):
+    parser.add_argument("--features", choices=FEATURE_SETS, default=ALL,
+                        help="all: pyradiomics' 107 features (default; where pyradiomics is not installed, CTTime's "
+                             "engine computes what 'signature' does and says so); signature: CTTime's engine, "
+                             "compiled-code-free, the signature's four features and the shape class only (equal to "
+                             "pyradiomics' to 1e-12, the other columns left empty), for the fixed parameter file")
     parser.add_argument("--params", default=str(PARAMETER_FILE), metavar="PARAMS.yaml",
                         help="pyradiomics parameter file (default: the fixed Table-2 file; scores are only valid "
                              "with it)")
@@ -172,6 +177,7 @@ def _pairs(items, option):
 def _options(args):
     return pipeline.Options(standardize=args.reference or COHORT, group_by=tuple(args.group_by),
                             model_file=args.model, parameter_file=getattr(args, "params", str(PARAMETER_FILE)),
+                            features=getattr(args, "features", ALL),
                             write_segmentations=not getattr(args, "no_segmentation", False),
                             harmonize_by=getattr(args, "harmonize", None))
 
@@ -217,7 +223,8 @@ def command_reference_build(args):
     table = read_lesions_table(args.lesions)
     if "error" in table:
         table = table[table["error"] == ""]
-    features = list(dict.fromkeys(model.features + [c for c in table.columns if c.startswith(FEATURE_PREFIX)]))
+    features = list(dict.fromkeys(model.features + [  # columns an extractor left empty (the engine's) are no features
+        c for c in table.columns if c.startswith(FEATURE_PREFIX) and table[c].notna().any()]))
     reference = standardization.build(table, features, args.source or str(args.lesions), model.name, __version__,
                                       demo=args.demo)
     write_text(args.output, reference.to_json())

@@ -1,8 +1,8 @@
 """Result cache: each case's raw feature rows in ``<out>/cache/<key>.json``, so a rerun skips finished work.
 
 The key is a SHA-256 of everything the rows depend on: the content of the image and the segmentation (files or
-DICOM folders), the content of the parameter file and of the model, the case's label names and locations, and
-the CTTime and pyradiomics versions. A case still under way keeps its finished lesions one file each in
+DICOM folders), the content of the parameter file and of the model, the case's label names and locations, the
+CTTime version and the extractor that computed the rows (pyradiomics and its version, or CTTime's engine). A case still under way keeps its finished lesions one file each in
 ``<key>.partial/``. Every file is JSON written atomically, so a crash or kill -9 loses at most the lesion being
 extracted, and a changed input, parameter file or model simply misses the cache.
 """
@@ -18,9 +18,9 @@ from ..core.files import digest, safe_name, write_text
 CACHE_FORMAT = 1
 
 
-def run_context(parameter_file, model_file, pyradiomics_version):
-    """What every key of a run shares: parameter-file and model content, tool versions."""
-    return {"format": CACHE_FORMAT, "cttime": __version__, "pyradiomics": pyradiomics_version,
+def run_context(parameter_file, model_file, extractor_identity):
+    """What every key of a run shares: parameter-file and model content, CTTime version, the extractor."""
+    return {"format": CACHE_FORMAT, "cttime": __version__, "extractor": extractor_identity,
             "parameters": digest(parameter_file), "model": digest(model_file)}
 
 

@@ -24,7 +24,7 @@ from ..core.lesions import infer_location
 from ..core.resources import MODEL_FILE, PARAMETER_FILE
 from ..io.colored_segmentation import write_colored_segmentation
 from ..scoring import aggregation, harmonization
-from ..scoring.extraction import FEATURE_PREFIX, FeatureExtractor
+from ..scoring.extraction import ALL, FEATURE_PREFIX, make_extractor
 from ..scoring.lesion_scores import resolve_standardization, score_table
 from ..scoring.signature import load_model
 from ..scoring.standardization import COHORT
@@ -44,6 +44,7 @@ class Options:
     harmonize_by: str = None  # ComBat-correct the features across this column (e.g. "batch") before z-scoring
     model_file: str = str(MODEL_FILE)
     parameter_file: str = str(PARAMETER_FILE)
+    features: str = ALL  # "all": pyradiomics' 107 (CTTime's engine where pyradiomics is missing); "signature": engine
     write_segmentations: bool = True
     workers: int = 1  # local processes extracting cases in parallel (1: in this process)
     scheduler: str = None  # tcp://host:port of a Dask scheduler: extract on that cluster instead
@@ -59,13 +60,14 @@ class RunResult:
     files: list
     warnings: list
     summary: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)  # said once, e.g. that the engine stood in for pyradiomics
 
     @property
     def n_failed(self):
         return int((self.lesions["error"].fillna("") != "").sum())
 
 
-def _run_record(options, model, reference_text, warnings, extractor=None):
+def _run_record(options, model, reference_text, warnings, extractor=None, notes=()):
     record = {
         "tool": "CTTime", "tool_version": __version__, "created": datetime.datetime.now().isoformat(timespec="seconds"),
         "python": platform.python_version(), "model": model.name, "model_file": model.path,
@@ -76,13 +78,16 @@ def _run_record(options, model, reference_text, warnings, extractor=None):
     if extractor is not None:
         record.update(parameter_file=extractor.parameter_file,
                       parameter_file_sha256=digest(extractor.parameter_file),
-                      parameter_file_is_fixed=extractor.is_fixed, pyradiomics_version=extractor.pyradiomics_version)
+                      parameter_file_is_fixed=extractor.is_fixed, features=extractor.feature_set,
+                      extractor=extractor.identity, pyradiomics_version=extractor.pyradiomics_version)
+    if notes:
+        record["notes"] = list(notes)
     return record
 
 
 def result_tables(scored, model, extractor=None):
     """The lesions.csv and patients.csv frames of a scored table, and the warnings every output repeats."""
-    feature_names = extractor.feature_names if extractor else [c for c in scored if c.startswith(FEATURE_PREFIX)]
+    feature_names = extractor.columns if extractor else [c for c in scored if c.startswith(FEATURE_PREFIX)]
     if extractor is not None and extractor.warning:
         scored = scored.assign(warning=extractor.warning)  # repeated in every row, and kept by a rescore
     lesions = run_folder.order_lesion_columns(scored, feature_names, model.features)
@@ -108,13 +113,13 @@ def write_case_segmentation(item):
     return path
 
 
-def _finish(scored, out_dir, options, model, extractor, cases, runner=None, **stats):
+def _finish(scored, out_dir, options, model, extractor, cases, runner=None, notes=(), **stats):
     """Write lesions.csv, patients.csv, run.json and (with cases) the coloured segmentations."""
     out_dir = Path(out_dir)
     lesions, patients, warnings = result_tables(scored, model, extractor)
     summary = run_summary(lesions, **stats)
     files = run_folder.write_tables(out_dir, lesions, patients)
-    record = _run_record(options, model, sorted(set(lesions["standardization"]) - {""}), warnings, extractor)
+    record = _run_record(options, model, sorted(set(lesions["standardization"]) - {""}), warnings, extractor, notes)
     files.append(run_folder.write_run_record(out_dir, dict(record, summary=summary)))
     columns = [c for c in _SEGMENT_COLUMNS if c in lesions]
     items = [(case, run_folder.segmentation_path(out_dir, case.patient_id, case.timepoint), lesions.loc[
@@ -123,15 +128,15 @@ def _finish(scored, out_dir, options, model, extractor, cases, runner=None, **st
     written = sorted((index, path) for index, path, error in (runner or execution.Runner()).run(
         write_case_segmentation, items) if path is not None)
     files += [path for _, path in written]
-    return RunResult(lesions, patients, out_dir, files, warnings, summary)
+    return RunResult(lesions, patients, out_dir, files, warnings, summary, list(notes))
 
 
 def _extract_all(cases, out_dir, options, extractor, runner, progress, cancelled, emit):
     """Raw rows of every case, in case order (whatever the workers), and how many cases the cache answered."""
-    context = cache.run_context(options.parameter_file, options.model_file, extractor.pyradiomics_version) \
+    context = cache.run_context(options.parameter_file, options.model_file, extractor.identity) \
         if options.cache else None
     cache_dir = str(out_dir / run_folder.CACHE_DIR) if options.cache else None
-    settings = study.Settings(extractor.parameter_file, cache_dir, context)
+    settings = study.Settings(extractor.parameter_file, cache_dir, context, extractor.feature_set)
     study.use_extractor(extractor)
     per_case, n_cached = [None] * len(cases), 0
     inline = runner.in_this_process(len(cases))  # a cancel callback cannot travel to other processes
@@ -165,11 +170,13 @@ def run(cases, out_dir, options=None, progress=None, cancelled=None, events=None
     emit = events or (lambda event: None)
     model = load_model(options.model_file)
     standardize = resolve_standardization(options.standardize, model)
-    extractor = FeatureExtractor(options.parameter_file)
+    extractor, note = make_extractor(options.features, options.parameter_file)
+    notes = [note] if note else []
     out_dir = Path(out_dir).absolute()
     started = time.perf_counter()
     cases = [study.absolute(case) for case in cases]
-    emit({"event": "start", "cases": len(cases), "workers": options.workers, "scheduler": options.scheduler})
+    emit({"event": "start", "cases": len(cases), "workers": options.workers, "scheduler": options.scheduler,
+          "extractor": extractor.identity})
     with execution.Runner(options.workers, options.scheduler) as runner:
         rows, n_cached = _extract_all(cases, out_dir, options, extractor, runner, progress, cancelled, emit)
         unreadable = [row for row in rows if not row.get("lesion_id") and row.get("error")]
@@ -178,8 +185,9 @@ def run(cases, out_dir, options=None, progress=None, cancelled=None, events=None
         seconds = round(time.perf_counter() - started, 3)
         if progress:
             progress(len(cases), len(cases), "scoring")
-        scored = score_table(pd.DataFrame(rows), model, standardize, options.group_by, options.harmonize_by)
-        result = _finish(scored, out_dir, options, model, extractor, cases, runner, studies=len(cases),
+        scored = score_table(pd.DataFrame(rows), model, standardize, options.group_by, options.harmonize_by,
+                             extractor.features_by)
+        result = _finish(scored, out_dir, options, model, extractor, cases, runner, notes, studies=len(cases),
                          studies_from_cache=n_cached, extraction_seconds=seconds)
     emit(dict(result.summary, event="summary"))
     return result

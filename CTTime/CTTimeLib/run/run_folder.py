@@ -12,8 +12,6 @@
 import json
 from pathlib import Path
 
-import numpy as np
-
 from ..core.errors import CTTimeError
 from ..core.files import safe_name, write_table, write_text
 
@@ -47,9 +45,11 @@ def order_lesion_columns(frame, feature_names, model_features):
             + ["ct_time_score", "ct_time_status", "standardization", "warning", "error", "error_kind"])
     known = LESION_KEYS + list(feature_names) + tail
     extras = [c for c in frame.columns if c not in known]
-    for column in known:
-        if column not in frame.columns:
-            frame[column] = np.nan if column not in _TEXT_COLUMNS else ""
+    missing = [column for column in known if column not in frame.columns]
+    frame = frame.reindex(columns=list(frame.columns) + missing)  # new columns empty (NaN), added at once
+    for column in missing:
+        if column in _TEXT_COLUMNS:
+            frame[column] = ""
     return frame[LESION_KEYS + extras + list(feature_names) + tail]
 
 

@@ -21,7 +21,7 @@ from .cache import CaseCache, case_key
 from .execution import check_cancelled, one_ahead
 from .run_folder import study_key
 
-_LOCAL = threading.local()  # one pyradiomics extractor per thread and parameter file
+_LOCAL = threading.local()  # one extractor per thread, feature set and parameter file
 
 
 @dataclass
@@ -43,12 +43,14 @@ class Case:
 
 @dataclass(frozen=True)
 class Settings:
-    """What a worker needs besides the case: the parameter file, the cache folder (None: no cache) and the
-    run's shared cache-key context."""
+    """What a worker needs besides the case: the parameter file, the feature set ("all": pyradiomics,
+    "signature": CTTime's engine; see ``scoring.extraction``), the cache folder (None: no cache) and the run's
+    shared cache-key context."""
 
     parameter_file: str
     cache_dir: object = None
     context: object = None
+    features: str = "all"
 
 
 @dataclass
@@ -61,8 +63,8 @@ class CaseResult:
 def extract_lesions(image, lesions, extractor, meta, progress=None, cancelled=None, done=None, on_row=None):
     """Raw feature rows for lesions already on the image grid; a lesion that fails keeps its row with the error
     and its ``error_kind``. ``done`` maps lesion IDs to rows already extracted (resuming); ``on_row(row)`` is
-    called with each newly extracted row. Each lesion is prepared (resampled) in a second thread while pyradiomics
-    computes the one before."""
+    called with each newly extracted row. Each lesion is prepared (resampled) in a second thread while the
+    extractor computes the one before."""
     done = done or {}
     todo = [lesion for lesion in lesions if lesion.lesion_id not in done]
     prepared = one_ahead(lambda lesion: extractor.prepare(image, lesion.mask, lesion.lesion_id), todo)
@@ -133,16 +135,16 @@ def use_extractor(extractor):
     """Let tasks run in this thread reuse an extractor already built (the inline, one-worker case)."""
     if not hasattr(_LOCAL, "extractors"):
         _LOCAL.extractors = {}
-    _LOCAL.extractors[extractor.parameter_file] = extractor
+    _LOCAL.extractors[extractor.feature_set, extractor.parameter_file] = extractor
 
 
-def _extractor(parameter_file):
-    from ..scoring.extraction import FeatureExtractor
+def _extractor(settings):
+    from ..scoring.extraction import extractor_for
 
-    extractors = getattr(_LOCAL, "extractors", None)
-    if extractors is None or parameter_file not in extractors:
-        use_extractor(FeatureExtractor(parameter_file))
-    return _LOCAL.extractors[parameter_file]
+    key = settings.features, settings.parameter_file
+    if key not in getattr(_LOCAL, "extractors", {}):
+        use_extractor(extractor_for(*key))
+    return _LOCAL.extractors[key]
 
 
 def absolute(case):
@@ -169,7 +171,7 @@ def process_case(case, settings, cancelled=None):
         return {k: v for k, v in row.items() if k not in meta}
 
     finished = store.finished_lesions() if store else {}
-    rows = extract_case(case, _extractor(settings.parameter_file), cancelled=cancelled, done=finished,
+    rows = extract_case(case, _extractor(settings), cancelled=cancelled, done=finished,
                         on_row=(lambda row: store.add_lesion(strip(row))) if store else None)
     if store:
         store.store([strip(row) for row in rows])

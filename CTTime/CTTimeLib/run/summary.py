@@ -75,6 +75,8 @@ def print_report(result, stream=None, quiet=False):
             say(f"  {patient_line(row)}")
     for row in (() if quiet else result.lesions[result.lesions["error"] != ""].to_dict("records")):
         say(f"  FAILED {row['patient_id']} {row['timepoint']} {row['lesion_id'] or '(study)'}: {row['error']}")
+    for note in result.notes:
+        print(f"NOTE: {note}", file=sys.stderr)
     for warning in result.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
     say(f"Results in {result.out_dir}: " + ", ".join(Path(f).name for f in result.files))

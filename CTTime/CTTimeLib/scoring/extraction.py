@@ -1,7 +1,15 @@
-"""Extraction: the 107 original pyradiomics features of one lesion, from the fixed Table-2 parameter file.
+"""Extraction: the features of one lesion, from the fixed Table-2 parameter file.
 
-One parameter file drives one pyradiomics ``RadiomicsFeatureExtractor``; every lesion goes through it, so each
-feature equals what pyradiomics gives for the same image, mask and file.
+Two extractors share one interface (``prepare`` resamples a lesion, ``features`` computes it; ``feature_names``
+computed, lesions.csv ``columns``, ``identity`` for run.json and the cache, ``features_by`` for the standardization
+column):
+
+* ``FeatureExtractor``: pyradiomics itself, every feature the parameter file enables (the 107 of
+  :data:`TABLE2_FEATURES` for the fixed file), so each equals what pyradiomics gives for the same image and mask;
+* ``engine.EngineExtractor``: CTTime's own numpy code for the signature's four features and the shape class, equal
+  to pyradiomics' to 1e-12 (``test_engine``), for the fixed file only; no compiler, no pyradiomics.
+
+``make_extractor`` picks one for ``--features all|signature``.
 """
 
 import contextlib
@@ -16,10 +24,61 @@ import SimpleITK as sitk
 from ..core.errors import CTTimeError
 from ..core.geometry import grid_offset, whole_mask
 from ..core.resources import PARAMETER_FILE
-from .resampling import CROPPABLE, label_bounding_box, resample_lesion, resampling_grid
+from .resampling import CROPPABLE, label_bounding_box, resample_on_grid
 
 FEATURE_PREFIX = "original_"
-_FEATURE_CLASS_ORDER = ("shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
+ALL, SIGNATURE = "all", "signature"  # --features: pyradiomics' 107, or the engine's signature and shape features
+FEATURE_SETS = (ALL, SIGNATURE)
+_FEATURE_CLASSES = {  # the features the fixed Table-2 file enables, as pyradiomics 3.0.1 names them
+    "shape": "Elongation Flatness LeastAxisLength MajorAxisLength Maximum2DDiameterColumn Maximum2DDiameterRow "
+             "Maximum2DDiameterSlice Maximum3DDiameter MeshVolume MinorAxisLength Sphericity SurfaceArea "
+             "SurfaceVolumeRatio VoxelVolume",
+    "firstorder": "10Percentile 90Percentile Energy Entropy InterquartileRange Kurtosis Maximum Mean "
+                  "MeanAbsoluteDeviation Median Minimum Range RobustMeanAbsoluteDeviation RootMeanSquared Skewness "
+                  "TotalEnergy Uniformity Variance",
+    "glcm": "Autocorrelation ClusterProminence ClusterShade ClusterTendency Contrast Correlation DifferenceAverage "
+            "DifferenceEntropy DifferenceVariance Id Idm Idmn Idn Imc1 Imc2 InverseVariance JointAverage JointEnergy "
+            "JointEntropy MCC MaximumProbability SumAverage SumEntropy SumSquares",
+    "glrlm": "GrayLevelNonUniformity GrayLevelNonUniformityNormalized GrayLevelVariance HighGrayLevelRunEmphasis "
+             "LongRunEmphasis LongRunHighGrayLevelEmphasis LongRunLowGrayLevelEmphasis LowGrayLevelRunEmphasis "
+             "RunEntropy RunLengthNonUniformity RunLengthNonUniformityNormalized RunPercentage RunVariance "
+             "ShortRunEmphasis ShortRunHighGrayLevelEmphasis ShortRunLowGrayLevelEmphasis",
+    "glszm": "GrayLevelNonUniformity GrayLevelNonUniformityNormalized GrayLevelVariance HighGrayLevelZoneEmphasis "
+             "LargeAreaEmphasis LargeAreaHighGrayLevelEmphasis LargeAreaLowGrayLevelEmphasis "
+             "LowGrayLevelZoneEmphasis SizeZoneNonUniformity SizeZoneNonUniformityNormalized SmallAreaEmphasis "
+             "SmallAreaHighGrayLevelEmphasis SmallAreaLowGrayLevelEmphasis ZoneEntropy ZonePercentage ZoneVariance",
+    "gldm": "DependenceEntropy DependenceNonUniformity DependenceNonUniformityNormalized DependenceVariance "
+            "GrayLevelNonUniformity GrayLevelVariance HighGrayLevelEmphasis LargeDependenceEmphasis "
+            "LargeDependenceHighGrayLevelEmphasis LargeDependenceLowGrayLevelEmphasis LowGrayLevelEmphasis "
+            "SmallDependenceEmphasis SmallDependenceHighGrayLevelEmphasis SmallDependenceLowGrayLevelEmphasis",
+    "ngtdm": "Busyness Coarseness Complexity Contrast Strength"}
+TABLE2_FEATURES = tuple(f"{FEATURE_PREFIX}{feature_class}_{name}" for feature_class, names in _FEATURE_CLASSES.items()
+                        for name in names.split())  # lesions.csv's feature columns, whichever extractor ran
+_FEATURE_CLASS_ORDER = tuple(_FEATURE_CLASSES)
+
+
+def make_extractor(features=ALL, parameter_file=PARAMETER_FILE):
+    """The extractor for ``features`` and a note for the user when "all" falls back to CTTime's engine because
+    pyradiomics cannot be imported (else None)."""
+    if features not in FEATURE_SETS:
+        raise CTTimeError(f"Unknown feature set {features!r}; choose one of {', '.join(FEATURE_SETS)}.", "input")
+    try:
+        return extractor_for(features, parameter_file), None
+    except ImportError:
+        return extractor_for(SIGNATURE, parameter_file), (
+            "pyradiomics is not installed, so CTTime's engine computed the signature's four features and the shape "
+            "class (equal to pyradiomics' to 1e-12); the other feature columns of lesions.csv are left empty. "
+            "Install pyradiomics for all 107 features.")
+
+
+def extractor_for(features, parameter_file=PARAMETER_FILE):
+    """The extractor of ``features`` exactly: "all" is pyradiomics (ImportError without it), "signature" the
+    engine."""
+    if features == ALL:
+        return FeatureExtractor(parameter_file)
+    from .engine import EngineExtractor
+
+    return EngineExtractor(parameter_file)
 
 
 def load_parameters(path):
@@ -43,8 +102,11 @@ class FeatureExtractor:
     own, but CT-TIME scores computed from them are not valid, and every run says so.
     """
 
+    feature_set = ALL
+    features_by = None  # the standardization column names only an extractor other than pyradiomics
+
     def __init__(self, parameter_file=PARAMETER_FILE):
-        import radiomics
+        import radiomics  # ImportError where pyradiomics is not installed (``make_extractor`` falls back)
         from radiomics.featureextractor import RadiomicsFeatureExtractor
 
         radiomics.setVerbosity(logging.ERROR)
@@ -56,7 +118,9 @@ class FeatureExtractor:
         except Exception as exc:  # pykwalify schema errors and the like
             raise CTTimeError(f"Parameter file {parameter_file} is not valid for pyradiomics: {exc}", "input") from None
         self.feature_names = _enabled_feature_names(self._extractor)
+        self.columns = self.feature_names  # lesions.csv's feature columns
         self.pyradiomics_version = radiomics.__version__
+        self.identity = f"pyradiomics {radiomics.__version__}"
         self._resampling = _resampling_settings(self._extractor.settings)
         if self._resampling is not None:  # the same extraction for lesions this class has already resampled
             self._on_grid = copy.deepcopy(self._extractor)
@@ -82,45 +146,35 @@ class FeatureExtractor:
         if voxels == 0:
             raise CTTimeError(f"Lesion {lesion_id} is empty (no voxel inside the CT); delete the segment or draw it "
                               "again.", "mask")
-        with _reported(lesion_id, voxels):
+        with reported(lesion_id, voxels):
             return Prepared(lesion_id, voxels, *self._inputs(image, mask))
 
     def features(self, prepared):
         """The second step of ``extract``: pyradiomics on a prepared lesion, its features checked to be finite."""
         extractor = self._on_grid if prepared.resampled else self._extractor
-        with _reported(prepared.lesion_id, prepared.voxels), warnings.catch_warnings():
+        with reported(prepared.lesion_id, prepared.voxels), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # here only: catch_warnings is not thread-safe, prepare may be threaded
             result = extractor.execute(prepared.image, prepared.mask, label=1)
-        features = {name: float(result[name]) for name in self.feature_names}
-        bad = [name for name, value in features.items() if not np.isfinite(value)]
-        if bad:
-            raise CTTimeError(f"Lesion {prepared.lesion_id}: features {', '.join(bad)} are NaN or infinite (lesion "
-                              "too small or too uniform for texture analysis); check the segmentation.", "features")
-        return features
+        return finite(prepared.lesion_id, {name: float(result[name]) for name in self.feature_names})
 
     def _inputs(self, image, mask):
         """(image, mask, resampled) for pyradiomics: the CT and the CT-sized mask it would get or, when the file
         resamples, both already resampled onto pyradiomics' own grid from a crop of the CT (see
         scoring.resampling), so the per-lesion cost no longer grows with the CT. Other files get the CT unchanged,
         as do masks off the CT's grid."""
-        start = grid_offset(mask, image)
-        if start is None:
+        if grid_offset(mask, image) is None:
             return image, mask, False
-        bounding_box = label_bounding_box(mask)
-        whole = whole_mask(mask, image)
-        grid = None
-        if self._resampling is not None and bounding_box is not None:
-            spacing, interpolator, pad_distance = self._resampling
-            bounding_box[:3] += start
-            grid = resampling_grid(image, bounding_box, spacing, pad_distance)
-        if grid is None:
-            return image, whole, False
-        return (*resample_lesion(image, whole, grid, interpolator), True)
+        if self._resampling is not None and label_bounding_box(mask) is not None:
+            resampled = resample_on_grid(image, mask, *self._resampling)
+            if resampled is not None:
+                return (*resampled, True)
+        return image, whole_mask(mask, image), False
 
 
 @contextlib.contextmanager
-def _reported(lesion_id, voxels):
-    """pyradiomics' and SimpleITK's errors on a lesion as a CTTimeError naming the lesion."""
+def reported(lesion_id, voxels):
+    """pyradiomics' and SimpleITK's errors on a lesion (and the engine's, which are pyradiomics') as a CTTimeError
+    naming the lesion."""
     try:
         yield
     except (ValueError, RuntimeError, IndexError, ZeroDivisionError) as exc:
@@ -128,9 +182,18 @@ def _reported(lesion_id, voxels):
                           f"{_explain(exc)}", "mask") from None
 
 
+def finite(lesion_id, features):
+    """``features``, checked to be finite numbers."""
+    bad = [name for name, value in features.items() if not np.isfinite(value)]
+    if bad:
+        raise CTTimeError(f"Lesion {lesion_id}: features {', '.join(bad)} are NaN or infinite (lesion too small or "
+                          "too uniform for texture analysis); check the segmentation.", "features")
+    return features
+
+
 @dataclass
 class Prepared:
-    """A lesion ready for pyradiomics (see ``FeatureExtractor.prepare``)."""
+    """A lesion resampled and ready for its features (see ``FeatureExtractor.prepare``)."""
 
     lesion_id: str
     voxels: int

@@ -20,9 +20,10 @@ def resolve_standardization(spec, model):
     return standardization.load(spec, model.features, model.name)
 
 
-def score_table(table, model, standardize=COHORT, group_by=(), harmonize_by=None):
+def score_table(table, model, standardize=COHORT, group_by=(), harmonize_by=None, features_by=None):
     """Add z-scores, CT-TIME score, status and the standardisation used to a table of raw feature rows
-    (ComBat-harmonised across the ``harmonize_by`` column first, when given)."""
+    (ComBat-harmonised across the ``harmonize_by`` column first, when given). ``features_by`` names what computed
+    the features when it is not pyradiomics; the standardization column says so."""
     table = table.copy()
     if "error" not in table:
         table["error"] = ""
@@ -42,10 +43,10 @@ def score_table(table, model, standardize=COHORT, group_by=(), harmonize_by=None
                                     f"signature feature(s) {', '.join(bad)} missing, NaN or infinite; extract the "
                                     "lesion again or correct its row.")
         table.at[index, "error_kind"] = "features"
-    prefix = ""
+    prefix = f"{features_by} features, " if features_by else ""
     if harmonize_by:
         features = harmonization.harmonize(table, features, table.index[scorable], harmonize_by)
-        prefix = harmonization.describe(harmonize_by) + ", then "
+        prefix += harmonization.describe(harmonize_by) + ", then "
     for name in model.features:
         table[f"z_{name}"] = np.nan
     table["standardization"] = ""

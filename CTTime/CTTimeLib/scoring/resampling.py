@@ -5,7 +5,9 @@ mask: the label's bounding box, widened by ``padDistance`` and clamped to the ma
 prefilters the whole input image, for every lesion. Here the same grid is computed by :func:`resampling_grid`
 (the same arithmetic, in the same order) and the image is cropped to that grid plus :data:`MARGIN` voxels on each
 side before the same B-spline resampling onto the same grid. The mask needs no prefilter: it is resampled by
-nearest neighbour straight from the whole mask (cost: the grid's voxels), exactly as pyradiomics does.
+nearest neighbour (cost: the grid's voxels) from a mask with the CT's origin, spacing and direction that ends at the
+lesion's far corner, in which nearest neighbour finds the very voxels it finds in the CT-sized mask pyradiomics gets
+(the same continuous indices; beyond its end the CT-sized mask holds zeros too).
 
 Why the crop changes nothing: the cubic B-spline prefilter is a pair of recursive filters whose response to a
 boundary decays by the pole's magnitude, 2 - sqrt(3) = 0.268, per voxel. After d voxels a boundary moves a
@@ -27,7 +29,7 @@ margins 24, 32 and 40.
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.geometry import nonzero_box
+from ..core.geometry import grid_offset, nonzero_box
 
 MARGIN = 32  # voxels of the original image kept around the resampling grid (see module docstring)
 CROPPABLE = (sitk.sitkNearestNeighbor, sitk.sitkLinear, sitk.sitkBSpline)
@@ -98,3 +100,21 @@ def resample_lesion(image, mask, grid, interpolator, margin=MARGIN):
     resampler.SetOutputPixelType(sitk.sitkUInt32)
     resampler.SetInterpolator(sitk.sitkNearestNeighbor)
     return resampled_image, resampler.Execute(mask)
+
+
+def resample_on_grid(image, mask, spacing, interpolator, pad_distance=5):
+    """A lesion mask lying on the CT's grid (``core.geometry``) and the CT, resampled as pyradiomics resamples them
+    for that lesion: (image, mask) on pyradiomics' grid, or ``None`` when pyradiomics would not interpolate (the
+    CT already has the wanted spacing)."""
+    start = grid_offset(mask, image)
+    bounding_box = label_bounding_box(mask)
+    bounding_box[:3] += start
+    grid = resampling_grid(image, bounding_box, spacing, pad_distance)
+    if grid is None:
+        return None
+    to_corner = sitk.Image([int(s + n) for s, n in zip(start, mask.GetSize())], mask.GetPixelID())  # zero-filled
+    to_corner.SetOrigin(image.GetOrigin())
+    to_corner.SetSpacing(image.GetSpacing())
+    to_corner.SetDirection(image.GetDirection())
+    return resample_lesion(image, sitk.Paste(to_corner, mask, mask.GetSize(), [0, 0, 0], list(start)), grid,
+                           interpolator)

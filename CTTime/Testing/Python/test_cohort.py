@@ -24,6 +24,7 @@ from CTTimeLib.io import images, segmentations
 from CTTimeLib.run.summary import EXIT_USAGE
 from CTTimeLib.run import cache, pipeline
 from CTTimeLib.run.manifest import read_manifest
+from CTTimeLib.scoring.engine import EngineExtractor
 from CTTimeLib.scoring.extraction import FeatureExtractor
 
 CTTIME = [sys.executable, "-m", "CTTimeLib.cli"]
@@ -154,10 +155,10 @@ def test_kill_9_midway_then_resume_equals_a_clean_run(tmp_path, shared_sts):
     assert (out / "lesions.csv").read_bytes() == (tmp_path / "clean" / "lesions.csv").read_bytes()
 
 
-def test_cache_key_follows_content_of_inputs_parameters_and_model(tmp_path):
+def test_cache_key_follows_content_of_inputs_parameters_model_and_extractor(tmp_path):
     case = pipeline.Case("STS_019", "BS", str(SAMPLE_DATA / "STS_019" / "CT_image.nii.gz"),
                          str(SAMPLE_DATA / "STS_019" / "CT_mask.nii.gz"))
-    version = FeatureExtractor().pyradiomics_version
+    version = FeatureExtractor().identity
     base = cache.case_key(case, cache.run_context(PARAMETER_FILE, MODEL_FILE, version))
     copy = tmp_path / "copy.nii.gz"
     copy.write_bytes(open(case.image, "rb").read())
@@ -171,6 +172,7 @@ def test_cache_key_follows_content_of_inputs_parameters_and_model(tmp_path):
     assert cache.case_key(case, cache.run_context(PARAMETER_FILE, model_file, version)) != base
     assert cache.case_key(pipeline.Case("STS_019", "BS", case.image, case.segmentation, locations={"x": "lung"}),
                           cache.run_context(PARAMETER_FILE, MODEL_FILE, version)) != base
+    assert cache.case_key(case, cache.run_context(PARAMETER_FILE, MODEL_FILE, EngineExtractor.identity)) != base
 
 
 def test_manifest_problems_are_reported_together(tmp_path, capsys):
