@@ -1,7 +1,8 @@
 """CTTime: the CT-TIME radiomics signature in 3D Slicer.
 
 Delineate lesions semi-automatically with the Segment Editor, score them with CTTimeLib (the code the ``cttime``
-command runs), colour the segments by score, export the CLI's tables and take a tumour-board screenshot.
+command runs, with CTTime's compiled-code-free engine), colour the segments by score and keep each lesion's score
+current while its segment is edited, export the CLI's tables and take a tumour-board screenshot.
 The widget talks to CTTimeLogic only; the MRML <-> CTTimeLib work is CTTimeMRML's (no Qt).
 """
 
@@ -34,6 +35,9 @@ EFFECT_ORDER = ("Threshold", "Grow from seeds", "Local Threshold", "Islands", "F
                 "Paint", "Erase", "Scissors")
 MODULE_DIR = os.path.dirname(os.path.abspath(__file__))
 LEGEND_IMAGE = os.path.join(MODULE_DIR, "Resources", "Icons", "CTTimeLegend.png")
+SLICER_PACKAGES = ["SimpleITK", "numpy", "scipy", "vtk", "pydicom"]  # Slicer's own; pip must never replace them
+LIVE_DELAY_MS = 800  # a lesion is scored again this long after its segment last changed
+LESION_COLUMNS = ["Lesion", "Location", "Target", "Score", "Status"]
 
 
 class CTTime(ScriptedLoadableModule):
@@ -50,7 +54,8 @@ class CTTime(ScriptedLoadableModule):
             "the demo reference or any reference of fewer than 20 lesions are NOT CLINICALLY CALIBRATED.")
         self.parent.acknowledgementText = (
             "Model and scripts: CT-TIME-public (K. Bernatowicz, VHIO, CC BY 4.0). Features: pyradiomics "
-            "(van Griethuysen et al., Cancer Res 2017). Sample data: IBSI / TCIA Soft-tissue-Sarcoma (CC BY 3.0).")
+            "(van Griethuysen et al., Cancer Res 2017), whose definitions CTTime's engine computes. Sample data: IBSI / "
+            "TCIA Soft-tissue-Sarcoma (CC BY 3.0).")
 
 
 @parameterNodeWrapper
@@ -78,6 +83,8 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._writingTags = False
         self.studies = []
         self.results = None
+        self.live = None  # LiveScores of the study scored last
+        self.liveTimer = None
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -98,8 +105,12 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         editor.setEffectNameOrder([name for name in EFFECT_ORDER if name in available])
         editor.unorderedEffectsVisible = False
 
-        self.ui.lesionTableWidget.setColumnCount(3)
-        self.ui.lesionTableWidget.setHorizontalHeaderLabels(["Lesion", "Location", "Target"])
+        self.ui.lesionTableWidget.setColumnCount(len(LESION_COLUMNS))
+        self.ui.lesionTableWidget.setHorizontalHeaderLabels(LESION_COLUMNS)
+        self.liveTimer = qt.QTimer()
+        self.liveTimer.setSingleShot(True)
+        self.liveTimer.setInterval(LIVE_DELAY_MS)
+        self.liveTimer.connect("timeout()", self.onLiveTimer)
         self.ui.legendLabel.setPixmap(qt.QPixmap(LEGEND_IMAGE))
         self.ui.outputPathLineEdit.filters = ctk.ctkPathLineEdit.Dirs
 
@@ -108,9 +119,11 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.screenshotButton.connect("clicked(bool)", self.onScreenshot)
         self.ui.boardButton.connect("clicked(bool)", self.onBoard)
         self.ui.boardButton.setVisible(self.logic.boardAvailable())
+        self.ui.exportAllFeaturesButton.connect("clicked(bool)", self.onExportAllFeatures)
         self.initializeParameterNode()
 
     def cleanup(self):
+        self.liveTimer.stop()
         self.removeObservers()
 
     def enter(self):
@@ -126,7 +139,7 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onSceneStartClose(self, caller, event):
         self.setParameterNode(None)
-        self.results, self.studies = None, []
+        self.results, self.studies, self.live = None, [], None
 
     def onSceneEndClose(self, caller, event):
         if self.parent.isEntered:
@@ -171,6 +184,7 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.exportButton.setEnabled(self.results is not None)
         self.ui.screenshotButton.setEnabled(self.results is not None)
         self.ui.boardButton.setEnabled(self.results is not None)
+        self.ui.exportAllFeaturesButton.setEnabled(self.results is not None)
         self.observeSegmentation(node.segmentation)
 
     # --- lesion list: location and target flag kept as segment tags -------------------------------------------
@@ -179,6 +193,8 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         segmentation = segmentationNode.GetSegmentation() if segmentationNode else None
         if segmentation is self._observedSegmentation:
             return
+        if self.live is not None and self.live.study.segmentation_node is not segmentationNode:
+            self.live = None  # live scores belong to the segmentation they were computed for
         if self._observedSegmentation is not None:
             for event in (slicer.vtkSegmentation.SegmentAdded, slicer.vtkSegmentation.SegmentRemoved,
                           slicer.vtkSegmentation.SegmentModified):
@@ -193,6 +209,8 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def refreshLesionList(self, caller=None, event=None):
         if self._writingTags:
             return
+        if self.live is not None and caller is not None:
+            self.liveTimer.start()  # (re)started by every change: scores follow once the edit pauses
         segmentationNode = self._parameterNode.segmentation if self._parameterNode else None
         table = self.ui.lesionTableWidget
         self._writingTags = True
@@ -201,6 +219,9 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             table.setRowCount(len(rows))
             for index, (segmentId, name, location, target) in enumerate(rows):
                 table.setItem(index, 0, qt.QTableWidgetItem(name))
+                score, status = self.logic.liveScoreText(self.live, segmentId)
+                table.setItem(index, 3, qt.QTableWidgetItem(score))
+                table.setItem(index, 4, qt.QTableWidgetItem(status))
                 locationBox = qt.QComboBox()
                 locationBox.addItems(list(LOCATIONS))
                 locationBox.setCurrentIndex(LOCATIONS.index(location))
@@ -214,6 +235,22 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         finally:
             self._writingTags = False
         table.resizeColumnsToContents()
+
+    def onLiveTimer(self):
+        """Score again the lesions whose segment changed since they were last scored (see CTTimeMRML.live)."""
+        if self.live is None:
+            return
+        self._writingTags = True  # recolouring and tagging the rescored segments is no edit of the lesions
+        try:
+            with slicer.util.tryWithErrorDisplay("CT-TIME could not update the live scores.", waitCursor=True):
+                updated = self.logic.updateLiveScores(self.live)
+        except Exception:  # shown to the user by tryWithErrorDisplay
+            logging.exception("CT-TIME live scores failed")
+            updated = {}
+        finally:
+            self._writingTags = False
+        if updated:
+            self.refreshLesionList()
 
     def onLocationChanged(self, segmentId, location):
         self._writingTags = True
@@ -231,15 +268,24 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # --- actions -------------------------------------------------------------------------------------------------
 
-    def ensureDependencies(self, packages=None):
-        """Install what Slicer's Python lacks, after asking; False when the packages are still missing."""
-        missing = self.logic.missingPackages(packages)
+    def ensureDependencies(self):
+        """Install what scoring needs and Slicer lacks (Resources/requirements.txt: wheels only, no compiler); False
+        when packages are still missing. Slicer >= 5.12 asks through slicer.packaging, older Slicer here."""
+        missing = self.logic.missingPackages()
         if not missing:
             return True
-        if not slicer.util.confirmOkCancelDisplay(
-                "CT-TIME needs Python packages that Slicer does not include: " + ", ".join(missing) + ".\n\n"
-                "Install them now? This needs internet access; pyradiomics is compiled from source on Slicer "
-                ">= 5.10 (Python 3.12), which needs a C compiler.", windowTitle="CTTime"):
+        if hasattr(slicer, "packaging"):
+            requirements = slicer.packaging.load_requirements(self.resourcePath("requirements.txt"))
+            slicer.packaging.pip_ensure(requirements, skip_packages=SLICER_PACKAGES, requester="CTTime")
+            importlib.invalidate_caches()
+            return not self.logic.missingPackages()
+        return self.installAfterAsking(missing, "CT-TIME needs Python packages that Slicer does not include: "
+                                       + ", ".join(missing) + " (no compiler needed).\n\nInstall them now? This "
+                                       "needs internet access.")
+
+    def installAfterAsking(self, missing, question, packages=None):
+        """Ask, then pip-install ``missing``; False when ``packages`` (default: scoring's) are still missing."""
+        if not slicer.util.confirmOkCancelDisplay(question, windowTitle="CTTime"):
             return False
         try:
             with slicer.util.tryWithErrorDisplay(self.logic.installFailureMessage(missing), waitCursor=True):
@@ -247,6 +293,11 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         except Exception:  # the error dialog has been shown
             return False
         return not self.logic.missingPackages(packages)
+
+    def ensureOptional(self, packages, question):
+        """The packages of an optional action (the board's matplotlib, pyradiomics), installed after asking."""
+        missing = self.logic.missingPackages(packages)
+        return not missing or self.installAfterAsking(missing, question.format(", ".join(missing)), packages)
 
     def onCompute(self):
         if not self.ensureDependencies():
@@ -284,7 +335,13 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not node.results:
             node.results = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTableNode", "CT-TIME results")
         self.studies, self.results = studies, results
-        self.logic.showResults(studies, results, node.results)
+        self._writingTags = True
+        try:
+            self.logic.showResults(studies, results, node.results)
+            self.live = self.logic.startLiveScores(studies[0], results)
+        finally:
+            self._writingTags = False
+        self.refreshLesionList()
         self.ui.summaryLabel.setText("\n".join(self.logic.summaryLines(results)))
         self.updateGui()
 
@@ -301,8 +358,26 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.logic.tumourBoardScreenshot(path, self.logic.summaryLines(self.results))
             slicer.util.infoDisplay(f"Screenshot saved: {path}", windowTitle="CTTime")
 
+    def onExportAllFeatures(self):
+        """All 107 pyradiomics features of the scored studies, exported as the CLI's `--features all` writes them."""
+        if not self.ensureOptional(self.logic.ALL_FEATURES_PACKAGES, (
+                "Exporting all 107 features needs pyradiomics ({}), which Slicer does not include. On Slicer 5.10 "
+                "and later it is compiled from source: this needs internet access and a C compiler (Windows: Visual "
+                "Studio Build Tools; macOS: xcode-select --install; Linux: gcc). Scoring does not need it.\n\n"
+                "Install it now?")):
+            return
+        from CTTimeLib.scoring.standardization import COHORT
+
+        node = self._parameterNode
+        folder = pathlib.Path(node.outputFolder)
+        standardize = COHORT if node.standardization == SCENE_COHORT else node.referenceFile
+        with slicer.util.tryWithErrorDisplay(f"Export of all features to {folder} failed.", waitCursor=True):
+            files = self.logic.exportAllFeatures(folder, self.studies, standardize)
+            slicer.util.infoDisplay("Written:\n" + "\n".join(str(path) for path in files), windowTitle="CTTime")
+
     def onBoard(self):
-        if not self.ensureDependencies(self.logic.BOARD_PACKAGES):
+        if not self.ensureOptional(self.logic.BOARD_PACKAGES, "The tumour-board figure needs {}, which Slicer does "
+                                   "not include (wheels, no compiler).\n\nInstall it now?"):
             return
         folder = pathlib.Path(self._parameterNode.outputFolder)
         with slicer.util.tryWithErrorDisplay(f"Tumour-board figure in {folder} failed.", waitCursor=True):
@@ -314,6 +389,7 @@ class CTTimeLogic(ScriptedLoadableModuleLogic):
     """Slicer-side actions; the MRML <-> CTTimeLib work is CTTimeMRML's."""
 
     BOARD_PACKAGES = CTTimeMRML.BOARD_PACKAGES  # what the tumour-board figure needs besides scoring
+    ALL_FEATURES_PACKAGES = CTTimeMRML.ALL_FEATURES_PACKAGES  # what the 107-feature export needs
 
     def __init__(self):
         ScriptedLoadableModuleLogic.__init__(self)
@@ -390,7 +466,8 @@ class CTTimeLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def installPackages(missing):
-        """pip-install the missing packages (pyradiomics builds against Slicer's numpy, without isolation)."""
+        """pip-install the missing packages with slicer.util.pip_install (pyradiomics builds against Slicer's
+        numpy, without isolation)."""
         if "pyradiomics" in missing:
             slicer.util.pip_install(["numpy", "versioneer"])
             slicer.util.pip_install(["--no-build-isolation", "pyradiomics"])
@@ -401,16 +478,41 @@ class CTTimeLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def installFailureMessage(missing):
-        return ("Installing " + ", ".join(missing) + " failed. Check the internet connection; building pyradiomics "
-                "needs a C compiler (Windows: Visual Studio Build Tools; macOS: xcode-select --install; Linux: gcc). "
-                "You can retry from the Python console: slicer.util.pip_install(['--no-build-isolation', "
-                "'pyradiomics']).")
+        if "pyradiomics" not in missing:
+            return "Installing " + ", ".join(missing) + " failed. Check the internet connection and retry."
+        return ("Installing pyradiomics failed. Check the internet connection; building pyradiomics needs a C compiler "
+                "(Windows: Visual Studio Build Tools; macOS: xcode-select --install; Linux: gcc). You can retry from "
+                "the Python console: slicer.util.pip_install(['--no-build-isolation', 'pyradiomics']). Scoring does "
+                "not need it.")
 
     def compute(self, studies, standardize, progress=None, cancelled=None):
+        """Score the studies with CTTime's engine (the CLI's `--features signature`)."""
+        from CTTimeLib.scoring.engine import EngineExtractor
+
+        self._extractor = self._extractor or EngineExtractor()
+        return CTTimeMRML.compute(studies, standardize, progress, cancelled, extractor=self._extractor)
+
+    @staticmethod
+    def exportAllFeatures(folder, studies, standardize):
+        """Score the studies with pyradiomics (all 107 features) and export the CLI's files; the paths written."""
         from CTTimeLib.scoring.extraction import FeatureExtractor
 
-        self._extractor = self._extractor or FeatureExtractor()
-        return CTTimeMRML.compute(studies, standardize, progress, cancelled, extractor=self._extractor)
+        results = CTTimeMRML.compute(studies, standardize, extractor=FeatureExtractor())
+        return CTTimeMRML.export(folder, results, studies)
+
+    @staticmethod
+    def startLiveScores(study, results):
+        """Keep the scores of ``study``'s lesions current while its segments are edited (CTTimeMRML.live)."""
+        return CTTimeMRML.LiveScores(study, results)
+
+    @staticmethod
+    def updateLiveScores(live):
+        return live.update()
+
+    @staticmethod
+    def liveScoreText(live, segmentId):
+        """(score, status) as the lesion list shows them: empty before the first Compute."""
+        return live.text(segmentId) if live is not None else ("", "")
 
     def showResults(self, studies, results, tableNode):
         """Recolour and tag the segments, fill the table and show it in the layout beside the views."""

@@ -8,6 +8,7 @@ libraries alone (the slicer-core wheels) as well as inside Slicer. One concern p
     segments   segment tags, lesions on the CT grid, colouring by score, saving a segmentation
     studies    the studies in the scene (segmentation, CT, patient, time point)
     results    scoring studies with the CLI's code; results on segments and in a table node
+    live       live scores: a segment that changes after a Compute is scored again on its own
     export     lesions.csv, patients.csv, coloured .seg.nrrd and the tumour board, as the CLI writes them
 
 A package, not a CTTimeMRML.py beside CTTime.py: Slicer loads every .py in a module's folder as a module.
@@ -15,7 +16,8 @@ A package, not a CTTimeMRML.py beside CTTime.py: Slicer loads every .py in a mod
 
 from .export import export, write_board
 from .images import image_from_kji, ijk_to_ras, lps_geometry, mask_on_image, matrix_to_numpy, volume_to_image
-from .packages import BOARD_PACKAGES, REQUIRED_PACKAGES, missing_packages
+from .live import LiveScore, LiveScores, content_hash
+from .packages import ALL_FEATURES_PACKAGES, BOARD_PACKAGES, missing_packages, required_packages, requirements
 from .results import (TABLE_COLUMNS, Results, apply_results, compute, fill_table_node, summary_lines, table_rows,
                       targets)
 from .segments import (HU_WINDOW, color_by_score, get_tag, is_target, lesions_from_segmentation, save_segmentation,
@@ -24,7 +26,8 @@ from .studies import (PATIENT_ATTRIBUTE, TIMEPOINT_ATTRIBUTE, TIMEPOINT_CHOICES,
                       remember_study, scene_studies)
 
 __all__ = ["export", "write_board", "image_from_kji", "ijk_to_ras", "lps_geometry", "mask_on_image",
-           "matrix_to_numpy", "volume_to_image", "BOARD_PACKAGES", "REQUIRED_PACKAGES", "missing_packages",
+           "matrix_to_numpy", "volume_to_image", "LiveScore", "LiveScores", "content_hash", "ALL_FEATURES_PACKAGES",
+           "BOARD_PACKAGES", "missing_packages", "required_packages", "requirements",
            "TABLE_COLUMNS", "Results", "apply_results", "compute", "fill_table_node", "summary_lines", "table_rows",
            "targets", "HU_WINDOW", "color_by_score", "get_tag", "is_target", "lesions_from_segmentation",
            "save_segmentation", "segment_location", "segments", "set_location", "set_target", "PATIENT_ATTRIBUTE",

@@ -1,16 +1,36 @@
-"""Python packages the module needs that Slicer does not bundle, and which of them are missing."""
+"""Python packages the module needs that Slicer does not bundle, and which of them are missing.
+
+Scoring needs only ``Resources/requirements.txt`` (wheels on every platform); the tumour-board figure needs
+matplotlib; the optional export of all 107 pyradiomics features needs pyradiomics, which compiles from source on
+Slicer >= 5.10 (Python 3.12) and so needs a C compiler.
+"""
 
 import importlib.util
+import re
+from pathlib import Path
 
-# Python packages CTTime needs that Slicer does not bundle: import name -> pip requirement.
-REQUIRED_PACKAGES = {"radiomics": "pyradiomics", "pandas": "pandas", "sklearn": "scikit-learn",
-                     "slicerio": "slicerio", "nrrd": "pynrrd", "yaml": "PyYAML"}
-
-
+REQUIREMENTS_FILE = Path(__file__).resolve().parents[1] / "Resources" / "requirements.txt"
+_IMPORT_NAMES = {"PyYAML": "yaml", "pynrrd": "nrrd", "scikit-learn": "sklearn", "pyradiomics": "radiomics"}
 BOARD_PACKAGES = {"matplotlib": "matplotlib"}  # for the tumour-board figure (CTTimeLib.figures.tumour_board)
+ALL_FEATURES_PACKAGES = {"radiomics": "pyradiomics"}  # for the export of all 107 features
+
+
+def requirements():
+    """The lines of requirements.txt: pip requirements such as ``pandas>=1.3``."""
+    lines = REQUIREMENTS_FILE.read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def required_packages():
+    """Import name -> pip requirement for every line of requirements.txt."""
+    packages = {}
+    for requirement in requirements():
+        name = re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0]
+        packages[_IMPORT_NAMES.get(name, name)] = requirement
+    return packages
 
 
 def missing_packages(packages=None):
     """pip requirements of the packages that cannot be imported here (in the order they must be installed)."""
-    packages = REQUIRED_PACKAGES if packages is None else packages
+    packages = required_packages() if packages is None else packages
     return [requirement for name, requirement in packages.items() if importlib.util.find_spec(name) is None]

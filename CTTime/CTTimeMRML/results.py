@@ -22,24 +22,28 @@ class Results:
     patients: object  # pandas DataFrame, the patients.csv rows
     warnings: list = field(default_factory=list)
     model_name: str = "CT-TIME"
+    reference: object = None  # the standardization's means and SDs (a Reference; in cohort mode, the scene's)
 
 
 def compute(studies, standardize, progress=None, cancelled=None, extractor=None, model=None):
-    """Extract, z-score and score every lesion of ``studies`` with the CLI's code.
+    """Extract, z-score and score every lesion of ``studies`` with the CLI's code; features by CTTime's engine
+    unless ``extractor`` is given (e.g. pyradiomics' FeatureExtractor for all 107).
 
-    ``standardize`` is "cohort" or the path of a reference JSON; progress(done, total, message) and
+    ``standardize`` is "cohort", the path of a reference JSON or a Reference; progress(done, total, message) and
     cancelled() are passed to extract_lesions (cancelling raises CTTimeLib.core.errors.Cancelled).
     """
     import pandas as pd
     from CTTimeLib.run.pipeline import result_tables
     from CTTimeLib.run.study import extract_lesions
-    from CTTimeLib.scoring.extraction import FeatureExtractor
+    from CTTimeLib.scoring import standardization
+    from CTTimeLib.scoring.engine import EngineExtractor
     from CTTimeLib.scoring.lesion_scores import resolve_standardization, score_table
     from CTTimeLib.scoring.signature import load_model
 
     model = model or load_model()
-    reference = resolve_standardization(str(standardize), model)
-    extractor = extractor or FeatureExtractor()
+    reference = standardize if isinstance(standardize, standardization.Reference) else resolve_standardization(
+        str(standardize), model)
+    extractor = extractor or EngineExtractor()
     rows = []
     for number, study in enumerate(studies):
         def report(done, total, message, number=number):
@@ -53,8 +57,11 @@ def compute(studies, standardize, progress=None, cancelled=None, extractor=None,
             raise CTTimeError(f"Segmentation {study.segmentation_node.GetName()} has no segment: draw the lesions "
                               "first.", "input")
         rows += extract_lesions(image, lesions, extractor, meta, report, cancelled)
-    scored = score_table(pd.DataFrame(rows), model, reference)
-    return Results(*result_tables(scored, model, extractor), model_name=model.name)
+    scored = score_table(pd.DataFrame(rows), model, reference, features_by=extractor.features_by)
+    if reference == standardization.COHORT:  # the means and SDs score_table z-scored with, kept for live scores
+        reference = standardization.from_lesions(scored[scored["ct_time_score"].notna()], model.features,
+                                                 "all scored lesions", mode=standardization.COHORT)
+    return Results(*result_tables(scored, model, extractor), model_name=model.name, reference=reference)
 
 
 def _rows_of(results, study):

@@ -2,6 +2,7 @@
 
     Slicer --no-splash --no-main-window --python-script <CTTime>/Scripts/CTTimeBatch.py \\
         --manifest manifest.csv --out results/ [--standardize cohort | --reference REF.json] [--group-by timepoint]
+        [--features all | signature]
 
 Writes lesions.csv, patients.csv, run.json and the coloured .seg.nrrd files, and exits Slicer with the CLI's
 status: 0 every lesion scored, 3 some lesions failed (their rows say why), 2 bad input, 130 cancelled.
@@ -18,6 +19,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(globals().get
 
 
 def build_parser():
+    from CTTimeLib.scoring.extraction import ALL, FEATURE_SETS
+
     parser = argparse.ArgumentParser(prog="CTTimeBatch.py", description="Score the cohort of a CTTime manifest "
                                      "(patient_id, timepoint, image, segmentation) inside Slicer.")
     parser.add_argument("--manifest", required=True, help="manifest CSV (paths relative to it)")
@@ -28,6 +31,9 @@ def build_parser():
                        help="cohort: z-score over all lesions of the manifest (default)")
     parser.add_argument("--group-by", metavar="COLUMN", action="append", default=[],
                         help="with cohort standardisation: z-score within groups of this column (repeatable)")
+    parser.add_argument("--features", choices=FEATURE_SETS, default=ALL,
+                        help="all: pyradiomics' 107 features (default; without pyradiomics, CTTime's engine computes "
+                             "what 'signature' does and says so); signature: CTTime's engine, no compiled code")
     return parser
 
 
@@ -42,7 +48,8 @@ def main(argv):
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help or a bad option: argparse has printed why
         return EXIT_OK if exc.code == 0 else EXIT_USAGE
-    options = pipeline.Options(standardize=args.reference or COHORT, group_by=tuple(args.group_by))
+    options = pipeline.Options(standardize=args.reference or COHORT, group_by=tuple(args.group_by),
+                               features=args.features)
     return exit_status("CTTimeBatch", lambda: print_report(
         pipeline.run(read_manifest(args.manifest), args.out, options, events=progress.Lines())))
 

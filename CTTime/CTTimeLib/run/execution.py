@@ -1,7 +1,7 @@
 """Execution: independent tasks run inline, in local processes or on a Dask cluster.
 
 ``Runner.run`` yields results in completion order with their index, so the caller can put them back in order: the
-output does not depend on the number of workers or where they run. ``one_ahead`` overlaps work in a thread.
+output does not depend on the number of workers or where they run. ``prefetch`` overlaps work in threads.
 """
 
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
@@ -10,16 +10,16 @@ from multiprocessing import get_context
 from ..core.errors import Cancelled, CTTimeError
 
 
-def one_ahead(function, items):
-    """Futures of ``function(item)`` for each item, in order; each item's call runs in a background thread while
-    the caller works on the item before it (for work that releases Python's lock, such as SimpleITK filters).
-    Closing the generator cancels what has not started."""
-    pool = ThreadPoolExecutor(max_workers=1)
+def prefetch(function, items, threads=1):
+    """Futures of ``function(item)`` for each item, in order; the next ``threads`` items' calls run in background
+    threads while the caller works on the item before them (for work that releases Python's lock, such as
+    SimpleITK filters). Closing the generator cancels what has not started."""
+    pool = ThreadPoolExecutor(max_workers=threads)
     try:
         ahead = []
         for item in items:
             ahead.append(pool.submit(function, item))
-            if len(ahead) == 2:
+            if len(ahead) == threads + 1:
                 yield ahead.pop(0)
         yield from ahead
     finally:

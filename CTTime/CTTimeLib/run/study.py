@@ -18,7 +18,7 @@ from ..io.images import read_image
 from ..io.segmentations import read_lesions
 from ..scoring import acquisition
 from .cache import CaseCache, case_key
-from .execution import check_cancelled, one_ahead
+from .execution import check_cancelled, prefetch
 from .run_folder import study_key
 
 _LOCAL = threading.local()  # one extractor per thread, feature set and parameter file
@@ -63,11 +63,11 @@ class CaseResult:
 def extract_lesions(image, lesions, extractor, meta, progress=None, cancelled=None, done=None, on_row=None):
     """Raw feature rows for lesions already on the image grid; a lesion that fails keeps its row with the error
     and its ``error_kind``. ``done`` maps lesion IDs to rows already extracted (resuming); ``on_row(row)`` is
-    called with each newly extracted row. Each lesion is prepared (resampled) in a second thread while the
-    extractor computes the one before."""
+    called with each newly extracted row. The next lesions are prepared (resampled) in two background threads
+    while the extractor computes the one before them."""
     done = done or {}
     todo = [lesion for lesion in lesions if lesion.lesion_id not in done]
-    prepared = one_ahead(lambda lesion: extractor.prepare(image, lesion.mask, lesion.lesion_id), todo)
+    prepared = prefetch(lambda lesion: extractor.prepare(image, lesion.mask, lesion.lesion_id), todo, threads=2)
     rows = []
     with contextlib.closing(prepared):
         for number, lesion in enumerate(lesions):

@@ -306,7 +306,7 @@ def test_progress_bar_and_json_lines_render_the_events(tmp_path):
     assert [e["event"] for e in events] == ["start", "case", "case", "summary"] and all("time" in e for e in events)
 
 
-def test_one_ahead_keeps_order_overlaps_and_cancels_on_close():
+def test_prefetch_keeps_order_overlaps_and_cancels_on_close():
     import time
 
     from CTTimeLib.run import execution
@@ -318,7 +318,7 @@ def test_one_ahead_keeps_order_overlaps_and_cancels_on_close():
         time.sleep(0.05)
         return item * 10
 
-    futures = execution.one_ahead(work, range(6))
+    futures = execution.prefetch(work, range(6))
     assert next(futures).result() == 0
     deadline = time.monotonic() + 2.0
     while len(started) < 2 and time.monotonic() < deadline:
@@ -327,4 +327,12 @@ def test_one_ahead_keeps_order_overlaps_and_cancels_on_close():
     assert next(futures).result() == 10
     futures.close()  # the caller stops (cancel): items not yet started never run
     assert started in ([0, 1], [0, 1, 2])
-    assert [f.result() for f in execution.one_ahead(work, range(3))] == [0, 10, 20]
+    assert [f.result() for f in execution.prefetch(work, range(3))] == [0, 10, 20]
+    started.clear()
+    futures = execution.prefetch(work, range(6), threads=2)
+    assert next(futures).result() == 0
+    deadline = time.monotonic() + 2.0
+    while len(started) < 3 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert sorted(started) == [0, 1, 2]  # two items ahead of the caller
+    assert [f.result() for f in futures] == [10, 20, 30, 40, 50]

@@ -32,11 +32,14 @@ def _batch(*args, cwd):
                           timeout=600)
 
 
-def test_batch_cohort_equals_cttime_cohort(manifest, tmp_path):
-    done = _batch("--manifest", manifest, "--out", tmp_path / "batch", "--standardize", "cohort", cwd=tmp_path)
+@pytest.mark.parametrize("features", ["all", "signature"])
+def test_batch_cohort_equals_cttime_cohort(features, manifest, tmp_path):
+    done = _batch("--manifest", manifest, "--out", tmp_path / "batch", "--standardize", "cohort", "--features",
+                  features, cwd=tmp_path)
     assert done.returncode == EXIT_OK, done.stderr
     assert "Scored 2 lesion(s), 0 failed." in done.stdout
-    assert commands.main(["cohort", str(manifest), "--standardize", "cohort", "--out", str(tmp_path / "cli")]) == 0
+    assert commands.main(["cohort", str(manifest), "--standardize", "cohort", "--features", features, "--out",
+                          str(tmp_path / "cli")]) == 0
     for name in ("lesions.csv", "patients.csv"):
         pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "batch" / name), pd.read_csv(tmp_path / "cli" / name),
                                       check_exact=False, rtol=1e-12)

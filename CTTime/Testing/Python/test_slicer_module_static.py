@@ -202,8 +202,8 @@ def test_word_list_copy_matches_its_source():
     api_md = (SHARED_REFERENCE / "SLICER_API.md").read_text(encoding="utf-8")
     for name, sources in _name_sources().items():
         for source in sources:
-            if source == "SLICER_API.md":
-                assert f"`{name}(" in api_md or f" {name}(" in api_md, name
+            if source == "SLICER_API.md":  # a function, or a module of slicer (`slicer.packaging`)
+                assert f"`{name}(" in api_md or f" {name}(" in api_md or f"`slicer.{name}`" in api_md, name
             else:
                 words = set((SHARED_REFERENCE / "slicer-api-names" / source).read_text(encoding="utf-8").split())
                 assert name in words, (name, source)

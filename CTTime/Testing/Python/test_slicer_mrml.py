@@ -249,3 +249,55 @@ def test_progress_reaches_the_end_and_cancel_stops(scene):
     with pytest.raises(Cancelled):
         CTTimeMRML.compute(studies, DEMO_REFERENCE, cancelled=lambda: True)
     assert colours == [segment.GetColor() for s in studies for _, segment in CTTimeMRML.segments(s.segmentation_node)]
+
+
+def _edit(node, segment_id, change):
+    """Edit a segment's voxels in its own labelmap layer, as Segment Editor effects do: ``change(mine)`` gets the
+    segment's voxels (booleans, a copy) and returns the new ones."""
+    segment = node.GetSegmentation().GetSegment(segment_id)
+    layer = slicer.util.arrayFromSegmentInternalBinaryLabelmap(node, segment_id)
+    mine = layer == segment.GetLabelValue()
+    new = change(mine.copy())
+    layer[mine & ~new] = 0
+    layer[new] = segment.GetLabelValue()
+    segment.Modified()
+
+
+def test_live_scores_rescore_only_the_edited_lesion(scene, tmp_path):
+    """After a Compute, editing one segment's labelmap rescores that lesion alone, against the Compute's
+    standardisation, as computing the edited study against the same means and SDs does."""
+    study = _load_study(scene, "STS_019")
+    node = study.segmentation_node
+    labelmap = _read_volume(scene, "vtkMRMLLabelMapVolumeNode", SAMPLE_DATA / "STS_019" / "CT_mask.nii.gz")
+    upper = slicer.util.arrayFromVolume(labelmap)
+    slices = np.flatnonzero(upper.any(axis=(1, 2)))
+    upper[: slices[len(slices) // 2]] = 0  # the tumour's upper half: a second lesion
+    labelmap.Modified()
+    assert slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, node)
+    first, second = [segment_id for segment_id, _ in CTTimeMRML.segments(node)]
+    node.GetSegmentation().GetSegment(second).SetName("LU_2")
+    results = CTTimeMRML.compute([study], pipeline.COHORT)
+    live = CTTimeMRML.LiveScores(study, results)
+    assert live.changed() == [] and live.update() == {}
+    before = dict(live.scores)
+
+    def without_last_slice(mine):
+        mine[np.flatnonzero(mine.any(axis=(1, 2)))[-1]] = False
+        return mine
+
+    _edit(node, first, without_last_slice)
+    assert live.changed() == [first]
+    updated = live.update()
+    assert list(updated) == [first] and live.scores[second] == before[second] and live.changed() == []
+    assert updated[first].score != before[first].score and updated[first].status in ("inflamed", "uninflamed")
+    expected = CTTimeMRML.compute([study], results.reference).lesions.set_index("lesion_id").loc["LU_1"]
+    assert updated[first].score == pytest.approx(expected["ct_time_score"], rel=1e-12, abs=0)
+    segment = node.GetSegmentation().GetSegment(first)
+    assert CTTimeMRML.get_tag(segment, tags.SCORE_TAG) == f"{updated[first].score:.6f}"
+    for got, want in zip(segment.GetColor(), colormap.score_color(updated[first].score)):
+        assert got == pytest.approx(want, abs=1e-6)
+
+    _edit(node, second, np.zeros_like)
+    failed = live.update()
+    assert list(failed) == [second] and failed[second].score is None and failed[second].status == "failed"
+    assert "is empty" in failed[second].error and live.scores[first] == updated[first]
