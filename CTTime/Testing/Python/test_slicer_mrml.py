@@ -63,10 +63,10 @@ def _load_study(scene, case, lesion_name="LU_1"):
     return study
 
 
-def _cli(cases, out, standardize, names=None):
+def _cli(cases, out, standardize, names=None, features="signature"):
     return pipeline.run([pipeline.Case(c, "BS", str(SAMPLE_DATA / c / "CT_image.nii.gz"),
                                        str(SAMPLE_DATA / c / "CT_mask.nii.gz"), names={1: (names or {}).get(c, "LU_1")})
-                         for c in cases], out, pipeline.Options(standardize=str(standardize)))
+                         for c in cases], out, pipeline.Options(standardize=str(standardize), features=features))
 
 
 def test_volume_node_becomes_the_ct_simpleitk_reads(scene):
@@ -93,16 +93,24 @@ def test_segment_exported_by_slicer_equals_the_mask_file(scene):
 
 
 def test_features_and_scores_equal_the_cli(scene, tmp_path):
+    """The panel scores with CTTime's engine, as `cttime --features signature` does; its features and scores equal
+    pyradiomics' (`--features all`), the columns it does not compute are left empty."""
     studies = [_load_study(scene, case) for case in CASES]
     results = CTTimeMRML.compute(studies, DEMO_REFERENCE)
     cli = _cli(CASES, tmp_path / "cli", DEMO_REFERENCE).lesions
-    assert list(results.lesions.columns) == list(cli.columns)
+    pyradiomics = _cli(CASES, tmp_path / "all", DEMO_REFERENCE, features="all").lesions
+    assert list(results.lesions.columns) == list(cli.columns) == list(pyradiomics.columns)
     features = [c for c in cli.columns if c.startswith("original_")]
     assert len(features) == 107
-    ours, theirs = results.lesions[features].to_numpy(float), cli[features].to_numpy(float)
-    np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=0)
-    np.testing.assert_allclose(results.lesions["ct_time_score"], cli["ct_time_score"], rtol=1e-12)
-    assert list(results.lesions["ct_time_status"]) == list(cli["ct_time_status"])
+    computed = [c for c in features if results.lesions[c].notna().all()]
+    assert len(computed) == 17 and results.lesions[[c for c in features if c not in computed]].isna().all().all()
+    ours = results.lesions[computed].to_numpy(float)
+    np.testing.assert_array_equal(ours, cli[computed].to_numpy(float))
+    np.testing.assert_allclose(ours, pyradiomics[computed].to_numpy(float), rtol=1e-12, atol=0)
+    for other in (cli, pyradiomics):
+        np.testing.assert_allclose(results.lesions["ct_time_score"], other["ct_time_score"], rtol=1e-12)
+        assert list(results.lesions["ct_time_status"]) == list(other["ct_time_status"])
+    assert results.lesions["standardization"].str.startswith("CTTime engine features, reference demo-sts").all()
     assert any("NOT CLINICALLY CALIBRATED" in w for w in results.warnings)
 
 
@@ -119,7 +127,7 @@ def test_cohort_of_the_scene_is_z_scored_like_the_cli_cohort(scene, tmp_path):
     z = [c for c in cli.columns if c.startswith("z_")]
     np.testing.assert_allclose(results.lesions[z].to_numpy(float), cli[z].to_numpy(float), rtol=1e-9)
     np.testing.assert_allclose(results.lesions["ct_time_score"], cli["ct_time_score"], rtol=1e-9)
-    assert results.lesions["standardization"].str.startswith("cohort z-score over 2 lesions").all()
+    assert results.lesions["standardization"].str.startswith("CTTime engine features, cohort z-score over 2").all()
 
 
 def test_recolouring_tags_and_table(scene):
