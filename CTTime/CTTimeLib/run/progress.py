@@ -1,7 +1,8 @@
 """Progress of a run, from the events of ``pipeline.run``: a terminal bar, plain lines, or JSON lines.
 
-Events are dicts with an "event" key: "start" (cases, workers, scheduler), one "case" per study (done, total,
-patient_id, timepoint, lesions, failed, cached, seconds) and "summary" (lesions, ok, failed, failed_by_kind...).
+Events are dicts with an "event" key: "start" (cases, workers, scheduler, extractor), one "case" per study (done,
+total, patient_id, timepoint, lesions, failed, cached, seconds) and "summary" (lesions, ok, failed,
+failed_by_kind...).
 """
 
 import datetime
