@@ -54,8 +54,8 @@ class CTTime(ScriptedLoadableModule):
             "the demo reference or any reference of fewer than 20 lesions are NOT CLINICALLY CALIBRATED.")
         self.parent.acknowledgementText = (
             "Model and scripts: CT-TIME-public (K. Bernatowicz, VHIO, CC BY 4.0). Features: pyradiomics "
-            "(van Griethuysen et al., Cancer Res 2017), whose definitions CTTime's engine computes. Sample data: IBSI / "
-            "TCIA Soft-tissue-Sarcoma (CC BY 3.0).")
+            "(van Griethuysen et al., Cancer Res 2017), whose definitions CTTime's engine computes. Sample data: "
+            "IBSI / TCIA Soft-tissue-Sarcoma (CC BY 3.0).")
 
 
 @parameterNodeWrapper

@@ -157,7 +157,8 @@ def largest_difference(rows, reference):
 def bench(name, dataset):
     print(f"\n== {name}: {len(dataset)} CT(s)")
     figures = {}
-    methods = [("pyradiomics:all", "pyradiomics loop, all 107"), ("pyradiomics:signature", "pyradiomics loop, signature"),
+    methods = [("pyradiomics:all", "pyradiomics loop, all 107"),
+               ("pyradiomics:signature", "pyradiomics loop, signature"),
                ("flash:all", "flash-radiomics loop, all"), ("flash:signature", "flash-radiomics loop, signature"),
                ("pyradiomics-path", "cttime --features all"), ("engine", "cttime --features signature")]
     for method, title in methods:

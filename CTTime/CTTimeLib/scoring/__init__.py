@@ -1,2 +1,3 @@
-"""From a lesion to its score: pyradiomics extraction and its per-lesion resampling, standardisation, the
-published model, lesion scores, patient aggregates, harmonisation, the acquisition check."""
+"""From a lesion to its score: feature extraction (pyradiomics, or CTTime's own engine for the signature) and its
+per-lesion resampling, standardisation, the published model, lesion scores, patient aggregates, harmonisation, the
+acquisition check."""

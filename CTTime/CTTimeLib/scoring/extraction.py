@@ -66,8 +66,8 @@ def make_extractor(features=ALL, parameter_file=PARAMETER_FILE):
         return extractor_for(features, parameter_file), None
     except ImportError:
         return extractor_for(SIGNATURE, parameter_file), (
-            "pyradiomics is not installed, so CTTime's engine computed the signature's four features and the shape "
-            "class (equal to pyradiomics' to 1e-12); the other feature columns of lesions.csv are left empty. "
+            "pyradiomics cannot be imported here, so CTTime's engine computed the signature's four features and the "
+            "shape class (equal to pyradiomics' to 1e-12); the other feature columns of lesions.csv are left empty. "
             "Install pyradiomics for all 107 features.")
 
 

@@ -253,3 +253,27 @@ def test_module_import_needs_only_what_slicer_bundles():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+# --- packages ----------------------------------------------------------------------------------------------------
+
+def test_scoring_requirements_need_no_compiler_and_are_installed_in_the_compute_action():
+    """requirements.txt: what Compute needs beyond Slicer's own packages, no pyradiomics (the engine scores); the
+    widget installs it with slicer.packaging.pip_ensure where Slicer has it (5.12), inside an action only."""
+    import CTTimeMRML
+
+    lines = CTTimeMRML.requirements()
+    assert lines and not any("radiomics" in line.lower() for line in lines)
+    assert set(CTTimeMRML.required_packages()) == {"pandas", "yaml", "slicerio", "nrrd"}
+    assert CTTimeMRML.missing_packages() == []
+    tree = _module_tree()
+    calls = {node.func.attr: node for node in ast.walk(tree)
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)}
+    assert "skip_packages=SLICER_PACKAGES" in ast.unparse(calls["pip_ensure"])
+    [ensure] = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "ensureDependencies"]
+    source = ast.unparse(ensure)
+    assert "hasattr(slicer, 'packaging')" in source and "pip_ensure" in source
+    assert "load_requirements(self.resourcePath('requirements.txt'))" in source
+    module_level = [n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+    assert not any(isinstance(n, ast.Call) and getattr(n.func, "attr", "") in ("pip_install", "pip_ensure")
+                   for statement in module_level for n in ast.walk(statement))
