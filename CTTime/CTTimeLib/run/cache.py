@@ -2,9 +2,10 @@
 
 The key is a SHA-256 of everything the rows depend on: the content of the image and the segmentation (files or
 DICOM folders), the content of the parameter file and of the model, the case's label names and locations, the
-CTTime version and the extractor that computed the rows (pyradiomics and its version, or CTTime's engine). A case still under way keeps its finished lesions one file each in
-``<key>.partial/``. Every file is JSON written atomically, so a crash or kill -9 loses at most the lesion being
-extracted, and a changed input, parameter file or model simply misses the cache.
+CTTime version and the extractor that computed the rows (pyradiomics and its version, or CTTime's engine). A case
+still under way keeps its finished lesions one file each in ``<key>.partial/``. Every file is JSON written
+atomically, so a crash or kill -9 loses at most the lesion being extracted, and a changed input, parameter file,
+model or extractor simply misses the cache.
 """
 
 import hashlib

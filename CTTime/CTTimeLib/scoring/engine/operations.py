@@ -1,8 +1,8 @@
 """The image operations of pyradiomics' segment-based extraction with CTTime's fixed Table-2 settings, on numpy
 arrays in z, y, x order (numpy and SimpleITK only): the ROI checks, re-segmentation, fixed-bin-width
-discretisation and the features of the CT-TIME signature and the shape class. Each follows pyradiomics 3.0.1's definition and arithmetic, so the features
-equal pyradiomics' own to rounding (see ``test_engine``); where pyradiomics raises, these raise ``ValueError`` with
-pyradiomics' message.
+discretisation and the features of the CT-TIME signature and the shape class. Each follows pyradiomics 3.0.1's
+definition and arithmetic, so the features equal pyradiomics' own to rounding (see ``test_engine``); where
+pyradiomics raises, these raise ``ValueError`` with pyradiomics' message.
 """
 
 import numpy as np
