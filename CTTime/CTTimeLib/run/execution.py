@@ -4,6 +4,7 @@
 output does not depend on the number of workers or where they run. ``prefetch`` overlaps work in threads.
 """
 
+import contextlib
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from multiprocessing import get_context
 
@@ -54,12 +55,19 @@ class Runner:
         """True when ``count`` tasks run here, one after the other."""
         return not self.scheduler and (self.workers <= 1 or count <= 1)
 
-    def run(self, function, items, cancelled=None):
+    def run(self, function, items, cancelled=None, threads=1):
         """Yield ``(index, result, error)`` for ``function(item)`` of every item, in completion order;
-        ``error`` is the exception of a task that crashed (its worker died, ran out of memory...), else None."""
+        ``error`` is the exception of a task that crashed (its worker died, ran out of memory...), else None.
+        In this process, ``threads`` > 1 overlaps that many items in threads (for work that runs outside Python's
+        lock and may run in several threads at once)."""
         items = list(items)
         if self.scheduler:
             yield from self._on_dask(function, items, cancelled)
+        elif self.in_this_process(len(items)) and threads > 1:
+            with contextlib.closing(prefetch(function, items, threads)) as results:
+                for index, future in enumerate(results):
+                    check_cancelled(cancelled)
+                    yield index, future.result(), None
         elif self.in_this_process(len(items)):
             for index, item in enumerate(items):
                 check_cancelled(cancelled)

@@ -141,7 +141,8 @@ def _extract_all(cases, out_dir, options, extractor, runner, progress, cancelled
     per_case, n_cached = [None] * len(cases), 0
     inline = runner.in_this_process(len(cases))  # a cancel callback cannot travel to other processes
     tasks = runner.run(functools.partial(study.process_case, settings=settings,
-                                         cancelled=cancelled if inline else None), cases, cancelled)
+                                         cancelled=cancelled if inline else None), cases, cancelled,
+                       threads=2 if extractor.thread_safe else 1)
     for done, (index, result, error) in enumerate(tasks, start=1):
         case = cases[index]
         if error is not None:  # the worker itself failed (killed, out of memory): the case's row says so

@@ -2,7 +2,7 @@
 
 Two extractors share one interface (``prepare`` resamples a lesion, ``features`` computes it; ``feature_names``
 computed, lesions.csv ``columns``, ``identity`` for run.json and the cache, ``features_by`` for the standardization
-column):
+column, ``thread_safe`` when ``features`` may run in several threads at once):
 
 * ``FeatureExtractor``: pyradiomics itself, every feature the parameter file enables (the 107 of
   :data:`TABLE2_FEATURES` for the fixed file), so each equals what pyradiomics gives for the same image and mask;
@@ -104,6 +104,7 @@ class FeatureExtractor:
 
     feature_set = ALL
     features_by = None  # the standardization column names only an extractor other than pyradiomics
+    thread_safe = False  # features() sets warning filters, which are process-wide
 
     def __init__(self, parameter_file=PARAMETER_FILE):
         import radiomics  # ImportError where pyradiomics is not installed (``make_extractor`` falls back)

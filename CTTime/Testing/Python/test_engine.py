@@ -298,6 +298,13 @@ def test_signature_run_keeps_every_column_and_builds_a_reference(tmp_path):
     assert table[list(ENGINE_FEATURES)].notna().all().all()
     assert table[[c for c in features if c not in ENGINE_FEATURES]].isna().all().all()
     assert table["standardization"].str.startswith("CTTime engine features, cohort z-score over 3 lesions").all()
+    for row in table.to_dict("records"):  # studies ran two at a time in threads: the same as one by one
+        case = Path(row["image"]).parent.name
+        image = read_image(SAMPLE_DATA / case / "CT_image.nii.gz")
+        (lesion,) = read_lesions(SAMPLE_DATA / case / "CT_mask.nii.gz", image)
+        expected = EngineExtractor().extract(image, lesion.mask)
+        assert [row[name] for name in ENGINE_FEATURES] == pytest.approx(
+            [expected[name] for name in ENGINE_FEATURES], rel=1e-15, abs=0)
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["features"] == "signature" and record["extractor"].startswith("CTTime engine")
     assert record["pyradiomics_version"] is None and "notes" not in record

@@ -24,6 +24,7 @@ class EngineExtractor:
 
     feature_set = SIGNATURE
     features_by = "CTTime engine"
+    thread_safe = True  # numpy and SimpleITK only, mostly outside Python's lock: a run overlaps two studies
     identity = f"CTTime engine {__version__}"
     pyradiomics_version = None
     feature_names = list(ENGINE_FEATURES)

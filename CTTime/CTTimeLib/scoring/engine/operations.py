@@ -81,19 +81,25 @@ def glcm_maximum_probability(levels):
     return float(np.mean(np.array(maxima))) if maxima else float("nan")
 
 
-def glszm_size_zone_nonuniformity(levels):
+def glszm_size_zone_nonuniformity(levels, voxels_per_pass=4_000_000):
     """GLSZM Size-Zone Non-Uniformity: zones are 26-connected voxels of one gray level; the sum over zone sizes of
     the squared number of zones of that size, divided by the number of zones. ``levels``: gray levels 1, 2, ..., 0
-    outside the ROI. Each level's voxels go to a slab of their own, the slabs stacked along z with an empty plane
-    between them, so that one pass of SimpleITK's fully connected components finds every zone."""
-    present = np.unique(levels[levels > 0])
-    slab = np.zeros(int(present[-1]) + 1, dtype=np.intp)
-    slab[present] = np.arange(len(present))
-    stacked = np.zeros((len(present), levels.shape[0] + 1) + levels.shape[1:], dtype=np.uint8)
-    inside = np.nonzero(levels)
-    stacked[(slab[levels[inside]],) + inside] = 1
-    zones = sitk.ConnectedComponent(sitk.GetImageFromArray(stacked.reshape((-1,) + levels.shape[1:])), True)
-    zones_of_size = np.bincount(np.bincount(sitk.GetArrayViewFromImage(zones).ravel())[1:])
+    outside the ROI. Each level's voxels go to a slab of their own, slabs stacked along z with an empty plane
+    between them, so that one pass of SimpleITK's fully connected components finds the zones of several levels
+    (as many as fit in ``voxels_per_pass``)."""
+    small = levels.astype(np.uint8) if levels.max() <= np.iinfo(np.uint8).max else levels
+    present = np.unique(small[small > 0])
+    slab = (levels.shape[0] + 1,) + levels.shape[1:]
+    per_pass = max(1, voxels_per_pass // int(np.prod(slab)))
+    sizes = []
+    for first in range(0, len(present), per_pass):
+        group = present[first:first + per_pass]
+        stacked = np.zeros((len(group),) + slab, dtype=np.uint8)
+        for index, level in enumerate(group):
+            np.equal(small, level, out=stacked[index, :-1].view(bool))
+        zones = sitk.ConnectedComponent(sitk.GetImageFromArray(stacked.reshape((-1,) + slab[1:])), True)
+        sizes.append(np.bincount(sitk.GetArrayViewFromImage(zones).ravel())[1:])
+    zones_of_size = np.bincount(np.concatenate(sizes))
     return float(np.sum(zones_of_size.astype(np.float64) ** 2)) / float(zones_of_size.sum())
 
 
