@@ -112,11 +112,13 @@ def sarcomas(folder):
 
 
 def in_child(method, dataset):
-    """Run one method in a fresh process: (its figures, the process's wall time)."""
+    """Run one method in a fresh process, in a temporary folder (flash-radiomics writes HDF5 files into the working
+    folder): (its figures, the process's wall time)."""
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", CHILD.format(library=str(LIBRARY), method=method, dataset=dataset,
-                                                             signature=SIGNATURE)],
-                          capture_output=True, text=True)
+    with tempfile.TemporaryDirectory() as folder:
+        done = subprocess.run([sys.executable, "-c", CHILD.format(library=str(LIBRARY), method=method,
+                                                                 dataset=dataset, signature=SIGNATURE)],
+                              capture_output=True, text=True, cwd=folder)
     wall = time.perf_counter() - start
     if done.returncode:
         return None, done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"
