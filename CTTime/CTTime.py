@@ -27,6 +27,7 @@ from CTTimeLib.core.files import atomic_path
 from CTTimeLib.core.lesions import LOCATIONS
 from CTTimeLib.core.resources import DEMO_REFERENCE, SAMPLE_DATA
 from CTTimeLib.run import run_folder
+from CTTimeLib.scoring.robustness import DEFAULT_PERTURBATIONS
 
 REFERENCE_FILE, SCENE_COHORT = "Reference file", "Cohort: all lesions in the scene"
 # Semi-automatic tools first, as the paper's radiologist worked; "Local Threshold" needs SegmentEditorExtraEffects.
@@ -62,6 +63,7 @@ class CTTimeParameterNode:
     limitToWindow: bool = True
     standardization: Annotated[str, Choice([REFERENCE_FILE, SCENE_COHORT])] = REFERENCE_FILE
     referenceFile: pathlib.Path = DEMO_REFERENCE
+    perturbations: int = DEFAULT_PERTURBATIONS
     outputFolder: pathlib.Path = pathlib.Path.home() / "CTTime"
     results: slicer.vtkMRMLTableNode
     segmentEditor: slicer.vtkMRMLSegmentEditorNode
@@ -272,7 +274,7 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             with slicer.util.tryWithErrorDisplay("CT-TIME could not score the lesions.", waitCursor=True):
                 try:
                     results = self.logic.compute(studies, COHORT if cohort else node.referenceFile, progress,
-                                                 lambda: dialog.wasCanceled)
+                                                 lambda: dialog.wasCanceled, node.perturbations)
                 except Cancelled:
                     self.ui.summaryLabel.setText("Cancelled: nothing was changed.")
         except Exception:  # shown to the user by tryWithErrorDisplay
@@ -406,11 +408,12 @@ class CTTimeLogic(ScriptedLoadableModuleLogic):
                 "You can retry from the Python console: slicer.util.pip_install(['--no-build-isolation', "
                 "'pyradiomics']).")
 
-    def compute(self, studies, standardize, progress=None, cancelled=None):
+    def compute(self, studies, standardize, progress=None, cancelled=None, perturbations=DEFAULT_PERTURBATIONS):
         from CTTimeLib.scoring.extraction import FeatureExtractor
 
         self._extractor = self._extractor or FeatureExtractor()
-        return CTTimeMRML.compute(studies, standardize, progress, cancelled, extractor=self._extractor)
+        return CTTimeMRML.compute(studies, standardize, progress, cancelled, extractor=self._extractor,
+                                  perturbations=perturbations)
 
     def showResults(self, studies, results, tableNode):
         """Recolour and tag the segments, fill the table and show it in the layout beside the views."""

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from CTTimeLib.core.errors import CTTimeError
+from CTTimeLib.core.tags import robust_text
 from CTTimeLib.run.summary import patient_lines
 
 from .images import volume_to_image
@@ -12,7 +13,8 @@ from .segments import color_by_score, is_target, lesions_from_segmentation, segm
 from .studies import node_source
 
 TABLE_COLUMNS = (("Patient", "s"), ("Time point", "s"), ("Lesion", "s"), ("Location", "s"), ("Target", "s"),
-                 ("CT-TIME score", "d"), ("Status", "s"), ("Longest axial diameter (mm)", "d"),
+                 ("CT-TIME score", "d"), ("Status", "s"), ("Score low", "d"), ("Score high", "d"),
+                 ("Re-delineations", "d"), ("Status under re-delineation", "s"), ("Longest axial diameter (mm)", "d"),
                  ("Volume (mm3)", "d"), ("Standardization", "s"), ("Note", "s"))
 
 
@@ -22,24 +24,28 @@ class Results:
     patients: object  # pandas DataFrame, the patients.csv rows
     warnings: list = field(default_factory=list)
     model_name: str = "CT-TIME"
+    perturbations: object = None  # pandas DataFrame, the perturbations.csv rows (None: no perturbed delineations)
 
 
-def compute(studies, standardize, progress=None, cancelled=None, extractor=None, model=None):
+def compute(studies, standardize, progress=None, cancelled=None, extractor=None, model=None, perturbations=0):
     """Extract, z-score and score every lesion of ``studies`` with the CLI's code.
 
     ``standardize`` is "cohort" or the path of a reference JSON; progress(done, total, message) and
-    cancelled() are passed to extract_lesions (cancelling raises CTTimeLib.core.errors.Cancelled).
+    cancelled() are passed to extract_lesions (cancelling raises CTTimeLib.core.errors.Cancelled);
+    ``perturbations``: perturbed delineations per lesion, for the score intervals (0: none).
     """
     import pandas as pd
     from CTTimeLib.run.pipeline import result_tables
     from CTTimeLib.run.study import extract_lesions
     from CTTimeLib.scoring.extraction import FeatureExtractor
     from CTTimeLib.scoring.lesion_scores import resolve_standardization, score_table
+    from CTTimeLib.scoring.robustness import perturbations_table
     from CTTimeLib.scoring.signature import load_model
 
     model = model or load_model()
     reference = resolve_standardization(str(standardize), model)
     extractor = extractor or FeatureExtractor()
+    perturbation_extractor = extractor.restricted(model.features) if perturbations else None
     rows = []
     for number, study in enumerate(studies):
         def report(done, total, message, number=number):
@@ -52,9 +58,12 @@ def compute(studies, standardize, progress=None, cancelled=None, extractor=None,
         if not lesions:
             raise CTTimeError(f"Segmentation {study.segmentation_node.GetName()} has no segment: draw the lesions "
                               "first.", "input")
-        rows += extract_lesions(image, lesions, extractor, meta, report, cancelled)
+        rows += extract_lesions(image, lesions, extractor, meta, report, cancelled, perturbations=perturbations,
+                                perturbation_extractor=perturbation_extractor)
     scored = score_table(pd.DataFrame(rows), model, reference)
-    return Results(*result_tables(scored, model, extractor), model_name=model.name)
+    table = perturbations_table(scored, model.features)
+    return Results(*result_tables(scored, model, extractor), model_name=model.name,
+                   perturbations=table if len(table) else None)
 
 
 def _rows_of(results, study):
@@ -90,14 +99,16 @@ def table_rows(results, targets=None):
         rows.append([row["patient_id"], row["timepoint"], row["lesion_id"], row["location"],
                      "yes" if targets.get(key) else "", row["ct_time_score"],
                      row["ct_time_status"] if _finite(row["ct_time_score"]) else "failed",
+                     row.get("ct_time_score_low"), row.get("ct_time_score_high"), row.get("ct_time_perturbations"),
+                     robust_text(row.get("ct_time_status_robust")),
                      row.get("longest_axial_diameter_mm"), row.get("original_shape_MeshVolume"),
                      row["standardization"], row["error"]])
     for row in results.patients.to_dict("records"):
         note = f"{row['n_lesions']} lesion(s), {row['n_failed']} failed, heterogeneity {row['heterogeneity'] or '-'}"
         for name in ("min", "median", "mean", "max"):
             rows.append([row["patient_id"], row["timepoint"], f"[patient {name}]", "", "", row[f"ct_time_{name}"],
-                         row[f"status_{name}"], np.nan, row["total_volume_mm3"] if name == "min" else np.nan,
-                         row["standardization"], note])
+                         row[f"status_{name}"], np.nan, np.nan, np.nan, robust_text(row.get(f"status_{name}_robust")),
+                         np.nan, row["total_volume_mm3"] if name == "min" else np.nan, row["standardization"], note])
     return rows
 
 

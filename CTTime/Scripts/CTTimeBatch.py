@@ -2,6 +2,7 @@
 
     Slicer --no-splash --no-main-window --python-script <CTTime>/Scripts/CTTimeBatch.py \\
         --manifest manifest.csv --out results/ [--standardize cohort | --reference REF.json] [--group-by timepoint]
+        [--perturbations N]
 
 Writes lesions.csv, patients.csv, run.json and the coloured .seg.nrrd files, and exits Slicer with the CLI's
 status: 0 every lesion scored, 3 some lesions failed (their rows say why), 2 bad input, 130 cancelled.
@@ -28,7 +29,16 @@ def build_parser():
                        help="cohort: z-score over all lesions of the manifest (default)")
     parser.add_argument("--group-by", metavar="COLUMN", action="append", default=[],
                         help="with cohort standardisation: z-score within groups of this column (repeatable)")
+    parser.add_argument("--perturbations", type=_count, metavar="N",
+                        help="perturbed delineations per lesion, for score intervals (0: off; default as `cttime "
+                             "cohort`)")
     return parser
+
+
+def _count(text):
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return int(text)
 
 
 def main(argv):
@@ -43,6 +53,8 @@ def main(argv):
     except SystemExit as exc:  # --help or a bad option: argparse has printed why
         return EXIT_OK if exc.code == 0 else EXIT_USAGE
     options = pipeline.Options(standardize=args.reference or COHORT, group_by=tuple(args.group_by))
+    if args.perturbations is not None:
+        options.perturbations = args.perturbations
     return exit_status("CTTimeBatch", lambda: print_report(
         pipeline.run(read_manifest(args.manifest), args.out, options, events=progress.Lines())))
 

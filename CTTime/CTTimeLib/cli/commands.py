@@ -17,10 +17,10 @@ from ..core.errors import CTTimeError
 from ..core.files import write_text
 from ..core.resources import DEMO_REFERENCE, MODEL_FILE, PARAMETER_FILE, SAMPLE_DATA
 from ..io import tables
-from ..run import pipeline, progress
+from ..run import pipeline, progress, run_folder
 from ..run.manifest import read_manifest
 from ..run.summary import EXIT_OK, exit_status, print_report
-from ..scoring import standardization
+from ..scoring import robustness, standardization
 from ..scoring.extraction import FEATURE_PREFIX
 from ..scoring.signature import load_model
 from ..scoring.standardization import COHORT
@@ -56,6 +56,19 @@ def _add_extraction(parser):
                              "with it)")
     parser.add_argument("--no-segmentation", action="store_true",
                         help="do not write the coloured <patient>_<timepoint>_cttime.seg.nrrd files")
+
+
+def _add_perturbations(parser):
+    parser.add_argument("--perturbations", type=_count, default=robustness.DEFAULT_PERTURBATIONS, metavar="N",
+                        help="score N perturbed delineations of every lesion (grown, shrunk, contour randomised by "
+                             "about one voxel) for a score interval and whether the status is robust; 0 switches it "
+                             f"off (default {robustness.DEFAULT_PERTURBATIONS}; see docs/robustness.md)")
+
+
+def _count(text):
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return int(text)
 
 
 def _positive(text):
@@ -104,6 +117,7 @@ def build_parser():
     score.add_argument("--out", required=True, help="output folder")
     _add_standardization(score)
     _add_extraction(score)
+    _add_perturbations(score)
 
     cohort = commands.add_parser("cohort", help="score every study listed in a manifest",
                                  description="Score a cohort. The manifest CSV has the columns patient_id, "
@@ -118,12 +132,15 @@ def build_parser():
     _add_standardization(cohort)
     analytics.add_harmonize(cohort)
     _add_extraction(cohort)
+    _add_perturbations(cohort)
     _add_execution(cohort)
 
     rescore = commands.add_parser("rescore", help="score an existing lesions table again, without re-extracting",
                                   description="Re-score a lesions table (e.g. lesions.csv of an earlier run) with "
                                               "another standardisation or model. Needs patient_id, timepoint, "
-                                              "lesion_id and the signature's four features.")
+                                              "lesion_id and the signature's four features. The score intervals "
+                                              "are scored again from perturbations.csv beside the table, when "
+                                              "it is there (else they are left empty).")
     rescore.add_argument("lesions", help="lesions CSV")
     rescore.add_argument("--out", required=True, help="output folder")
     _add_standardization(rescore)
@@ -173,7 +190,8 @@ def _options(args):
     return pipeline.Options(standardize=args.reference or COHORT, group_by=tuple(args.group_by),
                             model_file=args.model, parameter_file=getattr(args, "params", str(PARAMETER_FILE)),
                             write_segmentations=not getattr(args, "no_segmentation", False),
-                            harmonize_by=getattr(args, "harmonize", None))
+                            harmonize_by=getattr(args, "harmonize", None),
+                            perturbations=getattr(args, "perturbations", robustness.DEFAULT_PERTURBATIONS))
 
 
 def read_lesions_table(path):
@@ -209,7 +227,10 @@ def command_cohort(args):
 
 
 def command_rescore(args):
-    return print_report(pipeline.rescore(read_lesions_table(args.lesions), args.out, _options(args)))
+    sidecar = Path(args.lesions).parent / run_folder.PERTURBATIONS_CSV
+    perturbations = tables.read_csv(sidecar, "Perturbations table", text=tables.TEXT_KEYS + ("error",)) \
+        if sidecar.exists() else None
+    return print_report(pipeline.rescore(read_lesions_table(args.lesions), args.out, _options(args), perturbations))
 
 
 def command_reference_build(args):

@@ -2,7 +2,9 @@
 
 For every lesion, the axial slice through its largest cross-section (soft-tissue window W 400 / L 40) with the
 lesion outlined and filled in its CT-TIME colour, and its ID, location, volume, score and status; a lesion that
-failed is shown as failed with the reason. Beside the lesions: the patient's aggregates and statuses,
+failed is shown as failed with the reason. With score intervals (perturbed delineations, ``scoring.robustness``),
+each lesion says whether its status is robust or flips under re-delineation, and its marker on the colour bar has
+a whisker over its interval. Beside the lesions: the patient's aggregates and statuses,
 heterogeneity, lesion count, total tumour volume, the standardisation (with a banner when the scores are not
 clinically calibrated), the colour bar of the score map and, with several time points, the trend of the
 aggregates.
@@ -28,6 +30,7 @@ from ..core import colormap
 from ..core.errors import CTTimeError
 from ..core.files import atomic_path
 from ..core.geometry import whole_mask
+from ..core.tags import robust_text
 from ..core.timepoints import is_baseline
 from ..io.images import read_image
 from ..io.segmentations import read_lesions
@@ -390,11 +393,26 @@ def _lesion_panel(row, width, lesion, image_reason):
         if lesion is not None:
             lines.append((_fit(f"slice {lesion.index + 1}/{lesion.n_slices} · S {lesion.s_mm:.1f} mm", width, 7.5),
                           {"fontsize": 7.5, "color": "#555555"}))
+        robustness = _robustness_text(row)
+        if robustness:
+            lines.append((_fit(robustness, width, 8), {"fontsize": 8, "fontweight": "bold",
+                                                       "color": "#333333" if robustness.startswith("robust")
+                                                       else "#8a6d00"}))
     return {"lesion_id": row.get("lesion_id") or "", "location": location,
             "score": float(score) if _finite(score) else None, "status": status, "error": error,
             "score_text": score_text(score) if not error else "FAILED",
             "volume_text": volume_text(row.get(aggregation.VOLUME)), "has_image": lesion is not None,
             "lines": lines, "texts": [text for text, _ in lines], "image_reason": image_reason}
+
+
+def _robustness_text(row):
+    """"robust ..." or "uncertain: flips under re-delineation ..." with the interval, or "" without one."""
+    robust = robust_text(row.get("ct_time_status_robust"))
+    low, high = row.get("ct_time_score_low"), row.get("ct_time_score_high")
+    if not robust or not (_finite(low) and _finite(high)):
+        return ""
+    interval = f"{score_text(low)}–{score_text(high)}"
+    return f"robust ({interval})" if robust == "robust" else f"uncertain: flips under re-delineation ({interval})"
 
 
 def _summary_lines(patient):
@@ -420,23 +438,31 @@ def _draw_summary(fig, patient, lesion_rows, warnings, x, y, width, size, histor
     ax.text(1.55, line, "CT-TIME", fontsize=8, color="#555555")
     ax.text(2.2, line, "Status", fontsize=8, color="#555555")
     line += LINE
+    flips = False
     for name in ("min", "median", "mean", "max"):
         value, status = patient.get(f"ct_time_{name}"), str(patient.get(f"status_{name}") or "")
         label = "min *" if name == "min" else name
         summary[name] = score_text(value)
         summary[f"status_{name}"] = status
+        summary[f"status_{name}_robust"] = robust_text(patient.get(f"status_{name}_robust"))
+        flips = flips or summary[f"status_{name}_robust"] == "uncertain"
         rgb = colormap.score_color(float(value) if _finite(value) else None)
         if _finite(value):
             ax.rectangle(1.3, line + 0.02, CHIP, 0.14, facecolor=rgb, edgecolor="black", linewidth=0.6)
         bold = "bold" if name == "min" else "normal"
         ax.text(0.12, line, label, fontsize=10, fontweight=bold)
         ax.text(1.55, line, summary[name], fontsize=10, fontweight=bold)
-        ax.text(2.2, line, _status_label(status) if status else "-", fontsize=9, fontweight=bold,
+        dagger = " †" if summary[f"status_{name}_robust"] == "uncertain" else ""
+        ax.text(2.2, line, (_status_label(status) if status else "-") + dagger, fontsize=9, fontweight=bold,
                 color=colormap.INFLAMED_HEX if status == "inflamed" else "#333333")
         line += LINE + 0.01
     ax.text(0.12, line, "* minimum over lesions: best PFS predictor in the paper", fontsize=7, style="italic",
             color="#555555")
     line += LINE + 0.02
+    if flips:
+        ax.text(0.12, line - 0.06, "† status flips under re-delineation of the lesions", fontsize=7, style="italic",
+                color="#8a6d00")
+        line += LINE - 0.02
     for label, value in _summary_lines(patient):
         summary[label] = value
         ax.text(0.12, line, label, fontsize=9, color="#333333")
@@ -459,12 +485,15 @@ def _draw_summary(fig, patient, lesion_rows, warnings, x, y, width, size, histor
 
 
 def _draw_colorbar(fig, lesion_rows, x, y, width, size):
-    """The score map over 0..1, the 0.5 threshold marked, and a tick per lesion of this time point."""
+    """The score map over 0..1, the 0.5 threshold marked, and a tick per lesion of this time point (with a whisker
+    over its score interval, when it has one)."""
     from matplotlib.colorbar import ColorbarBase
     from matplotlib.colors import Normalize
 
-    Block(fig, x, y, "colorbar-title").text(0, 0.02, "CT-TIME score map (▼ this patient's lesions)", fontsize=9,
-                                            fontweight="bold")
+    intervals = "ct_time_score_low" in lesion_rows and lesion_rows["ct_time_score_low"].map(_finite).any()
+    title = "CT-TIME score map (▼ lesions, |–| re-delineation)" if intervals else \
+        "CT-TIME score map (▼ this patient's lesions)"
+    Block(fig, x, y, "colorbar-title").text(0, 0.02, title, fontsize=9, fontweight="bold")
     bar = _inch_axes(fig, x + 0.1, y + 0.36, width - 0.2, 0.22, size)
     bar.set_gid("colorbar")
     colorbar = ColorbarBase(bar, cmap=colormap.matplotlib_colormap(), norm=Normalize(0, 1), orientation="horizontal",
@@ -472,6 +501,12 @@ def _draw_colorbar(fig, lesion_rows, x, y, width, size):
     colorbar.ax.tick_params(labelsize=8)
     colorbar.ax.axvline(colormap.THRESHOLD, color="black", linewidth=2.0)
     scores = [float(s) for s in lesion_rows["ct_time_score"] if _finite(s)]
+    for row in lesion_rows.to_dict("records"):
+        low, high = row.get("ct_time_score_low"), row.get("ct_time_score_high")
+        if _finite(row.get("ct_time_score")) and _finite(low) and _finite(high):
+            whisker, = bar.plot([float(low), float(high)], [1.15, 1.15], color="black", linewidth=1.0,
+                                marker="|", markersize=6, clip_on=False)
+            whisker.set_gid(f"whisker:{row.get('lesion_id')}")
     bar.plot(scores, [1.15] * len(scores), marker="v", linestyle="none", color="black", markersize=6,
              clip_on=False)
     labels = Block(fig, x, y + 0.8, "colorbar-labels")

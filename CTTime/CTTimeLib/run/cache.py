@@ -2,7 +2,9 @@
 
 The key is a SHA-256 of everything the rows depend on: the content of the image and the segmentation (files or
 DICOM folders), the content of the parameter file and of the model, the case's label names and locations, and
-the CTTime and pyradiomics versions. A case still under way keeps its finished lesions one file each in
+the CTTime and pyradiomics versions and the perturbation method (rows keep the features of their lesion's
+perturbed delineations, as many as a run asked for; a later run asking for more adds only the missing ones).
+A case still under way keeps its finished lesions one file each in
 ``<key>.partial/``. Every file is JSON written atomically, so a crash or kill -9 loses at most the lesion being
 extracted, and a changed input, parameter file or model simply misses the cache.
 """
@@ -14,14 +16,16 @@ from pathlib import Path
 
 from .. import __version__
 from ..core.files import digest, safe_name, write_text
+from ..scoring.robustness import METHOD as PERTURBATION_METHOD
 
 CACHE_FORMAT = 1
 
 
 def run_context(parameter_file, model_file, pyradiomics_version):
-    """What every key of a run shares: parameter-file and model content, tool versions."""
+    """What every key of a run shares: parameter-file and model content, tool versions, the perturbation method
+    (the perturbations a row holds are valid for it; how many does not matter, see ``study.process_case``)."""
     return {"format": CACHE_FORMAT, "cttime": __version__, "pyradiomics": pyradiomics_version,
-            "parameters": digest(parameter_file), "model": digest(model_file)}
+            "parameters": digest(parameter_file), "model": digest(model_file), "perturbation": PERTURBATION_METHOD}
 
 
 def case_key(case, context):

@@ -8,6 +8,7 @@ each case to ``execution`` (this process, local processes or a Dask cluster) and
 output folder's ``cache`` (see ``cache``), so an interrupted run resumes where it stopped.
 """
 
+import dataclasses
 import datetime
 import functools
 import platform
@@ -23,7 +24,7 @@ from ..core.files import digest
 from ..core.lesions import infer_location
 from ..core.resources import MODEL_FILE, PARAMETER_FILE
 from ..io.colored_segmentation import write_colored_segmentation
-from ..scoring import aggregation, harmonization
+from ..scoring import aggregation, harmonization, robustness
 from ..scoring.extraction import FEATURE_PREFIX, FeatureExtractor
 from ..scoring.lesion_scores import resolve_standardization, score_table
 from ..scoring.signature import load_model
@@ -49,6 +50,7 @@ class Options:
     scheduler: str = None  # tcp://host:port of a Dask scheduler: extract on that cluster instead
     cache: bool = True  # keep raw results in <out>/cache and reuse them (resume)
     strict: bool = False  # a study that cannot be read stops the run (bad input) instead of becoming an error row
+    perturbations: int = robustness.DEFAULT_PERTURBATIONS  # perturbed delineations per lesion (0: no interval)
 
 
 @dataclass
@@ -73,6 +75,7 @@ def _run_record(options, model, reference_text, warnings, extractor=None):
         "provenance": model.provenance}
     if options.harmonize_by:
         record["harmonization"] = harmonization.record(options.harmonize_by)
+    record["robustness"] = dict(robustness.settings(), perturbations=options.perturbations)
     if extractor is not None:
         record.update(parameter_file=extractor.parameter_file,
                       parameter_file_sha256=digest(extractor.parameter_file),
@@ -93,7 +96,8 @@ def result_tables(scored, model, extractor=None):
     return lesions, patients, warnings
 
 
-_SEGMENT_COLUMNS = ("lesion_id", "ct_time_score", "ct_time_status", "standardization", "error")
+_SEGMENT_COLUMNS = ("lesion_id", "ct_time_score", "ct_time_status", "ct_time_score_low", "ct_time_score_high",
+                    "ct_time_status_robust", "standardization", "error")
 
 
 def write_case_segmentation(item):
@@ -108,12 +112,15 @@ def write_case_segmentation(item):
     return path
 
 
-def _finish(scored, out_dir, options, model, extractor, cases, runner=None, **stats):
-    """Write lesions.csv, patients.csv, run.json and (with cases) the coloured segmentations."""
+def _finish(scored, out_dir, options, model, extractor, cases, runner=None, notes=(), **stats):
+    """Write lesions.csv, patients.csv, perturbations.csv, run.json and (with cases) the coloured segmentations;
+    ``notes``: warnings besides those of the scored table."""
     out_dir = Path(out_dir)
     lesions, patients, warnings = result_tables(scored, model, extractor)
+    warnings = warnings + list(notes)
     summary = run_summary(lesions, **stats)
-    files = run_folder.write_tables(out_dir, lesions, patients)
+    files = run_folder.write_tables(out_dir, lesions, patients,
+                                    robustness.perturbations_table(scored, model.features))
     record = _run_record(options, model, sorted(set(lesions["standardization"]) - {""}), warnings, extractor)
     files.append(run_folder.write_run_record(out_dir, dict(record, summary=summary)))
     columns = [c for c in _SEGMENT_COLUMNS if c in lesions]
@@ -131,7 +138,8 @@ def _extract_all(cases, out_dir, options, extractor, runner, progress, cancelled
     context = cache.run_context(options.parameter_file, options.model_file, extractor.pyradiomics_version) \
         if options.cache else None
     cache_dir = str(out_dir / run_folder.CACHE_DIR) if options.cache else None
-    settings = study.Settings(extractor.parameter_file, cache_dir, context)
+    settings = study.Settings(extractor.parameter_file, cache_dir, context, options.perturbations,
+                              tuple(load_model(options.model_file).features))
     study.use_extractor(extractor)
     per_case, n_cached = [None] * len(cases), 0
     inline = runner.in_this_process(len(cases))  # a cancel callback cannot travel to other processes
@@ -185,8 +193,10 @@ def run(cases, out_dir, options=None, progress=None, cancelled=None, events=None
     return result
 
 
-def rescore(table, out_dir, options=None):
-    """Score an existing lesions table again (another reference or model) without re-extracting."""
+def rescore(table, out_dir, options=None, perturbations=None):
+    """Score an existing lesions table again (another reference or model) without re-extracting.
+    ``perturbations``: the perturbations.csv table of the run that wrote ``table``, for the score intervals;
+    without it they are left empty (with a warning when ``table`` had intervals)."""
     options = options or Options()
     model = load_model(options.model_file)
     for column in ("patient_id", "timepoint", "lesion_id"):
@@ -199,12 +209,23 @@ def rescore(table, out_dir, options=None):
         raise CTTimeError(f"The lesions table lists {len(twice)} lesion(s) more than once ({listed}); keep one row per "
                           "patient, time point and lesion ID (rename the lesion or drop the repeated row).", "input")
     keep = [c for c in table.columns if not c.startswith("z_") and c not in (
-        "ct_time_score", "ct_time_status", "standardization", "longest_axial_diameter_mm", "recist_measurable")]
+        "ct_time_score", "ct_time_status", "standardization", "longest_axial_diameter_mm", "recist_measurable",
+        *robustness.COLUMNS)]
+    had_intervals = "ct_time_perturbations" in table and bool(
+        (pd.to_numeric(table["ct_time_perturbations"], errors="coerce").fillna(0) > 0).any())
     table = table[keep].copy()
+    notes = []
+    if perturbations is not None:
+        table = robustness.attach(table, perturbations, model.features)
+    elif had_intervals:
+        notes.append(f"the lesions table comes without its {run_folder.PERTURBATIONS_CSV}: score intervals "
+                     "(ct_time_score_low/high, ct_time_status_robust) are left empty")
+    counts = [len(p) for p in table.get(robustness.PERTURBED, pd.Series(dtype=object)) if isinstance(p, list)]
+    options = dataclasses.replace(options, perturbations=max(counts, default=0))
     if "location" not in table:
         table["location"] = table["lesion_id"].map(infer_location)
     errors = table["error"].fillna("").astype(str) if "error" in table else ""
     table["error"] = errors
     scored = score_table(table, model, resolve_standardization(options.standardize, model), options.group_by,
                          options.harmonize_by)
-    return _finish(scored, out_dir, options, model, None, [])
+    return _finish(scored, out_dir, options, model, None, [], notes=notes)

@@ -1,6 +1,7 @@
 """The run folder: every rule about its files in one place.
 
     lesions.csv                          one row per lesion (column order: ``order_lesion_columns``)
+    perturbations.csv                    one row per perturbed delineation of a lesion (``scoring.robustness``)
     patients.csv                         one row per patient and time point
     run.json                             versions, checksums, standardisation, warnings, summary
     <patient>_<timepoint>_cttime.seg.nrrd  the lesions coloured by score
@@ -16,8 +17,10 @@ import numpy as np
 
 from ..core.errors import CTTimeError
 from ..core.files import safe_name, write_table, write_text
+from ..scoring import robustness
 
 LESIONS_CSV, PATIENTS_CSV, RUN_JSON, CACHE_DIR = "lesions.csv", "patients.csv", "run.json", "cache"
+PERTURBATIONS_CSV = "perturbations.csv"
 SEGMENTATION_SUFFIX, BOARD_SUFFIX, SCREENSHOT_SUFFIX = "_cttime.seg.nrrd", "_board", "_screenshot.png"
 LESION_KEYS = ["patient_id", "timepoint", "lesion_id", "location"]
 _TEXT_COLUMNS = ("error", "error_kind", "standardization", "warning")
@@ -42,22 +45,31 @@ def screenshot_path(out_dir, patient_id, timepoint):
 
 
 def order_lesion_columns(frame, feature_names, model_features):
-    """lesions.csv column order: keys, extras (batch, acquisition), features, derived, scores, error."""
+    """lesions.csv column order: keys, extras (batch, acquisition), features, derived, scores, error (the
+    perturbed delineations are not columns: they go to perturbations.csv)."""
     tail = (["longest_axial_diameter_mm", "recist_measurable"] + [f"z_{n}" for n in model_features]
-            + ["ct_time_score", "ct_time_status", "standardization", "warning", "error", "error_kind"])
+            + ["ct_time_score", "ct_time_status"] + list(robustness.COLUMNS)
+            + ["standardization", "warning", "error", "error_kind"])
     known = LESION_KEYS + list(feature_names) + tail
-    extras = [c for c in frame.columns if c not in known]
+    extras = [c for c in frame.columns if c not in known + [robustness.PERTURBED, robustness.PERTURBED_SCORES]]
     for column in known:
         if column not in frame.columns:
             frame[column] = np.nan if column not in _TEXT_COLUMNS else ""
-    return frame[LESION_KEYS + extras + list(feature_names) + tail]
+    return frame[LESION_KEYS + extras + list(feature_names) + tail].copy()
 
 
-def write_tables(out_dir, lesions, patients):
-    """Write lesions.csv and patients.csv (atomically); their paths."""
+def write_tables(out_dir, lesions, patients, perturbations=None):
+    """Write lesions.csv, patients.csv and, when given, perturbations.csv (atomically); their paths. A run
+    without perturbations removes the perturbations.csv of an earlier run into the same folder."""
     files = [Path(out_dir) / LESIONS_CSV, Path(out_dir) / PATIENTS_CSV]
     write_table(lesions, files[0])
     write_table(patients, files[1])
+    sidecar = Path(out_dir) / PERTURBATIONS_CSV
+    if perturbations is not None and len(perturbations):
+        write_table(perturbations, sidecar)
+        files.append(sidecar)
+    elif sidecar.exists():
+        sidecar.unlink()
     return files
 
 

@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..core.errors import CTTimeError
+from ..core.errors import Cancelled, CTTimeError
 from ..io.images import read_image
 from ..io.segmentations import read_lesions
-from ..scoring import acquisition
+from ..scoring import acquisition, robustness
 from .cache import CaseCache, case_key
 from .execution import check_cancelled, one_ahead
 from .run_folder import study_key
@@ -49,6 +49,8 @@ class Settings:
     parameter_file: str
     cache_dir: object = None
     context: object = None
+    perturbations: int = 0  # perturbed delineations per lesion (scoring.robustness)
+    signature: tuple = ()  # the features a perturbed delineation needs (the model's)
 
 
 @dataclass
@@ -58,11 +60,14 @@ class CaseResult:
     seconds: float
 
 
-def extract_lesions(image, lesions, extractor, meta, progress=None, cancelled=None, done=None, on_row=None):
+def extract_lesions(image, lesions, extractor, meta, progress=None, cancelled=None, done=None, on_row=None,
+                    perturbations=0, perturbation_extractor=None):
     """Raw feature rows for lesions already on the image grid; a lesion that fails keeps its row with the error
     and its ``error_kind``. ``done`` maps lesion IDs to rows already extracted (resuming); ``on_row(row)`` is
     called with each newly extracted row. Each lesion is prepared (resampled) in a second thread while pyradiomics
-    computes the one before."""
+    computes the one before. With ``perturbations`` > 0, each scorable row also holds the features of that many
+    perturbed delineations (``robustness.PERTURBED``, from ``perturbation_extractor``; a row from ``done`` keeps
+    those it has and gets the missing ones)."""
     done = done or {}
     todo = [lesion for lesion in lesions if lesion.lesion_id not in done]
     prepared = one_ahead(lambda lesion: extractor.prepare(image, lesion.mask, lesion.lesion_id), todo)
@@ -73,22 +78,42 @@ def extract_lesions(image, lesions, extractor, meta, progress=None, cancelled=No
             if progress:
                 progress(number, len(lesions), f"{meta.get('patient_id', '')} {lesion.lesion_id}")
             if lesion.lesion_id in done:
-                rows.append(dict(done[lesion.lesion_id], **meta))
-                continue
-            row = dict(meta, lesion_id=lesion.lesion_id, location=lesion.location, error="", error_kind="")
-            try:
-                row.update(extractor.features(next(prepared).result()))
-            except CTTimeError as exc:
-                row.update(error=str(exc), error_kind=exc.kind)
-            except Exception as exc:  # never lose the other lesions to one lesion's unexpected failure
-                row.update(error=f"Lesion {lesion.lesion_id}: unexpected {type(exc).__name__}: {exc}",
-                           error_kind="unexpected")
+                row = dict(done[lesion.lesion_id], **meta)
+                if not _perturb(row, image, lesion, perturbations, perturbation_extractor, cancelled):
+                    rows.append(row)
+                    continue
+            else:
+                row = dict(meta, lesion_id=lesion.lesion_id, location=lesion.location, error="", error_kind="")
+                try:
+                    row.update(extractor.features(next(prepared).result()))
+                except CTTimeError as exc:
+                    row.update(error=str(exc), error_kind=exc.kind)
+                except Exception as exc:  # never lose the other lesions to one lesion's unexpected failure
+                    row.update(error=f"Lesion {lesion.lesion_id}: unexpected {type(exc).__name__}: {exc}",
+                               error_kind="unexpected")
+                _perturb(row, image, lesion, perturbations, perturbation_extractor, cancelled)
             if on_row:
                 on_row(row)
             rows.append(row)
     if progress:
         progress(len(lesions), len(lesions), "done")
     return rows
+
+
+def _perturb(row, image, lesion, count, extractor, cancelled):
+    """Give a scorable row the features of ``count`` perturbed delineations; True when some were computed."""
+    if not count or row.get("error") or robustness.usable(row.get(robustness.PERTURBED), count) is not None:
+        return False
+    try:
+        row[robustness.PERTURBED] = robustness.perturbed_features(
+            image, lesion.mask, lesion.lesion_id, extractor, count, row.get(robustness.PERTURBED) or (),
+            check=lambda: check_cancelled(cancelled))
+    except Cancelled:
+        raise
+    except Exception as exc:  # the lesion keeps its score; only its interval is lost (and retried by a rerun)
+        row[robustness.PERTURBED] = [{"error": f"Lesion {lesion.lesion_id}: perturbed delineations: unexpected "
+                                               f"{type(exc).__name__}: {exc}", "unexpected": True}] * count
+    return True
 
 
 def read_case(case):
@@ -117,16 +142,17 @@ def case_meta(case):
                 image=str(Path(case.image).absolute()), segmentation=str(Path(case.segmentation).absolute()))
 
 
-def extract_case(case, extractor, progress=None, cancelled=None, done=None, on_row=None):
+def extract_case(case, extractor, progress=None, cancelled=None, done=None, on_row=None, **perturbation):
     """Raw feature rows of a case, with its acquisition parameters when the image has DICOM headers; a case that
-    cannot be read gives one row that carries the error. ``done`` and ``on_row``: see ``extract_lesions``."""
+    cannot be read gives one row that carries the error. ``done``, ``on_row`` and ``perturbation`` (its
+    ``perturbations`` and ``perturbation_extractor``): see ``extract_lesions``."""
     meta = case_meta(case)
     try:
         image, lesions = read_case(case)
     except CTTimeError as exc:
         return [dict(meta, lesion_id="", location="", error=str(exc), error_kind=exc.kind)]
     meta.update(acquisition.describe(case.image))
-    return extract_lesions(image, lesions, extractor, meta, progress, cancelled, done, on_row)
+    return extract_lesions(image, lesions, extractor, meta, progress, cancelled, done, on_row, **perturbation)
 
 
 def use_extractor(extractor):
@@ -136,13 +162,19 @@ def use_extractor(extractor):
     _LOCAL.extractors[extractor.parameter_file] = extractor
 
 
-def _extractor(parameter_file):
+def _extractor(parameter_file, features=None):
+    """This thread's extractor of ``parameter_file``, restricted to ``features`` when given."""
     from ..scoring.extraction import FeatureExtractor
 
     extractors = getattr(_LOCAL, "extractors", None)
     if extractors is None or parameter_file not in extractors:
         use_extractor(FeatureExtractor(parameter_file))
-    return _LOCAL.extractors[parameter_file]
+    if not features:
+        return _LOCAL.extractors[parameter_file]
+    key = (parameter_file, tuple(features))
+    if key not in _LOCAL.extractors:
+        _LOCAL.extractors[key] = _LOCAL.extractors[parameter_file].restricted(features)
+    return _LOCAL.extractors[key]
 
 
 def absolute(case):
@@ -152,7 +184,8 @@ def absolute(case):
 
 def process_case(case, settings, cancelled=None):
     """The raw rows of one case, from the cache when its inputs have not changed (``cancelled``: only when run in
-    the calling process)."""
+    the calling process). Cached rows without enough perturbed delineations get the missing ones, nothing else
+    is extracted again."""
     start = time.perf_counter()
     meta = case_meta(case)
     store = None
@@ -162,15 +195,20 @@ def process_case(case, settings, cancelled=None):
         except OSError:  # an input is missing: extract_case reports it
             store = None
     cached = store.rows() if store else None
-    if cached is not None:
-        return CaseResult([dict(meta, **row) for row in cached], True, time.perf_counter() - start)
+    if cached is not None and robustness.complete(cached, settings.perturbations):
+        rows = [dict(meta, **row) for row in cached]
+        return CaseResult(robustness.limited(rows, settings.perturbations), True, time.perf_counter() - start)
 
     def strip(row):
         return {k: v for k, v in row.items() if k not in meta}
 
-    finished = store.finished_lesions() if store else {}
+    finished = {row["lesion_id"]: row for row in cached if row.get("lesion_id")} if cached is not None else \
+        store.finished_lesions() if store else {}
+    perturbation_extractor = _extractor(settings.parameter_file, settings.signature) \
+        if settings.perturbations else None
     rows = extract_case(case, _extractor(settings.parameter_file), cancelled=cancelled, done=finished,
-                        on_row=(lambda row: store.add_lesion(strip(row))) if store else None)
+                        on_row=(lambda row: store.add_lesion(strip(row))) if store else None,
+                        perturbations=settings.perturbations, perturbation_extractor=perturbation_extractor)
     if store:
         store.store([strip(row) for row in rows])
-    return CaseResult(rows, False, time.perf_counter() - start)
+    return CaseResult(robustness.limited(rows, settings.perturbations), False, time.perf_counter() - start)

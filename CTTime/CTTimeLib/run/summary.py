@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..core.errors import Cancelled, CTTimeError
+from ..core.tags import robust_text
 
 EXIT_OK, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
 
@@ -34,6 +35,9 @@ def run_summary(lesions, **extra):
                                                       else ["other"] * len(failed)))
     summary = dict(extra, lesions=len(lesions), ok=len(lesions) - len(failed), failed=len(failed),
                    failed_by_kind=dict(sorted(kinds.items())))
+    robust = [robust_text(value) for value in lesions.get("ct_time_status_robust", ())]
+    if any(robust):
+        summary["status_robust"] = {"robust": robust.count("robust"), "with_interval": sum(map(bool, robust))}
     if "acquisition_warning" in lesions:
         flagged = lesions[lesions["acquisition_warning"].fillna("").astype(str) != ""]
         summary["studies_outside_training_domain"] = sorted(
@@ -43,9 +47,12 @@ def run_summary(lesions, **extra):
 
 
 def patient_line(row):
-    """One patient and time point in a line: lesions, minimum (the paper's predictor), median, heterogeneity."""
+    """One patient and time point in a line: lesions, minimum (the paper's predictor, and whether its status
+    survives re-delineation when known), median, heterogeneity."""
+    robust = robust_text(row.get("status_min_robust"))
+    status = row["status_min"] + {"robust": ", robust", "uncertain": ", flips under re-delineation"}.get(robust, "")
     return (f"{row['patient_id']} {row['timepoint']}: {row['n_lesions']} lesion(s), CT-TIME min "
-            f"{row['ct_time_min']:.3f} ({row['status_min']}), median {row['ct_time_median']:.3f}, heterogeneity "
+            f"{row['ct_time_min']:.3f} ({status}), median {row['ct_time_median']:.3f}, heterogeneity "
             f"{row['heterogeneity']}")
 
 
@@ -65,6 +72,10 @@ def print_report(result, stream=None, quiet=False):
     say = functools.partial(print, file=stream or sys.stdout)
     say(f"Scored {len(result.lesions) - result.n_failed} lesion(s), {result.n_failed} failed"
         + "".join(f", {n} {kind}" for kind, n in result.summary.get("failed_by_kind", {}).items()) + ".")
+    robust = result.summary.get("status_robust")
+    if robust:
+        say(f"Status robust to re-delineation: {robust['robust']} of {robust['with_interval']} lesion(s) with a "
+            "score interval.")
     flagged = result.summary.get("studies_outside_training_domain", [])
     if flagged:
         say(f"{len(flagged)} study(ies) outside CT-TIME's training domain (scores less certain):")

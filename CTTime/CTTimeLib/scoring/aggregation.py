@@ -3,6 +3,10 @@
 Scores are summarised by mean, median, min, max and SD (n-1); each aggregate has a status (> threshold =
 inflamed). The paper's best predictor of progression-free survival was the minimum. Heterogeneity follows the
 SD: < 0.1 low, 0.1-0.3 moderate, > 0.3 high; a single lesion has none.
+
+With score intervals (``robustness``), each aggregate's status is robust when it stays on its side of the threshold
+whatever perturbed delineation each lesion takes: mean, median, min and max grow with every lesion's score, so
+their extremes over all combinations are the aggregates of the lesions' low and of their high ends.
 """
 
 import numpy as np
@@ -35,6 +39,7 @@ def summarize(lesions, threshold=0.5):
         for name in AGGREGATES:
             value = row[f"ct_time_{name}"]
             row[f"status_{name}"] = ("inflamed" if value > threshold else "uninflamed") if len(scores) else ""
+        row.update(_robust_statuses(group, threshold))
         row["heterogeneity"] = heterogeneity(row["ct_time_sd"], len(scores))
         for column, total in ((VOLUME, "total_volume_mm3"), (SURFACE, "total_surface_mm2")):
             row[total] = float(group[column].astype(float).sum()) if column in group and group[column].notna().any() \
@@ -47,6 +52,18 @@ def summarize(lesions, threshold=0.5):
     return pd.DataFrame(rows, columns=PATIENT_COLUMNS)
 
 
+def _robust_statuses(group, threshold):
+    """status_<aggregate>_robust of one patient and time point: True/False, or None unless every scored lesion
+    has a score interval."""
+    scored = group[group["ct_time_score"].astype(float).notna()]
+    bounds = [scored[c].astype(float) if c in scored else pd.Series(np.nan, scored.index)
+              for c in ("ct_time_score_low", "ct_time_score_high")]
+    known = len(scored) and all(np.isfinite(bound).all() for bound in bounds)
+    return {f"status_{name}_robust": bool((getattr(bounds[0], name)() > threshold)
+                                          == (getattr(bounds[1], name)() > threshold)) if known else None
+            for name in AGGREGATES}
+
+
 PATIENT_COLUMNS = (PATIENT_KEYS + ["n_lesions", "n_failed"] + [f"ct_time_{n}" for n in AGGREGATES] + ["ct_time_sd"]
-                   + [f"status_{n}" for n in AGGREGATES]
+                   + [f"status_{n}" for n in AGGREGATES] + [f"status_{n}_robust" for n in AGGREGATES]
                    + ["heterogeneity", "total_volume_mm3", "total_surface_mm2", "standardization", "warning"])

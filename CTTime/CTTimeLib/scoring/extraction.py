@@ -58,9 +58,26 @@ class FeatureExtractor:
         self.feature_names = _enabled_feature_names(self._extractor)
         self.pyradiomics_version = radiomics.__version__
         self._resampling = _resampling_settings(self._extractor.settings)
-        if self._resampling is not None:  # the same extraction for lesions this class has already resampled
-            self._on_grid = copy.deepcopy(self._extractor)
-            self._on_grid.settings.update(resampledPixelSpacing=None, preCrop=False, additionalInfo=False)
+        self._on_grid = _on_grid(self._extractor, self._resampling)
+
+    def restricted(self, feature_names):
+        """The same extraction computing only ``feature_names`` (e.g. the signature's, for perturbed delineations):
+        a second pyradiomics extractor from the parameter dict with only those features enabled, so every value
+        equals the full extraction's."""
+        from radiomics.featureextractor import RadiomicsFeatureExtractor
+
+        unknown = [name for name in feature_names if name not in self.feature_names]
+        if unknown:
+            raise CTTimeError(f"Parameter file {self.parameter_file} does not enable {', '.join(unknown)}.", "input")
+        classes = {}
+        for name in feature_names:
+            feature_class, feature = name[len(FEATURE_PREFIX):].split("_", 1)
+            classes.setdefault(feature_class, []).append(feature)
+        restricted = copy.copy(self)
+        restricted._extractor = RadiomicsFeatureExtractor(dict(copy.deepcopy(self.parameters), featureClass=classes))
+        restricted._on_grid = _on_grid(restricted._extractor, self._resampling)
+        restricted.feature_names = list(feature_names)
+        return restricted
 
     @property
     def warning(self):
@@ -116,6 +133,15 @@ class FeatureExtractor:
         if grid is None:
             return image, whole, False
         return (*resample_lesion(image, whole, grid, interpolator), True)
+
+
+def _on_grid(extractor, resampling):
+    """The same extraction for lesions this class has already resampled (None when it does not resample)."""
+    if resampling is None:
+        return None
+    on_grid = copy.deepcopy(extractor)
+    on_grid.settings.update(resampledPixelSpacing=None, preCrop=False, additionalInfo=False)
+    return on_grid
 
 
 @contextlib.contextmanager

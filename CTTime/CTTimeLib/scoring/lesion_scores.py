@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import CTTimeError
-from . import harmonization, standardization
+from . import harmonization, robustness, standardization
 from .standardization import COHORT
 
 RECIST_MIN_DIAMETER_MM = 10.0
@@ -22,7 +22,9 @@ def resolve_standardization(spec, model):
 
 def score_table(table, model, standardize=COHORT, group_by=(), harmonize_by=None):
     """Add z-scores, CT-TIME score, status and the standardisation used to a table of raw feature rows
-    (ComBat-harmonised across the ``harmonize_by`` column first, when given)."""
+    (ComBat-harmonised across the ``harmonize_by`` column first, when given). Rows holding perturbed delineations
+    (column ``robustness.PERTURBED``) also get their score interval, from the same harmonisation and z-scoring
+    as their lesion."""
     table = table.copy()
     if "error" not in table:
         table["error"] = ""
@@ -42,9 +44,11 @@ def score_table(table, model, standardize=COHORT, group_by=(), harmonize_by=None
                                     f"signature feature(s) {', '.join(bad)} missing, NaN or infinite; extract the "
                                     "lesion again or correct its row.")
         table.at[index, "error_kind"] = "features"
-    prefix = ""
+    prefix, correct, perturbed = "", None, {}
     if harmonize_by:
-        features = harmonization.harmonize(table, features, table.index[scorable], harmonize_by)
+        raw, rows = features, table.index[scorable]
+        features = harmonization.harmonize(table, features, rows, harmonize_by)
+        correct = harmonization.as_fitted(raw.loc[rows], features.loc[rows], table.loc[rows, harmonize_by])
         prefix = harmonization.describe(harmonize_by) + ", then "
     for name in model.features:
         table[f"z_{name}"] = np.nan
@@ -64,10 +68,15 @@ def score_table(table, model, standardize=COHORT, group_by=(), harmonize_by=None
         z = reference.standardize(features.loc[index], model.features)
         table.loc[index, z.columns] = z
         table.loc[index, "standardization"] = prefix + reference.describe()
+        if robustness.PERTURBED in table:
+            batches = table.loc[index, harmonize_by] if harmonize_by else None
+            perturbed.update(robustness.perturbed_scores(table.loc[index, robustness.PERTURBED], model, reference,
+                                                         correct, batches))
     scores = model.score(table.loc[scorable, [f"z_{n}" for n in model.features]])
     table["ct_time_score"] = np.nan
     table.loc[scorable, "ct_time_score"] = scores
     table["ct_time_status"] = model.status(table["ct_time_score"])
+    robustness.add_intervals(table, perturbed, model.threshold)
     if DIAMETER_FEATURE in table:
         diameter = pd.to_numeric(table[DIAMETER_FEATURE], errors="coerce")
         table["longest_axial_diameter_mm"] = diameter

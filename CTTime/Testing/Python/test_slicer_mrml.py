@@ -63,10 +63,11 @@ def _load_study(scene, case, lesion_name="LU_1"):
     return study
 
 
-def _cli(cases, out, standardize, names=None):
+def _cli(cases, out, standardize, names=None, perturbations=0):
     return pipeline.run([pipeline.Case(c, "BS", str(SAMPLE_DATA / c / "CT_image.nii.gz"),
                                        str(SAMPLE_DATA / c / "CT_mask.nii.gz"), names={1: (names or {}).get(c, "LU_1")})
-                         for c in cases], out, pipeline.Options(standardize=str(standardize)))
+                         for c in cases], out, pipeline.Options(standardize=str(standardize),
+                                                                perturbations=perturbations))
 
 
 def test_volume_node_becomes_the_ct_simpleitk_reads(scene):
@@ -249,3 +250,28 @@ def test_progress_reaches_the_end_and_cancel_stops(scene):
     with pytest.raises(Cancelled):
         CTTimeMRML.compute(studies, DEMO_REFERENCE, cancelled=lambda: True)
     assert colours == [segment.GetColor() for s in studies for _, segment in CTTimeMRML.segments(s.segmentation_node)]
+
+
+def test_perturbations_give_the_clis_intervals_tags_table_and_export(scene, tmp_path):
+    study = _load_study(scene, "STS_019")
+    results = CTTimeMRML.compute([study], DEMO_REFERENCE, perturbations=3)
+    cli = _cli(("STS_019",), tmp_path / "cli", str(DEMO_REFERENCE), perturbations=3).lesions
+    columns = ["ct_time_score_low", "ct_time_score_high", "ct_time_perturbations"]
+    np.testing.assert_allclose(results.lesions[columns].to_numpy(float), cli[columns].to_numpy(float), rtol=1e-9)
+    row = results.lesions.iloc[0]
+    assert row["ct_time_perturbations"] == 3 and row["ct_time_score_low"] <= row["ct_time_score"]
+    CTTimeMRML.apply_results(study, results)
+    lesion = CTTimeMRML.segments(study.segmentation_node)[0][1]
+    assert CTTimeMRML.get_tag(lesion, tags.SCORE_INTERVAL_TAG) == \
+        f"{row['ct_time_score_low']:.6f}-{row['ct_time_score_high']:.6f}"
+    assert CTTimeMRML.get_tag(lesion, tags.STATUS_ROBUST_TAG) == ("robust" if row["ct_time_status_robust"]
+                                                                  else "uncertain")
+    table = scene.AddNewNodeByClass("vtkMRMLTableNode")
+    CTTimeMRML.fill_table_node(table, results)
+    header = [table.GetColumnName(i) for i in range(table.GetNumberOfColumns())]
+    assert float(table.GetCellText(0, header.index("Score low"))) == pytest.approx(row["ct_time_score_low"], rel=1e-5)
+    assert table.GetCellText(0, header.index("Re-delineations")) == "3"
+    assert table.GetCellText(2, header.index("Status under re-delineation")) in ("robust", "uncertain")
+    files = CTTimeMRML.export(tmp_path / "export", results, [study])
+    assert [f.name for f in files][:3] == ["lesions.csv", "patients.csv", "perturbations.csv"]
+    assert len(pd.read_csv(files[2])) == 3
