@@ -22,6 +22,7 @@ class Results:
     patients: object  # pandas DataFrame, the patients.csv rows
     warnings: list = field(default_factory=list)
     model_name: str = "CT-TIME"
+    provenance: dict = field(default_factory=dict)  # the model's (paper, doi, ...), cited in the DICOM SR
 
 
 def compute(studies, standardize, progress=None, cancelled=None, extractor=None, model=None):
@@ -54,7 +55,7 @@ def compute(studies, standardize, progress=None, cancelled=None, extractor=None,
                               "first.", "input")
         rows += extract_lesions(image, lesions, extractor, meta, report, cancelled)
     scored = score_table(pd.DataFrame(rows), model, reference)
-    return Results(*result_tables(scored, model, extractor), model_name=model.name)
+    return Results(*result_tables(scored, model, extractor), model_name=model.name, provenance=model.provenance)
 
 
 def _rows_of(results, study):

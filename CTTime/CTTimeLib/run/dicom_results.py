@@ -87,7 +87,8 @@ def findings_of(rows, patient_row, lesions, record):
         total_volume_mm3=_number(patient_row.get("total_volume_mm3")),
         total_surface_mm2=_number(patient_row.get("total_surface_mm2")),
         standardization=sorted(set(rows["standardization"].fillna("").astype(str)) - {""}),
-        warnings=run_warnings(rows) + [f"Acquisition outside CT-TIME's training domain: {text}" for text in acquisition],
+        warnings=run_warnings(rows) + [f"Acquisition outside CT-TIME's training domain: {text}"
+                                       for text in acquisition],
         comment=_comment(record), algorithm=record.get("model") or "CT-TIME",
         algorithm_version=f"CTTime {record.get('tool_version') or __version__}")
 

@@ -17,8 +17,8 @@ __all__ = ["CTSeries", "LesionFinding", "StudyFindings", "read_ct_series", "trac
 
 def write_dicom(seg_path, sr_path, series, image, findings, software_version):
     """Write the SEG and the SR of one study (``findings``: ``StudyFindings``); their paths."""
-    segmentation, segment_numbers, library = build_segmentation(series, image, findings, software_version)
-    report = build_report(series, segmentation, segment_numbers, library, findings, software_version)
+    segmentation, segments, library = build_segmentation(series, image, findings, software_version)
+    report = build_report(series, segmentation, segments, library, findings, software_version)
     for dataset, path in ((segmentation, seg_path), (report, sr_path)):
         with atomic_path(path) as temporary:
             dataset.save_as(temporary)

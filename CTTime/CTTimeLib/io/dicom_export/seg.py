@@ -69,8 +69,8 @@ def _frames(pieces, slices, shape):
 
 
 def build_segmentation(series, image, findings, software_version):
-    """The DICOM SEG of a study's lesions (those with voxels) on the CT series; also the segment number of each
-    lesion ID and the CT slices (headers) the segments lie on."""
+    """The DICOM SEG of a study's lesions (those with voxels) on the CT series; also, by lesion ID, its segment
+    number and the CT slices (headers) it lies on, and the CT slices all segments lie on."""
     pieces, described = [], []
     for lesion in findings.lesions:
         piece = _voxels(lesion, image)
@@ -105,5 +105,6 @@ def build_segmentation(series, image, findings, software_version):
         content_description="CT-TIME lesions, coloured by score")
     segmentation.SeriesDescription = SERIES_DESCRIPTION
     segmentation.SpecificCharacterSet = UTF8  # lesion IDs as given, in any script
-    numbers = {lesion.lesion_id: number for number, lesion in enumerate(described, start=1)}
-    return segmentation, numbers, sources
+    segments = {lesion.lesion_id: (number, [series.slices[start[2] + int(dz)] for dz in np.flatnonzero(
+        array.any(axis=(1, 2)))]) for number, (lesion, (start, array)) in enumerate(zip(described, pieces), start=1)}
+    return segmentation, segments, sources

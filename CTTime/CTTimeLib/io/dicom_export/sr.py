@@ -25,7 +25,15 @@ def _measurement(name, value, unit, derivation=None):
     return hd.sr.Measurement(name=name, value=float(value), unit=unit, derivation=derivation)
 
 
-def _lesion_group(lesion, segmentation, segment_number, context):
+def _referenced_segment(segmentation, number, sources):
+    """The SEG segment and the CT images it was derived from (highdicom's ``from_segmentation`` fails on a SEG
+    with one segment, whose segment identification is shared by all frames)."""
+    return hd.sr.ReferencedSegment(
+        sop_class_uid=segmentation.SOPClassUID, sop_instance_uid=segmentation.SOPInstanceUID, segment_number=number,
+        source_images=[hd.sr.SourceImageForSegmentation(h.SOPClassUID, h.SOPInstanceUID) for h in sources])
+
+
+def _lesion_group(lesion, segmentation, segment, context):
     items = [_measurement(codes.SCORE, lesion.score, codes.NO_UNITS)]
     if lesion.score_interval is not None:
         items += [_measurement(codes.SCORE_LOW, lesion.score_interval[0], codes.NO_UNITS),
@@ -44,7 +52,7 @@ def _lesion_group(lesion, segmentation, segment_number, context):
     return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=tracking_uid(context["patient_id"], lesion.lesion_id),
                                                      identifier=lesion.lesion_id),
-        referenced_segment=hd.sr.ReferencedSegment.from_segmentation(segmentation, segment_number),
+        referenced_segment=_referenced_segment(segmentation, *segment),
         finding_type=codes.NEOPLASM, finding_sites=[hd.sr.FindingSite(location)] if location is not None else None,
         time_point_context=context["time_point"], algorithm_id=context["algorithm"], measurements=items,
         qualitative_evaluations=evaluations)
@@ -89,16 +97,16 @@ def _texts(findings):
     return container
 
 
-def build_report(series, segmentation, segment_numbers, library, findings, software_version):
-    """The Comprehensive 3D SR of a study. ``segment_numbers`` maps lesion IDs to their SEG segment; ``library``
-    holds the headers of the CT slices the segments lie on (the report's image library)."""
+def build_report(series, segmentation, segments, library, findings, software_version):
+    """The Comprehensive 3D SR of a study. ``segments`` maps lesion IDs to their SEG segment number and source CT
+    headers; ``library`` holds the headers of the CT slices the segments lie on (the report's image library)."""
     context = {
         "patient_id": findings.patient_id,
         "time_point": hd.sr.TimePointContext(time_point=str(findings.timepoint), time_point_type=codes.timepoint_type(
             findings.timepoint, findings.baseline)),
         "algorithm": hd.sr.AlgorithmIdentification(name=findings.algorithm, version=findings.algorithm_version)}
-    groups = [_lesion_group(lesion, segmentation, segment_numbers[lesion.lesion_id], context)
-              for lesion in findings.lesions if is_finite(lesion.score) and lesion.lesion_id in segment_numbers]
+    groups = [_lesion_group(lesion, segmentation, segments[lesion.lesion_id], context)
+              for lesion in findings.lesions if is_finite(lesion.score) and lesion.lesion_id in segments]
     groups.append(_patient_group(findings, context))
     observer = hd.sr.ObservationContext(observer_device_context=hd.sr.ObserverContext(
         observer_type=codes.DEVICE, observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
