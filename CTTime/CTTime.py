@@ -110,6 +110,7 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.screenshotButton.connect("clicked(bool)", self.onScreenshot)
         self.ui.boardButton.connect("clicked(bool)", self.onBoard)
         self.ui.boardButton.setVisible(self.logic.boardAvailable())
+        self.ui.dicomButton.connect("clicked(bool)", self.onDicom)
         self.initializeParameterNode()
 
     def cleanup(self):
@@ -173,6 +174,7 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.exportButton.setEnabled(self.results is not None)
         self.ui.screenshotButton.setEnabled(self.results is not None)
         self.ui.boardButton.setEnabled(self.results is not None)
+        self.ui.dicomButton.setEnabled(self.results is not None)
         self.observeSegmentation(node.segmentation)
 
     # --- lesion list: location and target flag kept as segment tags -------------------------------------------
@@ -312,10 +314,28 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             slicer.util.infoDisplay("Written:\n" + "\n".join(str(path) for path in files), windowTitle="CTTime")
 
 
+    def onDicom(self):
+        if not self.ensureDependencies(self.logic.DICOM_PACKAGES):
+            return
+        folder = pathlib.Path(self._parameterNode.outputFolder)
+        with slicer.util.tryWithErrorDisplay(f"DICOM export to {folder} failed.", waitCursor=True):
+            files, skipped = self.logic.exportDicom(folder, self.results, self.studies)
+        text = "\n".join(["Written:"] + [str(path) for path in files] if files else ["No DICOM file written."])
+        if skipped:
+            text += "\n\nNo DICOM SEG/SR for:\n" + "\n".join(skipped)
+        if not files:
+            slicer.util.warningDisplay(text, windowTitle="CTTime")
+        elif slicer.util.confirmYesNoDisplay(text + "\n\nAdd the files to Slicer's DICOM database?",
+                                             windowTitle="CTTime"):
+            with slicer.util.tryWithErrorDisplay("Adding the files to the DICOM database failed.", waitCursor=True):
+                self.logic.addToDicomDatabase(files)
+
+
 class CTTimeLogic(ScriptedLoadableModuleLogic):
     """Slicer-side actions; the MRML <-> CTTimeLib work is CTTimeMRML's."""
 
     BOARD_PACKAGES = CTTimeMRML.BOARD_PACKAGES  # what the tumour-board figure needs besides scoring
+    DICOM_PACKAGES = CTTimeMRML.DICOM_PACKAGES  # what the DICOM SEG + SR export needs (bundled from Slicer 5.12)
 
     def __init__(self):
         ScriptedLoadableModuleLogic.__init__(self)
@@ -364,6 +384,38 @@ class CTTimeLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def export(folder, results, studies):
         return CTTimeMRML.export(folder, results, studies)
+
+    @staticmethod
+    def ctDicomFiles(volumeNode):
+        """The files of a CT volume loaded from Slicer's DICOM database (its DICOM.instanceUIDs), else []."""
+        database = slicer.dicomDatabase
+        uids = (volumeNode.GetAttribute("DICOM.instanceUIDs") or "").split()
+        files = [database.fileForInstance(uid) for uid in uids] if database is not None else []
+        return files if files and all(files) else []
+
+    def exportDicom(self, folder, results, studies):
+        """DICOM SEG + SR of each study whose CT came from the DICOM database: the files written, and a line for
+        each study without them saying why."""
+        files, skipped = [], []
+        for study in studies:
+            ctFiles = self.ctDicomFiles(study.volume_node)
+            if not ctFiles:
+                skipped.append(f"{study.patient_id} {study.timepoint}: the CT {study.volume_node.GetName()} was not "
+                               "loaded from Slicer's DICOM database (load it with the DICOM module)")
+                continue
+            try:
+                files += CTTimeMRML.write_dicom(folder, results, study, ctFiles)
+            except CTTimeError as exc:
+                skipped.append(f"{study.patient_id} {study.timepoint}: {exc}")
+        return files, skipped
+
+    @staticmethod
+    def addToDicomDatabase(files):
+        """Index the files into Slicer's DICOM database (copied into it)."""
+        indexer = ctk.ctkDICOMIndexer()
+        for path in files:
+            indexer.addFile(slicer.dicomDatabase, str(path), True)
+        indexer.waitForImportFinished()
 
     @staticmethod
     def writeBoards(folder, results, studies):

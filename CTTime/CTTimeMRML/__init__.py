@@ -8,14 +8,15 @@ libraries alone (the slicer-core wheels) as well as inside Slicer. One concern p
     segments   segment tags, lesions on the CT grid, colouring by score, saving a segmentation
     studies    the studies in the scene (segmentation, CT, patient, time point)
     results    scoring studies with the CLI's code; results on segments and in a table node
-    export     lesions.csv, patients.csv, coloured .seg.nrrd and the tumour board, as the CLI writes them
+    export     lesions.csv, patients.csv, coloured .seg.nrrd, DICOM SEG + SR and the tumour board, as the CLI
+               writes them
 
 A package, not a CTTimeMRML.py beside CTTime.py: Slicer loads every .py in a module's folder as a module.
 """
 
-from .export import export, write_board
+from .export import export, write_board, write_dicom
 from .images import image_from_kji, ijk_to_ras, lps_geometry, mask_on_image, matrix_to_numpy, volume_to_image
-from .packages import BOARD_PACKAGES, REQUIRED_PACKAGES, missing_packages
+from .packages import BOARD_PACKAGES, DICOM_PACKAGES, REQUIRED_PACKAGES, missing_packages
 from .results import (TABLE_COLUMNS, Results, apply_results, compute, fill_table_node, summary_lines, table_rows,
                       targets)
 from .segments import (HU_WINDOW, color_by_score, get_tag, is_target, lesions_from_segmentation, save_segmentation,
@@ -23,10 +24,10 @@ from .segments import (HU_WINDOW, color_by_score, get_tag, is_target, lesions_fr
 from .studies import (PATIENT_ATTRIBUTE, TIMEPOINT_ATTRIBUTE, TIMEPOINT_CHOICES, Study, node_source, reference_volume,
                       remember_study, scene_studies)
 
-__all__ = ["export", "write_board", "image_from_kji", "ijk_to_ras", "lps_geometry", "mask_on_image",
-           "matrix_to_numpy", "volume_to_image", "BOARD_PACKAGES", "REQUIRED_PACKAGES", "missing_packages",
-           "TABLE_COLUMNS", "Results", "apply_results", "compute", "fill_table_node", "summary_lines", "table_rows",
-           "targets", "HU_WINDOW", "color_by_score", "get_tag", "is_target", "lesions_from_segmentation",
-           "save_segmentation", "segment_location", "segments", "set_location", "set_target", "PATIENT_ATTRIBUTE",
-           "TIMEPOINT_ATTRIBUTE", "TIMEPOINT_CHOICES", "Study", "node_source", "reference_volume", "remember_study",
-           "scene_studies"]
+__all__ = ["export", "write_board", "write_dicom", "image_from_kji", "ijk_to_ras", "lps_geometry", "mask_on_image",
+           "matrix_to_numpy", "volume_to_image", "BOARD_PACKAGES", "DICOM_PACKAGES", "REQUIRED_PACKAGES",
+           "missing_packages", "TABLE_COLUMNS", "Results", "apply_results", "compute", "fill_table_node",
+           "summary_lines", "table_rows", "targets", "HU_WINDOW", "color_by_score", "get_tag", "is_target",
+           "lesions_from_segmentation", "save_segmentation", "segment_location", "segments", "set_location",
+           "set_target", "PATIENT_ATTRIBUTE", "TIMEPOINT_ATTRIBUTE", "TIMEPOINT_CHOICES", "Study", "node_source",
+           "reference_volume", "remember_study", "scene_studies"]

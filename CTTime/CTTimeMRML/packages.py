@@ -8,6 +8,7 @@ REQUIRED_PACKAGES = {"radiomics": "pyradiomics", "pandas": "pandas", "sklearn": 
 
 
 BOARD_PACKAGES = {"matplotlib": "matplotlib"}  # for the tumour-board figure (CTTimeLib.figures.tumour_board)
+DICOM_PACKAGES = {"highdicom": "highdicom"}  # for the DICOM SEG + SR export (bundled from Slicer 5.12 on)
 
 
 def missing_packages(packages=None):

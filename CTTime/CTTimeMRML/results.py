@@ -24,6 +24,7 @@ class Results:
     patients: object  # pandas DataFrame, the patients.csv rows
     warnings: list = field(default_factory=list)
     model_name: str = "CT-TIME"
+    provenance: dict = field(default_factory=dict)  # the model's (paper, doi, ...), cited in the DICOM SR
     perturbations: object = None  # pandas DataFrame, the perturbations.csv rows (None: no perturbed delineations)
 
 
@@ -62,7 +63,7 @@ def compute(studies, standardize, progress=None, cancelled=None, extractor=None,
                                 perturbation_extractor=perturbation_extractor)
     scored = score_table(pd.DataFrame(rows), model, reference)
     table = perturbations_table(scored, model.features)
-    return Results(*result_tables(scored, model, extractor), model_name=model.name,
+    return Results(*result_tables(scored, model, extractor), model_name=model.name, provenance=model.provenance,
                    perturbations=table if len(table) else None)
 
 

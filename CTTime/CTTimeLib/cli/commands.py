@@ -19,7 +19,7 @@ from ..core.resources import DEMO_REFERENCE, MODEL_FILE, PARAMETER_FILE, SAMPLE_
 from ..io import tables
 from ..run import pipeline, progress, run_folder
 from ..run.manifest import read_manifest
-from ..run.summary import EXIT_OK, exit_status, print_report
+from ..run.summary import EXIT_OK, EXIT_SOME_FAILED, exit_status, print_report
 from ..scoring import robustness, standardization
 from ..scoring.extraction import FEATURE_PREFIX
 from ..scoring.signature import load_model
@@ -56,6 +56,9 @@ def _add_extraction(parser):
                              "with it)")
     parser.add_argument("--no-segmentation", action="store_true",
                         help="do not write the coloured <patient>_<timepoint>_cttime.seg.nrrd files")
+    parser.add_argument("--dicom", action="store_true",
+                        help="also write <patient>_<timepoint>_cttime_seg.dcm (DICOM SEG) and _cttime_sr.dcm (DICOM "
+                             "SR, TID 1500) for each study whose CT is a DICOM series, to send to PACS")
 
 
 def _add_perturbations(parser):
@@ -172,6 +175,14 @@ def build_parser():
     board.add_argument("run_dir", metavar="RUN_DIR", help="run folder (lesions.csv, patients.csv, run.json)")
     board.add_argument("--pdf", action="store_true", help="also write a PDF of each board")
     board.add_argument("--patient", metavar="ID", help="only this patient (default: every patient)")
+    dicom = commands.add_parser("dicom-export", help="write DICOM SEG + SR of a run folder's studies (for PACS)",
+                                description="Write <patient>_<timepoint>_cttime_seg.dcm (DICOM SEG: one segment "
+                                            "per lesion, in its CT-TIME colour) and _cttime_sr.dcm (DICOM SR, TID "
+                                            "1500 measurement report: scores, features, volumes, status, patient "
+                                            "aggregates, standardisation and warnings) into a run folder written by "
+                                            "`cttime score` or `cttime cohort`, for each study whose CT is a DICOM "
+                                            "series. Both reference that series and carry its patient and study.")
+    dicom.add_argument("run_dir", metavar="RUN_DIR", help="run folder (lesions.csv, patients.csv, run.json)")
     analytics.add_commands(commands)
     return parser
 
@@ -199,17 +210,49 @@ def read_lesions_table(path):
     return tables.read_csv(path, "Lesions table", text=tables.TEXT_KEYS + ("error", "error_kind", "location"))
 
 
+def _check_dicom(args):
+    """--dicom and dicom-export need highdicom (an optional dependency): say so before any work."""
+    import importlib.util
+
+    if getattr(args, "dicom", True) and importlib.util.find_spec("highdicom") is None:
+        raise CTTimeError("DICOM SEG + SR export needs the highdicom package: pip install highdicom (or "
+                          "pip install 'cttime[dicom]').", "input")
+
+
 def command_score(args):
+    _check_dicom(args)
     case = pipeline.Case(args.patient, args.timepoint, args.image, args.segmentation,
                          names={int(k) if k.isdigit() else k: v for k, v in _pairs(args.label_name,
                                                                                    "--label-name").items()},
                          locations=_pairs(args.location, "--location"))
     options = _options(args)
     options.strict = True  # one study: an image or segmentation that cannot be used is bad input (exit 2)
-    return print_report(pipeline.run([case], args.out, options, events=progress.Lines()))
+    code = print_report(pipeline.run([case], args.out, options, events=progress.Lines()))
+    return _with_dicom(args, [case], code)
+
+
+def _with_dicom(args, cases, code):
+    """With --dicom: the DICOM SEG + SR of the run just written; a study without them turns exit 0 into 3."""
+    if not args.dicom:
+        return code
+    written = _dicom_export(args.out, cases)
+    return EXIT_SOME_FAILED if code == EXIT_OK and not written else code
+
+
+def _dicom_export(run_dir, cases=()):
+    """Write and report the DICOM SEG + SR of a run folder; True when every study has them."""
+    from ..run.dicom_results import export_run
+
+    result = export_run(run_dir, cases)
+    if result.files:
+        print(f"DICOM SEG + SR in {run_dir}: " + ", ".join(Path(f).name for f in result.files))
+    for message in result.skipped:
+        print(f"No DICOM SEG/SR for {message}", file=sys.stderr)
+    return not result.skipped
 
 
 def command_cohort(args):
+    _check_dicom(args)
     cases = read_manifest(args.manifest)
     options = dataclasses.replace(_options(args), workers=args.workers, scheduler=args.scheduler,
                                   cache=not args.no_cache)
@@ -223,7 +266,8 @@ def command_cohort(args):
     finally:
         if log:
             log.close()
-    return print_report(result, sys.stderr if args.log_json == "-" else None, args.quiet)
+    code = print_report(result, sys.stderr if args.log_json == "-" else None, args.quiet)
+    return _with_dicom(args, cases, code)
 
 
 def command_rescore(args):
@@ -270,9 +314,14 @@ def command_board(args):
     return EXIT_OK
 
 
+def command_dicom_export(args):
+    _check_dicom(args)
+    return EXIT_OK if _dicom_export(args.run_dir) else EXIT_SOME_FAILED
+
+
 COMMANDS = {"score": command_score, "cohort": command_cohort, "rescore": command_rescore,
             "reference": command_reference_build, "demo": command_demo, "board": command_board,
-            "report": command_board}
+            "report": command_board, "dicom-export": command_dicom_export}
 COMMANDS.update(analytics.COMMANDS)
 
 

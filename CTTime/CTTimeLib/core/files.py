@@ -9,17 +9,22 @@ from contextlib import contextmanager
 from pathlib import Path
 
 _BLOCK = 1 << 20
+_UMASK = os.umask(0o022)  # read once, at import (setting it later would race with other threads)
+os.umask(_UMASK)
 
 
 @contextmanager
 def atomic_path(path):
-    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block completes."""
+    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block completes. The file gets the
+    permissions of any new file (mkstemp's are owner-only), so that e.g. a PACS sender running as another user can
+    read it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(handle)
     try:
         yield temporary
+        os.chmod(temporary, 0o666 & ~_UMASK)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):

@@ -32,8 +32,6 @@ from ..core.files import atomic_path
 from ..core.geometry import whole_mask
 from ..core.tags import robust_text
 from ..core.timepoints import is_baseline
-from ..io.images import read_image
-from ..io.segmentations import read_lesions
 from ..io.tables import read_csv
 from ..run import run_folder
 from ..scoring import aggregation
@@ -91,28 +89,13 @@ def read_table(path, what):
                     hint="Give a folder written by `cttime score` or `cttime cohort`.")
 
 
-def _case_masks(run_dir, rows, image):
-    """Lesion ID -> mask (SimpleITK, on ``image``'s grid): the run's coloured .seg.nrrd, else the input segmentation."""
-    first = rows.iloc[0]
-    candidates = [run_folder.segmentation_path(run_dir, first.patient_id, first.timepoint)]
-    if str(first.get("segmentation", "") or ""):
-        candidates.append(Path(first["segmentation"]))
-    for path in candidates:
-        if path.exists():
-            return {lesion.lesion_id: lesion.mask for lesion in read_lesions(path, image)}
-    return {}
-
-
 def load_case(run_dir, rows):
-    """The CT image and lesion masks of one patient and time point of a run, or (None, {}, reason)."""
-    path = str(rows.iloc[0].get("image", "") or "") if "image" in rows else ""
-    if not path:
-        return None, {}, "CT image not recorded in lesions.csv (run made by an older CTTime): score it again"
+    """The CT image and lesion masks (ID -> mask) of one patient and time point of a run, or (None, {}, reason)."""
     try:
-        image = read_image(path)
-        return image, _case_masks(run_dir, rows, image), ""
+        image, lesions = run_folder.read_study(run_dir, rows)
     except CTTimeError as exc:
         return None, {}, str(exc)
+    return image, {lesion.lesion_id: lesion.mask for lesion in lesions}, ""
 
 
 # ---------------------------------------------------------------- slices

@@ -43,11 +43,16 @@ def series_files(folder):
                     default=()))
 
 
+def read_header(path):
+    """The header (no pixels) of a DICOM file, else None."""
+    return _read(path, stop_before_pixels=True)
+
+
 def image_header(path):
     """The header (no pixels) of a DICOM image file or of the first file of a series folder, else None."""
     path = Path(path)
     files = series_files(path) if path.is_dir() else [path]
-    return _read(files[0], stop_before_pixels=True) if files else None
+    return read_header(files[0]) if files else None
 
 
 def segmentation_file(path):

@@ -24,13 +24,13 @@ def read_json(path, what, kind):
 
 
 def read_csv(path, what, required=(), text=TEXT_KEYS, hint="", kind="input"):
-    """A CSV with its ``text`` columns (None: every column) kept as text (missing -> ""), or a CTTimeError naming
-    the file and what it lacks (``hint``: what to give instead when the file does not exist)."""
+    """A CSV with its ``text`` columns (None: every column) kept as text (missing -> "") and its numbers read back
+    exactly as written (pandas' default parser may be 1 ulp off), or a CTTimeError naming the file and what it lacks (``hint``: what to give instead when the file does not exist)."""
     try:
         if text is None:
             table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
         else:
-            table = pd.read_csv(path, dtype={column: str for column in text})
+            table = pd.read_csv(path, dtype={column: str for column in text}, float_precision="round_trip")
     except FileNotFoundError:
         raise CTTimeError(f"{what} not found: {path}.{' ' + hint if hint else ''}", kind) from None
     except (OSError, ValueError, UnicodeDecodeError) as exc:

@@ -33,7 +33,7 @@ from . import cache, execution, run_folder, study
 from .study import Case
 from .summary import run_summary
 
-__all__ = ["Case", "Options", "RunResult", "result_tables", "run", "rescore"]
+__all__ = ["Case", "Options", "RunResult", "result_tables", "run", "run_warnings", "rescore"]
 
 
 @dataclass
@@ -91,9 +91,14 @@ def result_tables(scored, model, extractor=None):
     lesions = run_folder.order_lesion_columns(scored, feature_names, model.features)
     lesions["warning"] = lesions["warning"].fillna("").astype(str)
     patients = aggregation.summarize(lesions, model.threshold)
-    warnings = sorted(set(lesions["warning"]) - {""}) + sorted(
-        {text.split(" - ", 1)[1] for text in lesions["standardization"] if " - " in text})
-    return lesions, patients, warnings
+    return lesions, patients, run_warnings(lesions)
+
+
+def run_warnings(lesions):
+    """The warnings every output repeats for these lesions.csv rows: their warning column (e.g. another parameter
+    file) and what their standardisation says after " - " (e.g. NOT CLINICALLY CALIBRATED)."""
+    return sorted(set(lesions["warning"].fillna("").astype(str)) - {""}) + sorted(
+        {text.split(" - ", 1)[1] for text in lesions["standardization"].fillna("").astype(str) if " - " in text})
 
 
 _SEGMENT_COLUMNS = ("lesion_id", "ct_time_score", "ct_time_status", "ct_time_score_low", "ct_time_score_high",

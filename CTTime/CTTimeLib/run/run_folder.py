@@ -7,6 +7,8 @@
     <patient>_<timepoint>_cttime.seg.nrrd  the lesions coloured by score
     <patient>_<timepoint>_board.png      the tumour-board figure (and .pdf)
     <patient>_<timepoint>_screenshot.png the Slicer module's screenshot
+    <patient>_<timepoint>_cttime_seg.dcm  DICOM SEG of the lesions (``--dicom``, ``cttime dicom-export``)
+    <patient>_<timepoint>_cttime_sr.dcm   DICOM SR (TID 1500) of the results
     cache/                               raw results for resuming (see ``cache``)
 """
 
@@ -17,11 +19,14 @@ import numpy as np
 
 from ..core.errors import CTTimeError
 from ..core.files import safe_name, write_table, write_text
+from ..io.images import read_image
+from ..io.segmentations import read_lesions
 from ..scoring import robustness
 
 LESIONS_CSV, PATIENTS_CSV, RUN_JSON, CACHE_DIR = "lesions.csv", "patients.csv", "run.json", "cache"
 PERTURBATIONS_CSV = "perturbations.csv"
 SEGMENTATION_SUFFIX, BOARD_SUFFIX, SCREENSHOT_SUFFIX = "_cttime.seg.nrrd", "_board", "_screenshot.png"
+DICOM_SEG_SUFFIX, DICOM_SR_SUFFIX = "_cttime_seg.dcm", "_cttime_sr.dcm"
 LESION_KEYS = ["patient_id", "timepoint", "lesion_id", "location"]
 _TEXT_COLUMNS = ("error", "error_kind", "standardization", "warning")
 
@@ -42,6 +47,31 @@ def board_path(out_dir, patient_id, timepoint, suffix=".png"):
 def screenshot_path(out_dir, patient_id, timepoint):
     """The Slicer module's screenshot of the layout with the colour legend."""
     return Path(out_dir) / f"{study_key(patient_id, timepoint)}{SCREENSHOT_SUFFIX}"
+
+
+def dicom_paths(out_dir, patient_id, timepoint):
+    """The DICOM SEG and SR of a study."""
+    stem = Path(out_dir) / study_key(patient_id, timepoint)
+    return stem.with_name(stem.name + DICOM_SEG_SUFFIX), stem.with_name(stem.name + DICOM_SR_SUFFIX)
+
+
+def read_study(run_dir, rows):
+    """The CT image and lesions (masks on its grid) of one patient and time point of a run (``rows``: its
+    lesions.csv rows): the lesions from the run's coloured .seg.nrrd, which names them as scored, else from the
+    input segmentation. CTTimeError when the CT is not recorded or cannot be read."""
+    first = rows.iloc[0]
+    path = str(first.get("image", "") or "")
+    if not path:
+        raise CTTimeError("CT image not recorded in lesions.csv (run made by an older CTTime): score it again",
+                          "input")
+    image = read_image(path)
+    candidates = [segmentation_path(run_dir, first["patient_id"], first["timepoint"])]
+    if str(first.get("segmentation", "") or ""):
+        candidates.append(Path(first["segmentation"]))
+    for candidate in candidates:
+        if candidate.exists():
+            return image, read_lesions(candidate, image)
+    return image, []
 
 
 def order_lesion_columns(frame, feature_names, model_features):

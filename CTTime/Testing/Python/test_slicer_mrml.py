@@ -232,6 +232,36 @@ def test_tumour_board_figure_from_the_scene(scene, tmp_path):
     assert png.GetSize()[0] > 500 and png.GetSize()[1] > 300
 
 
+def test_dicom_seg_and_sr_from_the_scene_equal_the_cli(scene, tmp_path):
+    """The panel's "Export DICOM SEG + SR" (given the CT's DICOM files, as Slicer's DICOM database holds them)
+    writes what `cttime score --dicom` writes: the same masks, labels and values."""
+    pytest.importorskip("highdicom", reason="highdicom's releases for Python 3.9 predate NumPy 2")
+    import pydicom
+    from dicom_fixtures import write_ct_series
+
+    ct_files = [str(d.filename) for d in write_ct_series(
+        sitk.ReadImage(str(SAMPLE_DATA / "STS_019" / "CT_image.nii.gz")), tmp_path / "ct")]
+    study = _load_study(scene, "STS_019")
+    results = CTTimeMRML.compute([study], DEMO_REFERENCE)
+    seg_path, sr_path = CTTimeMRML.write_dicom(tmp_path / "scene", results, study, ct_files)
+    cli = _cli(["STS_019"], tmp_path / "cli", DEMO_REFERENCE)  # the same voxels, as the CLI scores them
+    from CTTimeLib.run import dicom_results, study as cli_study
+
+    case = pipeline.Case("STS_019", "BS", str(SAMPLE_DATA / "STS_019" / "CT_image.nii.gz"),
+                         str(SAMPLE_DATA / "STS_019" / "CT_mask.nii.gz"), names={1: "LU_1"})
+    image, lesions = cli_study.read_case(case)
+    cli_files = dicom_results.write_study(tmp_path / "cli", ct_files, image, lesions, cli.lesions,
+                                          cli.patients.iloc[0].to_dict())
+    scene_seg, cli_seg = pydicom.dcmread(seg_path), pydicom.dcmread(cli_files[0])
+    assert np.array_equal(scene_seg.pixel_array, cli_seg.pixel_array) and scene_seg.pixel_array.any()
+    assert [s.SegmentLabel for s in scene_seg.SegmentSequence] == ["LU_1"]
+    values = [[(item.ConceptNameCodeSequence[0].CodeValue, float(item.MeasuredValueSequence[0].FloatingPointValue))
+               for item in pydicom.dcmread(path).ContentSequence[-2].ContentSequence[0].ContentSequence
+               if item.ValueType == "NUM"] for path in (sr_path, cli_files[1])]
+    assert values[0] == values[1] and len(values[0]) == 7
+    assert scene_seg.PatientID == pydicom.dcmread(ct_files[0]).PatientID
+
+
 def test_missing_packages_are_named_by_their_pip_requirement():
     assert CTTimeMRML.missing_packages() == []  # everything is installed in the test environment
     assert CTTimeMRML.missing_packages({"radiomics": "pyradiomics", "no_such_module_cttime": "cttime-missing"}) == [
