@@ -8,16 +8,17 @@ import argparse
 import dataclasses
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
-
 from .. import __version__
 from ..core.errors import CTTimeError
-from ..core.files import write_text
+from ..core.files import output_file, write_text
 from ..core.resources import DEMO_REFERENCE, MODEL_FILE, PARAMETER_FILE, SAMPLE_DATA
 from ..io import tables
-from ..run import pipeline, progress
+from ..io.images import DEFAULT_MAX_VOXELS, MAX_VOXELS_ENV
+from ..run import pipeline, progress, run_folder
 from ..run.manifest import read_manifest
 from ..run.summary import EXIT_OK, exit_status, print_report
 from ..scoring import standardization
@@ -56,6 +57,9 @@ def _add_extraction(parser):
                              "with it)")
     parser.add_argument("--no-segmentation", action="store_true",
                         help="do not write the coloured <patient>_<timepoint>_cttime.seg.nrrd files")
+    parser.add_argument("--max-voxels", type=_positive, metavar="N",
+                        help="refuse images and segmentations larger than N voxels before reading them (default: "
+                             f"${MAX_VOXELS_ENV}, else {DEFAULT_MAX_VOXELS:,})")
 
 
 def _positive(text):
@@ -173,12 +177,16 @@ def _options(args):
     return pipeline.Options(standardize=args.reference or COHORT, group_by=tuple(args.group_by),
                             model_file=args.model, parameter_file=getattr(args, "params", str(PARAMETER_FILE)),
                             write_segmentations=not getattr(args, "no_segmentation", False),
-                            harmonize_by=getattr(args, "harmonize", None))
+                            harmonize_by=getattr(args, "harmonize", None),
+                            max_voxels=getattr(args, "max_voxels", None))
 
 
 def read_lesions_table(path):
-    """A lesions CSV with its key and error columns kept as text."""
-    return tables.read_csv(path, "Lesions table", text=tables.TEXT_KEYS + ("error", "error_kind", "location"))
+    """A lesions CSV with its keys, errors and carried columns (those CTTime does not compute) kept as text, byte
+    for byte."""
+    named = tables.TEXT_KEYS + ("error", "error_kind", "location")
+    return tables.read_csv(path, "Lesions table", strip=False,
+                           text=lambda column: column in named or not run_folder.output_columns([column]))
 
 
 def command_score(args):
@@ -213,6 +221,7 @@ def command_rescore(args):
 
 
 def command_reference_build(args):
+    output = output_file(args.output, "Reference file")
     model = load_model(args.model)
     table = read_lesions_table(args.lesions)
     if "error" in table:
@@ -220,8 +229,8 @@ def command_reference_build(args):
     features = list(dict.fromkeys(model.features + [c for c in table.columns if c.startswith(FEATURE_PREFIX)]))
     reference = standardization.build(table, features, args.source or str(args.lesions), model.name, __version__,
                                       demo=args.demo)
-    write_text(args.output, reference.to_json())
-    print(f"Reference of {reference.n_lesions} lesions, {len(features)} features written to {args.output}.")
+    write_text(output, reference.to_json())
+    print(f"Reference of {reference.n_lesions} lesions, {len(features)} features written to {output}.")
     if reference.warning:
         print(f"WARNING: {reference.warning}", file=sys.stderr)
     return EXIT_OK
@@ -260,9 +269,15 @@ def main(argv=None):
     return exit_status("cttime", lambda: COMMANDS[args.command](args))
 
 
+def _terminated(signum, frame):
+    raise KeyboardInterrupt
+
+
 def console():
     """The ``cttime`` command: ``main``, then exit at once. Every output is written and closed by then, and
-    Python's own tear-down of pandas, SimpleITK and pyradiomics would add 0.15-0.3 s to every command."""
+    Python's own tear-down of pandas, SimpleITK and pyradiomics would add 0.15-0.3 s to every command. SIGTERM
+    stops a run as Ctrl-C does (exit 130, workers stopped, a rerun resumes)."""
+    signal.signal(signal.SIGTERM, _terminated)
     code = main()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -7,13 +7,16 @@ the error and its ``error_kind``; a case that cannot be read gives one row that 
 
 import contextlib
 import functools
+import multiprocessing
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..core.errors import CTTimeError
+from ..core.files import atomic_path
 from ..io.images import read_image
 from ..io.segmentations import read_lesions
 from ..scoring import acquisition
@@ -49,6 +52,7 @@ class Settings:
     parameter_file: str
     cache_dir: object = None
     context: object = None
+    max_voxels: object = None  # the largest image or segmentation read (None: io.images.voxel_limit's default)
 
 
 @dataclass
@@ -73,7 +77,7 @@ def extract_lesions(image, lesions, extractor, meta, progress=None, cancelled=No
             if progress:
                 progress(number, len(lesions), f"{meta.get('patient_id', '')} {lesion.lesion_id}")
             if lesion.lesion_id in done:
-                rows.append(dict(done[lesion.lesion_id], **meta))
+                rows.append(dict(meta, **done[lesion.lesion_id]))
                 continue
             row = dict(meta, lesion_id=lesion.lesion_id, location=lesion.location, error="", error_kind="")
             try:
@@ -91,10 +95,12 @@ def extract_lesions(image, lesions, extractor, meta, progress=None, cancelled=No
     return rows
 
 
-def read_case(case):
-    """The image and lesions of a case (the last case read is kept, so writing its outputs reads nothing again)."""
+def read_case(case, max_voxels=None):
+    """The image and lesions of a case (the last case read is kept, so writing its outputs reads nothing again;
+    ``max_voxels``: see ``io.images.voxel_limit``)."""
     stamps = tuple(_stamp(path) for path in (case.image, case.segmentation))
-    return _read_case(case.image, case.segmentation, tuple(case.names.items()), tuple(case.locations.items()), stamps)
+    return _read_case(case.image, case.segmentation, tuple(case.names.items()), tuple(case.locations.items()), stamps,
+                      max_voxels)
 
 
 def _stamp(path):
@@ -106,9 +112,9 @@ def _stamp(path):
 
 
 @functools.lru_cache(maxsize=1)
-def _read_case(image_path, segmentation_path, names, locations, stamps):
-    image = read_image(image_path)
-    return image, read_lesions(segmentation_path, image, dict(names), dict(locations))
+def _read_case(image_path, segmentation_path, names, locations, stamps, max_voxels):
+    image = read_image(image_path, max_voxels)
+    return image, read_lesions(segmentation_path, image, dict(names), dict(locations), max_voxels)
 
 
 def case_meta(case):
@@ -117,12 +123,12 @@ def case_meta(case):
                 image=str(Path(case.image).absolute()), segmentation=str(Path(case.segmentation).absolute()))
 
 
-def extract_case(case, extractor, progress=None, cancelled=None, done=None, on_row=None):
+def extract_case(case, extractor, progress=None, cancelled=None, done=None, on_row=None, max_voxels=None):
     """Raw feature rows of a case, with its acquisition parameters when the image has DICOM headers; a case that
     cannot be read gives one row that carries the error. ``done`` and ``on_row``: see ``extract_lesions``."""
     meta = case_meta(case)
     try:
-        image, lesions = read_case(case)
+        image, lesions = read_case(case, max_voxels)
     except CTTimeError as exc:
         return [dict(meta, lesion_id="", location="", error=str(exc), error_kind=exc.kind)]
     meta.update(acquisition.describe(case.image))
@@ -154,12 +160,14 @@ def process_case(case, settings, cancelled=None):
     """The raw rows of one case, from the cache when its inputs have not changed (``cancelled``: only when run in
     the calling process)."""
     start = time.perf_counter()
+    _fault_hook(case)
     meta = case_meta(case)
     store = None
     if settings.cache_dir:
         try:
-            store = CaseCache(settings.cache_dir, case_key(case, settings.context))
-        except OSError:  # an input is missing: extract_case reports it
+            store = CaseCache(settings.cache_dir, case_key(case, settings.context), settings.context,
+                              f"{case.patient_id} {case.timepoint}")
+        except (OSError, CTTimeError):  # an input is missing or not a file: extract_case reports it
             store = None
     cached = store.rows() if store else None
     if cached is not None:
@@ -170,7 +178,29 @@ def process_case(case, settings, cancelled=None):
 
     finished = store.finished_lesions() if store else {}
     rows = extract_case(case, _extractor(settings.parameter_file), cancelled=cancelled, done=finished,
-                        on_row=(lambda row: store.add_lesion(strip(row))) if store else None)
+                        on_row=(lambda row: store.add_lesion(strip(row))) if store else None,
+                        max_voxels=settings.max_voxels)
     if store:
         store.store([strip(row) for row in rows])
     return CaseResult(rows, False, time.perf_counter() - start)
+
+
+FAULT_HOOK = "CTTIME_TEST_KILL_WORKER"
+
+
+def _fault_hook(case):
+    """Fault injection for the tests of dead workers: with ``CTTIME_TEST_KILL_WORKER`` naming a folder that holds
+    a file named after the study's key with a number N > 0 in it, a worker process (never the main one) writes
+    N - 1 there and kills itself with SIGKILL."""
+    folder = os.environ.get(FAULT_HOOK)
+    if not folder or multiprocessing.parent_process() is None:
+        return
+    counter = Path(folder) / case.key
+    try:
+        remaining = int(counter.read_text(encoding="ascii"))
+    except (OSError, ValueError):
+        return
+    if remaining > 0:
+        with atomic_path(counter) as temporary:
+            Path(temporary).write_text(str(remaining - 1), encoding="ascii")
+        os.kill(os.getpid(), signal.SIGKILL)
