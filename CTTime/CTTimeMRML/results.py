@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from CTTimeLib.core.errors import CTTimeError
+from CTTimeLib.core.text import check_name
+from CTTimeLib.run.run_folder import check_study_keys
 from CTTimeLib.run.summary import patient_lines
 
 from .images import volume_to_image
@@ -39,9 +41,12 @@ def compute(studies, standardize, progress=None, cancelled=None, extractor=None,
 
     model = model or load_model()
     reference = resolve_standardization(str(standardize), model)
+    check_study_keys((study.patient_id, study.timepoint) for study in studies)
     extractor = extractor or FeatureExtractor()
     rows = []
     for number, study in enumerate(studies):
+        check_name(study.patient_id, "Patient ID")
+        check_name(study.timepoint, "Time point")
         def report(done, total, message, number=number):
             if progress:
                 progress(number * 100 + (100 * done) // max(total, 1), 100 * len(studies), message)
@@ -52,6 +57,8 @@ def compute(studies, standardize, progress=None, cancelled=None, extractor=None,
         if not lesions:
             raise CTTimeError(f"Segmentation {study.segmentation_node.GetName()} has no segment: draw the lesions "
                               "first.", "input")
+        for lesion in lesions:
+            check_name(lesion.lesion_id, f"Segmentation {study.segmentation_node.GetName()}: segment name")
         rows += extract_lesions(image, lesions, extractor, meta, report, cancelled)
     scored = score_table(pd.DataFrame(rows), model, reference)
     return Results(*result_tables(scored, model, extractor), model_name=model.name)

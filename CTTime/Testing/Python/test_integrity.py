@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 import hostile_corpus as corpus
 from conftest import REPO, SAMPLE_CASES, SAMPLE_DATA
-from test_hostile_inputs import cttime
+from test_hostile_inputs import _utf8_names, cttime
 from CTTimeLib.cli.commands import read_lesions_table
 from CTTimeLib.core import files, text
 from CTTimeLib.core.errors import CTTimeError
@@ -102,20 +102,11 @@ def tricky_run(data, tmp_path_factory):
     patients = ["NA", "007", "=1+2", "1.0", "None", "@x", "-5"]
     timepoints = ["BS", "null", "+FU", "nan", "BS", "BS", "FU"]
     rows = [(p, t, seg if i == 0 else folder / "good.seg.nrrd") for i, (p, t) in enumerate(zip(patients, timepoints))]
-    path = manifest(tmp / "m.csv", folder / "ct.nrrd", rows, batch=["=cmd|' /C calc'!A0", "01", "-1", "", "NA", "+", "x"])
+    path = manifest(tmp / "m.csv", folder / "ct.nrrd", rows,
+                    batch=["=cmd|' /C calc'!A0", "01", "-1", "", "NA", "+", "x"])
     code, out, err = cttime("cohort", path, "--out", tmp / "out", "--workers", "1", *REFERENCE)
     assert code == 0, err
     return tmp, patients, timepoints
-
-
-def _utf8_names(path, names):
-    """Put names into a .seg.nrrd header byte for byte (UTF-8, as 3D Slicer writes them)."""
-    data = path.read_bytes()
-    header, separator, body = data.partition(b"\n\n")
-    for number, name in enumerate(names):
-        header = header.replace(f"Segment{number}_Name:=placeholder{number}\n".encode(),
-                                f"Segment{number}_Name:={name}\n".encode("utf-8"))
-    path.write_bytes(header + separator + body)
 
 
 def test_ids_survive_every_table_byte_for_byte(tricky_run):
@@ -232,8 +223,8 @@ def test_studies_whose_safe_names_collide_get_files_of_their_own(data, tmp_path)
     for number, (patient, timepoint) in enumerate(ids):
         rows.append((patient, timepoint, corpus.write_seg(tmp_path / f"s{number}.seg.nrrd",
                                                           {f"lesion_of_{number}": corpus.tumour()}, ct)))
-    code, _, err = cttime("cohort", manifest(tmp_path / "m.csv", folder / "ct.nrrd", rows), "--out", tmp_path / "out", "--workers", "1",
-                          *REFERENCE)
+    path = manifest(tmp_path / "m.csv", folder / "ct.nrrd", rows)
+    code, _, err = cttime("cohort", path, "--out", tmp_path / "out", "--workers", "1", *REFERENCE)
     assert code == 0, err
     import slicerio
 
