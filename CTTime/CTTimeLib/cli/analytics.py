@@ -9,6 +9,7 @@ import math
 
 from ..core.files import output_file, output_folder, write_table, write_text
 from ..io import tables
+from ..run.run_folder import read_lesions_table
 from ..scoring import aggregation
 
 LESION_COLUMNS = ("patient_id", "timepoint", "lesion_id", "ct_time_score")
@@ -138,7 +139,7 @@ def add_commands(commands):
 
 
 def _read_lesions(path, scored=True):
-    return tables.read_csv(path, "Lesions table", LESION_COLUMNS if scored else LESION_COLUMNS[:3])
+    return read_lesions_table(path, LESION_COLUMNS if scored else LESION_COLUMNS[:3])
 
 
 def _print(lines):

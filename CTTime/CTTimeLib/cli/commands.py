@@ -16,10 +16,10 @@ from .. import __version__
 from ..core.errors import CTTimeError
 from ..core.files import output_file, write_text
 from ..core.resources import DEMO_REFERENCE, MODEL_FILE, PARAMETER_FILE, SAMPLE_DATA
-from ..io import tables
 from ..io.images import DEFAULT_MAX_VOXELS, MAX_VOXELS_ENV
-from ..run import pipeline, progress, run_folder
+from ..run import pipeline, progress
 from ..run.manifest import read_manifest
+from ..run.run_folder import read_lesions_table
 from ..run.summary import EXIT_OK, exit_status, print_report
 from ..scoring import standardization
 from ..scoring.extraction import FEATURE_PREFIX
@@ -179,14 +179,6 @@ def _options(args):
                             write_segmentations=not getattr(args, "no_segmentation", False),
                             harmonize_by=getattr(args, "harmonize", None),
                             max_voxels=getattr(args, "max_voxels", None))
-
-
-def read_lesions_table(path):
-    """A lesions CSV with its keys, errors and carried columns (those CTTime does not compute) kept as text, byte
-    for byte."""
-    named = tables.TEXT_KEYS + ("error", "error_kind", "location")
-    return tables.read_csv(path, "Lesions table", strip=False,
-                           text=lambda column: column in named or not run_folder.output_columns([column]))
 
 
 def command_score(args):

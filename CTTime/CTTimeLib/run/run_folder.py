@@ -25,6 +25,7 @@ import numpy as np
 
 from ..core.errors import CTTimeError
 from ..core.files import FILE_MODE, atomic_path, output_folder, safe_name, write_table, write_text
+from ..io.tables import TEXT_KEYS, read_csv
 from ..scoring.acquisition import COLUMNS as ACQUISITION_COLUMNS
 from ..scoring.extraction import FEATURE_PREFIX
 
@@ -103,6 +104,14 @@ def _named_output_columns():
     import pandas as pd
 
     return frozenset(order_lesion_columns(pd.DataFrame(), [], [])) | set(INPUT_COLUMNS) | set(ACQUISITION_COLUMNS)
+
+
+def read_lesions_table(path, required=()):
+    """A lesions CSV (lesions.csv of a run) with its keys, errors and carried columns (those CTTime does not
+    compute) kept as text, byte for byte; ``required``: columns it must have."""
+    named = TEXT_KEYS + ("error", "error_kind", "location")
+    return read_csv(path, "Lesions table", required, strip=False,
+                    text=lambda column: column in named or not output_columns([column]))
 
 
 def write_tables(out_dir, lesions, patients):
