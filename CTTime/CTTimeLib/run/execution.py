@@ -109,12 +109,13 @@ class Runner:
                     index = waiting.popleft()
                     running[self._pool.submit(function, items[index])] = (index, False)
                 done, _ = wait(running, timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
-                broken = [future for future in done if isinstance(future.exception(), BrokenProcessPool)]
-                for future in done:
-                    if future not in broken:
-                        index, _ = running.pop(future)
-                        error = future.exception()
-                        yield index, None if error else future.result(), error
+                broken = any(isinstance(future.exception(), BrokenProcessPool) for future in done)
+                finished = [future for future in running if future.done() and not isinstance(
+                    future.exception(), BrokenProcessPool)] if broken else done
+                for future in finished:
+                    index, _ = running.pop(future)
+                    error = future.exception()
+                    yield index, None if error else future.result(), error
                 if broken:  # the pool is unusable: every task still in it died with it
                     lost = list(running.values())
                     running.clear()

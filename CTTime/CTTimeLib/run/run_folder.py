@@ -25,7 +25,6 @@ import numpy as np
 
 from ..core.errors import CTTimeError
 from ..core.files import FILE_MODE, atomic_path, output_folder, safe_name, write_table, write_text
-from ..io.tables import TEXT_KEYS, read_csv
 from ..scoring.acquisition import COLUMNS as ACQUISITION_COLUMNS
 from ..scoring.extraction import FEATURE_PREFIX
 
@@ -109,6 +108,8 @@ def _named_output_columns():
 def read_lesions_table(path, required=()):
     """A lesions CSV (lesions.csv of a run) with its keys, errors and carried columns (those CTTime does not
     compute) kept as text, byte for byte; ``required``: columns it must have."""
+    from ..io.tables import TEXT_KEYS, read_csv  # pandas: not at import (Slicer's module loads without it)
+
     named = TEXT_KEYS + ("error", "error_kind", "location")
     return read_csv(path, "Lesions table", required, strip=False,
                     text=lambda column: column in named or not output_columns([column]))

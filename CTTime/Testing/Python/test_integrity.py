@@ -655,6 +655,19 @@ def test_the_voxel_limit_can_be_raised_by_option_and_environment(data, tmp_path,
     assert code == 2 and "voxel limit must be a whole number" in err
 
 
+def test_a_dicom_series_is_measured_before_it_is_read(data, tmp_path):
+    from dicom_fixtures import write_ct_series
+
+    folder, ct = data
+    write_ct_series(ct, tmp_path / "series")
+    x, y, z = ct.GetSize()
+    score = ["score", "--image", tmp_path / "series", "--segmentation", folder / "good.seg.nrrd", "--patient", "P",
+             *REFERENCE]
+    code, _, err = cttime(*score, "--out", tmp_path / "a", "--max-voxels", x * y * z - 1)
+    assert code == 2 and f"declares {x * y * z:,} voxels ({x} x {y} x {z})" in err
+    assert cttime(*score, "--out", tmp_path / "b", "--max-voxels", 2 * x * y * z)[0] == 0
+
+
 def test_a_gzip_stream_longer_than_the_limit_allows_is_refused(data, tmp_path):
     folder, ct = data
     long = _nifti_declaring(tmp_path / "long.nii.gz", ct, None, trailing=30 << 20)
