@@ -687,6 +687,11 @@ def test_devices_and_pipes_are_refused_without_reading(data, tmp_path):
         done = run_cli("score", "--image", image, "--segmentation", segmentation, "--patient", "P", "--out",
                        tmp_path / "out", *REFERENCE, timeout=120)
         assert done.returncode == 2 and "is not a regular file (a device, pipe or socket)" in done.stderr
+    for option, what in (("--params", "Parameter file"), ("--model", "Model file"), ("--reference", "Reference file")):
+        done = run_cli("score", "--image", folder / "ct.nrrd", "--segmentation", folder / "good.seg.nrrd",
+                       "--patient", "P", "--out", tmp_path / "out", *REFERENCE, option, tmp_path / "pipe.nrrd",
+                       timeout=120)
+        assert done.returncode == 2 and f"{what} {tmp_path / 'pipe.nrrd'} is not a regular file" in done.stderr
     path = manifest(tmp_path / "m.csv", folder / "ct.nrrd", [("P", "BS", "/dev/zero")])
     done = run_cli("cohort", path, "--out", tmp_path / "out", *REFERENCE, timeout=120)
     assert done.returncode == 2 and "segmentation /dev/zero is not a regular file" in done.stderr
