@@ -11,7 +11,7 @@ from .segments import lesions_from_segmentation, save_segmentation
 def export(out_dir, results, studies):
     """lesions.csv, patients.csv and perturbations.csv (as the CLI writes them) and each study's coloured .seg.nrrd;
     the paths written."""
-    files = run_folder.write_tables(out_dir, results.lesions, results.patients, results.perturbations)
+    files = run_folder.write_results(out_dir, results.lesions, results.patients, perturbations=results.perturbations)
     for study in studies:
         files.append(save_segmentation(study.segmentation_node,
                                        run_folder.segmentation_path(out_dir, study.patient_id, study.timepoint)))

@@ -6,6 +6,8 @@ import numpy as np
 
 from CTTimeLib.core.errors import CTTimeError
 from CTTimeLib.core.tags import robust_text
+from CTTimeLib.core.text import check_name
+from CTTimeLib.run.run_folder import check_study_keys
 from CTTimeLib.run.summary import patient_lines
 
 from .images import volume_to_image
@@ -45,10 +47,13 @@ def compute(studies, standardize, progress=None, cancelled=None, extractor=None,
 
     model = model or load_model()
     reference = resolve_standardization(str(standardize), model)
+    check_study_keys((study.patient_id, study.timepoint) for study in studies)
     extractor = extractor or FeatureExtractor()
     perturbation_extractor = extractor.restricted(model.features) if perturbations else None
     rows = []
     for number, study in enumerate(studies):
+        check_name(study.patient_id, "Patient ID")
+        check_name(study.timepoint, "Time point")
         def report(done, total, message, number=number):
             if progress:
                 progress(number * 100 + (100 * done) // max(total, 1), 100 * len(studies), message)
@@ -59,6 +64,8 @@ def compute(studies, standardize, progress=None, cancelled=None, extractor=None,
         if not lesions:
             raise CTTimeError(f"Segmentation {study.segmentation_node.GetName()} has no segment: draw the lesions "
                               "first.", "input")
+        for lesion in lesions:
+            check_name(lesion.lesion_id, f"Segmentation {study.segmentation_node.GetName()}: segment name")
         rows += extract_lesions(image, lesions, extractor, meta, report, cancelled, perturbations=perturbations,
                                 perturbation_extractor=perturbation_extractor)
     scored = score_table(pd.DataFrame(rows), model, reference)

@@ -8,17 +8,18 @@ import argparse
 import dataclasses
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
-
 from .. import __version__
 from ..core.errors import CTTimeError
-from ..core.files import write_text
+from ..core.files import output_file, write_text
 from ..core.resources import DEMO_REFERENCE, MODEL_FILE, PARAMETER_FILE, SAMPLE_DATA
-from ..io import tables
+from ..io.images import DEFAULT_MAX_VOXELS, MAX_VOXELS_ENV
 from ..run import pipeline, progress, run_folder
 from ..run.manifest import read_manifest
+from ..run.run_folder import read_lesions_table
 from ..run.summary import EXIT_OK, EXIT_SOME_FAILED, exit_status, print_report
 from ..scoring import robustness, standardization
 from ..scoring.extraction import FEATURE_PREFIX
@@ -59,6 +60,9 @@ def _add_extraction(parser):
     parser.add_argument("--dicom", action="store_true",
                         help="also write <patient>_<timepoint>_cttime_seg.dcm (DICOM SEG) and _cttime_sr.dcm (DICOM "
                              "SR, TID 1500) for each study whose CT is a DICOM series, to send to PACS")
+    parser.add_argument("--max-voxels", type=_positive, metavar="N",
+                        help="refuse images and segmentations larger than N voxels before reading them (default: "
+                             f"${MAX_VOXELS_ENV}, else {DEFAULT_MAX_VOXELS:,})")
 
 
 def _add_perturbations(parser):
@@ -202,12 +206,8 @@ def _options(args):
                             model_file=args.model, parameter_file=getattr(args, "params", str(PARAMETER_FILE)),
                             write_segmentations=not getattr(args, "no_segmentation", False),
                             harmonize_by=getattr(args, "harmonize", None),
-                            perturbations=getattr(args, "perturbations", robustness.DEFAULT_PERTURBATIONS))
-
-
-def read_lesions_table(path):
-    """A lesions CSV with its key and error columns kept as text."""
-    return tables.read_csv(path, "Lesions table", text=tables.TEXT_KEYS + ("error", "error_kind", "location"))
+                            perturbations=getattr(args, "perturbations", robustness.DEFAULT_PERTURBATIONS),
+                            max_voxels=getattr(args, "max_voxels", None))
 
 
 def _check_dicom(args):
@@ -271,13 +271,12 @@ def command_cohort(args):
 
 
 def command_rescore(args):
-    sidecar = Path(args.lesions).parent / run_folder.PERTURBATIONS_CSV
-    perturbations = tables.read_csv(sidecar, "Perturbations table", text=tables.TEXT_KEYS + ("error",)) \
-        if sidecar.exists() else None
+    perturbations = run_folder.read_perturbations_table(Path(args.lesions).parent)
     return print_report(pipeline.rescore(read_lesions_table(args.lesions), args.out, _options(args), perturbations))
 
 
 def command_reference_build(args):
+    output = output_file(args.output, "Reference file")
     model = load_model(args.model)
     table = read_lesions_table(args.lesions)
     if "error" in table:
@@ -285,8 +284,8 @@ def command_reference_build(args):
     features = list(dict.fromkeys(model.features + [c for c in table.columns if c.startswith(FEATURE_PREFIX)]))
     reference = standardization.build(table, features, args.source or str(args.lesions), model.name, __version__,
                                       demo=args.demo)
-    write_text(args.output, reference.to_json())
-    print(f"Reference of {reference.n_lesions} lesions, {len(features)} features written to {args.output}.")
+    write_text(output, reference.to_json())
+    print(f"Reference of {reference.n_lesions} lesions, {len(features)} features written to {output}.")
     if reference.warning:
         print(f"WARNING: {reference.warning}", file=sys.stderr)
     return EXIT_OK
@@ -330,9 +329,15 @@ def main(argv=None):
     return exit_status("cttime", lambda: COMMANDS[args.command](args))
 
 
+def _terminated(signum, frame):
+    raise KeyboardInterrupt
+
+
 def console():
     """The ``cttime`` command: ``main``, then exit at once. Every output is written and closed by then, and
-    Python's own tear-down of pandas, SimpleITK and pyradiomics would add 0.15-0.3 s to every command."""
+    Python's own tear-down of pandas, SimpleITK and pyradiomics would add 0.15-0.3 s to every command. SIGTERM
+    stops a run as Ctrl-C does (exit 130, workers stopped, a rerun resumes)."""
+    signal.signal(signal.SIGTERM, _terminated)
     code = main()
     sys.stdout.flush()
     sys.stderr.flush()

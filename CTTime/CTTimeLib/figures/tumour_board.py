@@ -685,6 +685,9 @@ def write_run_boards(run_dir, pdf=False, patient=None):
         if lesions.empty:
             raise CTTimeError(f"Patient {patient} is not in {run_dir / run_folder.LESIONS_CSV}; its patients are "
                               f"{', '.join(known)}.", "input")
+    if lesions.empty:
+        raise CTTimeError(f"{run_dir / run_folder.LESIONS_CSV} has no lesion rows: nothing to draw. Give a folder "
+                          "written by `cttime score` or `cttime cohort`.", "input")
     files = []
     for (patient_id, timepoint), rows in lesions.groupby(["patient_id", "timepoint"], sort=False):
         image, masks, reason = load_case(run_dir, rows)

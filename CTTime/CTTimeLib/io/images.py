@@ -1,11 +1,14 @@
 """CT images: any file SimpleITK reads or a folder holding a DICOM series, checked to be one 3-D CT volume in HU."""
 
+import math
+import os
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import CTTimeError
+from ..core.files import check_regular
 from .dicom import series_files
 
 # CT in Hounsfield units: air -1000, bone up to ~3000. Scanners fill the outside of the field of view with one
@@ -14,17 +17,64 @@ from .dicom import series_files
 # MAX_OUTSIDE_FRACTION of the other voxels may lie outside HU_NOISE_FLOOR..HU_CEILING.
 HU_FLOOR, HU_NOISE_FLOOR, HU_CEILING = -1024, -1200, 4000
 MAX_OUTSIDE_FRACTION = 0.01
+# The largest image or segmentation read, in voxels: a whole-body CT of 512 x 512 x 2000 slices is 0.5 billion.
+# A header declaring more (a damaged file, a decompression bomb) is refused before any voxel is read.
+DEFAULT_MAX_VOXELS = 1_000_000_000
+MAX_VOXELS_ENV = "CTTIME_MAX_VOXELS"
+_BYTES_PER_VOXEL = 8  # the widest CT voxel type (float64): bounds the bytes a .gz may decompress to
 
 
-def read_image(path):
-    """Read a 3-D CT volume (file or DICOM series folder) and check that it looks like CT in HU."""
+def voxel_limit(max_voxels=None):
+    """The voxel limit: ``max_voxels`` when given, else the CTTIME_MAX_VOXELS environment variable, else
+    DEFAULT_MAX_VOXELS."""
+    value = max_voxels if max_voxels is not None else os.environ.get(MAX_VOXELS_ENV) or DEFAULT_MAX_VOXELS
+    try:
+        limit = int(value)
+    except (TypeError, ValueError):
+        limit = 0
+    if limit < 1:
+        raise CTTimeError(f"The voxel limit must be a whole number >= 1, got {value!r} (--max-voxels or "
+                          f"{MAX_VOXELS_ENV}).", "input")
+    return limit
+
+
+def check_size(path, what, max_voxels=None, files=None):
+    """Refuse an image whose header declares more voxels than ``voxel_limit(max_voxels)``, before reading it
+    (``files``: a DICOM series' files; the header of the first, times their number). The error's kind is "size":
+    it depends on the run's limit, not only on the file."""
+    limit = voxel_limit(max_voxels)
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(files[0] if files else path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:  # not an image ITK knows: reading it reports why
+        return
+    size = list(reader.GetSize())
+    if files and len(files) > 1:
+        size = size[:2] + [len(files) * math.prod(size[2:])]
+    voxels = math.prod(size) * reader.GetNumberOfComponents()
+    if voxels > limit:
+        raise CTTimeError(f"{what} {path} declares {voxels:,} voxels ({' x '.join(map(str, size))}), more than the "
+                          f"limit of {limit:,}. If the file is right, raise the limit with --max-voxels N or "
+                          f"{MAX_VOXELS_ENV}=N; else export it again.", "size")
+
+
+def read_image(path, max_voxels=None):
+    """Read a 3-D CT volume (file or DICOM series folder) and check that it looks like CT in HU (``max_voxels``:
+    see ``voxel_limit``)."""
     path = Path(path)
     if not path.exists():
         raise CTTimeError(f"Image not found: {path}. Check the path (relative paths in a manifest are relative "
                           "to the manifest's folder).", "input")
-    check_complete(path, "Image", "image")
+    check_regular(path, "Image", "image")
+    files = series_files(path) if path.is_dir() else None
+    if files:
+        check_size(path, "Image", max_voxels, files)
+    elif not path.is_dir():
+        check_size(path, "Image", max_voxels)
+    check_complete(path, "Image", "image", max_voxels)
     try:
-        image = _read_dicom_series(path) if path.is_dir() else sitk.ReadImage(str(path))
+        image = _read_dicom_series(path, files) if path.is_dir() else sitk.ReadImage(str(path))
     except RuntimeError as exc:
         raise CTTimeError(f"Cannot read image {path}: {first_line(exc)}. Give a CT volume SimpleITK can read "
                           "(NRRD, NIfTI, MHA, a DICOM series folder).", "image") from None
@@ -56,8 +106,7 @@ def check_ct(image, name):
                           "slope/intercept or the modality.", "image")
 
 
-def _read_dicom_series(folder):
-    files = series_files(folder)
+def _read_dicom_series(folder, files):
     if not files:
         raise CTTimeError(f"Folder {folder} holds no DICOM image series; give a CT file or a DICOM series folder.",
                           "image")
@@ -66,19 +115,28 @@ def _read_dicom_series(folder):
     return reader.Execute()
 
 
-def check_complete(path, what, kind):
-    """ITK reads a truncated .gz file without complaint (the missing voxels become 0): check the gzip stream."""
+def check_complete(path, what, kind, max_voxels=None):
+    """ITK reads a truncated .gz file without complaint (the missing voxels become 0): check the gzip stream, and
+    that it does not decompress to more than the voxel limit allows."""
     if not path.name.lower().endswith(".gz"):
         return
     import gzip
     import zlib
 
+    limit = voxel_limit(max_voxels) * _BYTES_PER_VOXEL + (1 << 20)
+    total = 0
     try:
         with gzip.open(path, "rb") as handle:
-            while handle.read(1 << 24):
-                pass
+            while total <= limit:
+                block = len(handle.read(1 << 24))
+                if not block:
+                    return
+                total += block
     except (OSError, EOFError, zlib.error) as exc:
         raise CTTimeError(f"{what} {path} is damaged or incomplete ({exc}); copy or export it again.", kind) from None
+    raise CTTimeError(f"{what} {path} decompresses to more than {limit:,} bytes, beyond the voxel limit of "
+                      f"{voxel_limit(max_voxels):,}. If the file is right, raise the limit with --max-voxels N or "
+                      f"{MAX_VOXELS_ENV}=N; else export it again.", "size")
 
 
 def first_line(exc):

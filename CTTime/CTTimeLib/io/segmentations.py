@@ -13,34 +13,41 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import CTTimeError
+from ..core.files import check_regular
 from ..core.geometry import (geometry_from_ijk_to_lps, image_like, lesion_mask, on_image_grid, physical_box,
                              set_geometry)
 from ..core.lesions import Lesion, infer_location, normalize_location
 from ..core.tags import LOCATION_TAG
+from ..core.text import check_name
 from . import dicom
-from .images import check_complete, first_line
+from .images import check_complete, check_size, first_line
 
 
-def read_lesions(path, image, names=None, locations=None):
+def read_lesions(path, image, names=None, locations=None, max_voxels=None):
     """Read the lesions of a segmentation file, each as a mask on ``image``'s grid.
 
     ``names`` maps label values of a labelmap to lesion IDs (default "lesion_<label>"); ``locations`` maps lesion
-    IDs to a location (default: the segment's CTTime.Location tag, else inferred from the name).
+    IDs to a location (default: the segment's CTTime.Location tag, else inferred from the name); ``max_voxels``:
+    see ``io.images.voxel_limit``. A lesion ID with a control character is refused.
     """
     path = Path(path)
     if not path.exists():
         raise CTTimeError(f"Segmentation not found: {path}. Check the path.", "input")
+    check_regular(path, "Segmentation")
     if path.name.lower().endswith(".seg.nrrd"):
+        check_size(path, "Segmentation", max_voxels)
         raw = _read_seg_nrrd(path)
     elif dicom.segmentation_file(path):
         raw = dicom.read_segmentation(path, image)
     else:
-        raw = _read_labelmap(path, names or {})
+        check_size(path, "Segmentation", max_voxels)
+        raw = _read_labelmap(path, names or {}, max_voxels)
     if not raw:
         raise CTTimeError(f"Segmentation {path} holds no lesion (no segment, no non-zero label).", "input")
     seen = set()
     lesions = []
     for lesion_id, mask, tags in raw:
+        check_name(lesion_id, f"Segmentation {path}: lesion ID")
         if lesion_id in seen:
             raise CTTimeError(f"Segmentation {path}: lesion ID {lesion_id!r} occurs twice; rename one segment so "
                               "every lesion has its own ID.", "input")
@@ -84,8 +91,8 @@ def seg_nrrd_segment_names(path):
     return [value.decode("utf-8", "replace") for _, value in sorted(found, key=lambda item: int(item[0]))]
 
 
-def _read_labelmap(path, names):
-    check_complete(path, "Segmentation", "input")
+def _read_labelmap(path, names, max_voxels):
+    check_complete(path, "Segmentation", "input", max_voxels)
     try:
         labelmap = sitk.ReadImage(str(path))
     except RuntimeError as exc:
@@ -129,6 +136,8 @@ def _check_overlap(path, image, masks):
 def segment_names(path):
     """Lesion IDs a segmentation declares in its header (.seg.nrrd, DICOM SEG or RTSTRUCT), else []."""
     path = Path(path)
+    if not path.is_file() and not path.is_dir():
+        return []
     if path.name.lower().endswith(".seg.nrrd"):
         try:
             return seg_nrrd_segment_names(path)

@@ -22,6 +22,9 @@ from .. import __version__
 from ..core.errors import CTTimeError
 from ..core.files import digest
 from ..core.lesions import infer_location
+from ..core.text import control_characters
+from ..io.images import voxel_limit
+from ..scoring.acquisition import COLUMNS as ACQUISITION_COLUMNS
 from ..core.resources import MODEL_FILE, PARAMETER_FILE
 from ..io.colored_segmentation import write_colored_segmentation
 from ..scoring import aggregation, harmonization, robustness
@@ -51,6 +54,7 @@ class Options:
     cache: bool = True  # keep raw results in <out>/cache and reuse them (resume)
     strict: bool = False  # a study that cannot be read stops the run (bad input) instead of becoming an error row
     perturbations: int = robustness.DEFAULT_PERTURBATIONS  # perturbed delineations per lesion (0: no interval)
+    max_voxels: int = None  # the largest image or segmentation read (None: io.images.voxel_limit's default)
 
 
 @dataclass
@@ -61,6 +65,7 @@ class RunResult:
     files: list
     warnings: list
     summary: dict = field(default_factory=dict)
+    leftovers: list = field(default_factory=list)  # study files in out_dir this run did not write (see run_folder)
 
     @property
     def n_failed(self):
@@ -106,11 +111,11 @@ _SEGMENT_COLUMNS = ("lesion_id", "ct_time_score", "ct_time_status", "ct_time_sco
 
 
 def write_case_segmentation(item):
-    """Write one case's coloured .seg.nrrd (``item``: case, path, lesion rows, model name); its path, or None
-    when the case cannot be read (its row already carries the error)."""
-    case, path, rows, model_name = item
+    """Write one case's coloured .seg.nrrd (``item``: case, path, lesion rows, model name, voxel limit); its path,
+    or None when the case cannot be read (its row already carries the error)."""
+    case, path, rows, model_name, max_voxels = item
     try:
-        image, case_lesions = study.read_case(case)
+        image, case_lesions = study.read_case(case, max_voxels)
     except CTTimeError:
         return None
     write_colored_segmentation(path, image, case_lesions, {r["lesion_id"]: r for r in rows}, model_name)
@@ -118,24 +123,61 @@ def write_case_segmentation(item):
 
 
 def _finish(scored, out_dir, options, model, extractor, cases, runner=None, notes=(), **stats):
-    """Write lesions.csv, patients.csv, perturbations.csv, run.json and (with cases) the coloured segmentations;
-    ``notes``: warnings besides those of the scored table."""
+    """Write the coloured segmentations (with cases), then lesions.csv, patients.csv, perturbations.csv and
+    run.json together, so a run that cannot finish writing leaves the earlier tables as they were; ``notes``:
+    warnings besides those of the scored table."""
     out_dir = Path(out_dir)
     lesions, patients, warnings = result_tables(scored, model, extractor)
     warnings = warnings + list(notes)
     summary = run_summary(lesions, **stats)
-    files = run_folder.write_tables(out_dir, lesions, patients,
-                                    robustness.perturbations_table(scored, model.features))
-    record = _run_record(options, model, sorted(set(lesions["standardization"]) - {""}), warnings, extractor)
-    files.append(run_folder.write_run_record(out_dir, dict(record, summary=summary)))
     columns = [c for c in _SEGMENT_COLUMNS if c in lesions]
     items = [(case, run_folder.segmentation_path(out_dir, case.patient_id, case.timepoint), lesions.loc[
         (lesions["patient_id"] == case.patient_id) & (lesions["timepoint"] == case.timepoint), columns]
-        .to_dict("records"), model.name) for case in (cases if options.write_segmentations else ())]
-    written = sorted((index, path) for index, path, error in (runner or execution.Runner()).run(
-        write_case_segmentation, items) if path is not None)
-    files += [path for _, path in written]
-    return RunResult(lesions, patients, out_dir, files, warnings, summary)
+        .to_dict("records"), model.name, options.max_voxels) for case in (cases if options.write_segmentations else ())]
+    written = []
+    for index, path, error in (runner or execution.Runner()).run(write_case_segmentation, items):
+        if isinstance(error, CTTimeError) and error.kind == "output":
+            raise error
+        if path is not None:
+            written.append((index, path))
+    segmentations = [path for _, path in sorted(written)]
+    studies = list(dict.fromkeys(zip(lesions["patient_id"], lesions["timepoint"])))
+    leftovers = run_folder.leftovers(out_dir, segmentations, studies)
+    record = _run_record(options, model, sorted(set(lesions["standardization"]) - {""}), warnings, extractor)
+    names = [run_folder.LESIONS_CSV, run_folder.PATIENTS_CSV, run_folder.RUN_JSON] + [p.name for p in segmentations]
+    perturbations = robustness.perturbations_table(scored, model.features)
+    if len(perturbations):
+        names.append(run_folder.PERTURBATIONS_CSV)
+    files = run_folder.write_results(out_dir, lesions, patients,
+                                     dict(record, summary=summary, files=names, leftovers=leftovers), perturbations)
+    return RunResult(lesions, patients, out_dir, files + segmentations, warnings, summary, leftovers)
+
+
+def _check_cases(cases, options):
+    """Refuse, before any extraction, cases that cannot keep their identity (control characters in an ID or a
+    carried value, carried columns named like computed ones, studies whose file names would coincide) and
+    --group-by or --harmonize columns that no lesion row will have."""
+    problems = []
+    known = set(run_folder.LESION_KEYS) | set(ACQUISITION_COLUMNS) | {k for case in cases for k in case.extras}
+    for column in [*options.group_by, *([options.harmonize_by] if options.harmonize_by else [])]:
+        if column not in known:
+            problems.append(f"no study has a column {column!r} to group or harmonise by (available: "
+                            f"{', '.join(sorted(known - set(ACQUISITION_COLUMNS)))})")
+    for case in cases:
+        texts = [("patient ID", case.patient_id), ("time point", case.timepoint)] + [
+            (f"column {k!r}", v) for k, v in case.extras.items()] + [("column name", k) for k in case.extras] + [
+            ("lesion ID", v) for v in case.names.values()] + [("lesion ID", k) for k in case.locations]
+        for what, value in texts:
+            if control_characters(value):
+                problems.append(f"{case.patient_id!r} {case.timepoint!r}: {what} {value!r} holds the control "
+                                f"character(s) {' '.join(control_characters(value))}")
+    reserved = sorted({name for case in cases for name in run_folder.output_columns(case.extras)})
+    if reserved:
+        problems.append(f"carried column(s) named like columns CTTime computes: {', '.join(reserved)}; rename them")
+    if problems:
+        raise CTTimeError(f"{len(problems)} problem(s) with the studies to score:\n  " + "\n  ".join(problems),
+                          "input")
+    run_folder.check_study_keys((case.patient_id, case.timepoint) for case in cases)
 
 
 def _extract_all(cases, out_dir, options, extractor, runner, progress, cancelled, emit):
@@ -143,7 +185,7 @@ def _extract_all(cases, out_dir, options, extractor, runner, progress, cancelled
     context = cache.run_context(options.parameter_file, options.model_file, extractor.pyradiomics_version) \
         if options.cache else None
     cache_dir = str(out_dir / run_folder.CACHE_DIR) if options.cache else None
-    settings = study.Settings(extractor.parameter_file, cache_dir, context, options.perturbations,
+    settings = study.Settings(extractor.parameter_file, cache_dir, context, options.max_voxels, options.perturbations,
                               tuple(load_model(options.model_file).features))
     study.use_extractor(extractor)
     per_case, n_cached = [None] * len(cases), 0
@@ -152,10 +194,10 @@ def _extract_all(cases, out_dir, options, extractor, runner, progress, cancelled
                                          cancelled=cancelled if inline else None), cases, cancelled)
     for done, (index, result, error) in enumerate(tasks, start=1):
         case = cases[index]
+        if isinstance(error, CTTimeError) and error.kind == "output":  # the output folder cannot be written
+            raise error
         if error is not None:  # the worker itself failed (killed, out of memory): the case's row says so
-            result = study.CaseResult([dict(study.case_meta(case), lesion_id="", location="", error_kind="unexpected",
-                                            error=f"{case.patient_id} {case.timepoint}: the worker failed: "
-                                                  f"{type(error).__name__}: {error}")], False, 0.0)
+            result = study.CaseResult([_worker_failure(case, error)], False, 0.0)
         per_case[index] = result.rows
         n_cached += result.cached
         emit({"event": "case", "done": done, "total": len(cases), "patient_id": case.patient_id,
@@ -165,6 +207,16 @@ def _extract_all(cases, out_dir, options, extractor, runner, progress, cancelled
         if progress:
             progress(done, len(cases), f"{case.patient_id} {case.timepoint}")
     return [row for rows in per_case for row in rows], n_cached
+
+
+def _worker_failure(case, error):
+    """The row of a case whose worker process failed (died twice, ran out of memory, could not start)."""
+    died = isinstance(error, execution.WorkerDied)
+    text = (f"{case.patient_id} {case.timepoint}: the worker process extracting this study died twice (killed, out "
+            "of memory or crashed); check the memory available, or score it alone with --workers 1 to see why"
+            if died else f"{case.patient_id} {case.timepoint}: the worker failed: {type(error).__name__}: {error}")
+    return dict(study.case_meta(case), lesion_id="", location="", error_kind="worker" if died else "unexpected",
+                error=text)
 
 
 def run(cases, out_dir, options=None, progress=None, cancelled=None, events=None):
@@ -178,12 +230,13 @@ def run(cases, out_dir, options=None, progress=None, cancelled=None, events=None
     emit = events or (lambda event: None)
     model = load_model(options.model_file)
     standardize = resolve_standardization(options.standardize, model)
+    voxel_limit(options.max_voxels)
+    _check_cases(cases, options)
     extractor = FeatureExtractor(options.parameter_file)
-    out_dir = Path(out_dir).absolute()
     started = time.perf_counter()
     cases = [study.absolute(case) for case in cases]
-    emit({"event": "start", "cases": len(cases), "workers": options.workers, "scheduler": options.scheduler})
-    with execution.Runner(options.workers, options.scheduler) as runner:
+    with run_folder.claim(out_dir) as out_dir, execution.Runner(options.workers, options.scheduler) as runner:
+        emit({"event": "start", "cases": len(cases), "workers": options.workers, "scheduler": options.scheduler})
         rows, n_cached = _extract_all(cases, out_dir, options, extractor, runner, progress, cancelled, emit)
         unreadable = [row for row in rows if not row.get("lesion_id") and row.get("error")]
         if options.strict and unreadable:
@@ -208,6 +261,13 @@ def rescore(table, out_dir, options=None, perturbations=None):
         if column not in table:
             raise CTTimeError(f"The lesions table has no {column!r} column (needs patient_id, timepoint, lesion_id "
                               "and the signature's features).", "input")
+    if table.empty:
+        raise CTTimeError("The lesions table has no rows (a header only); give the lesions.csv of a run.", "input")
+    hostile = [f"{r.patient_id!r} {r.timepoint!r} {r.lesion_id!r}" for r in table.itertuples()
+               if any(control_characters(text) for text in (r.patient_id, r.timepoint, r.lesion_id))]
+    if hostile:
+        raise CTTimeError(f"The lesions table has {len(hostile)} row(s) whose IDs hold control characters "
+                          f"({', '.join(hostile[:5])}); remove them from the IDs.", "input")
     twice = table[table.duplicated(["patient_id", "timepoint", "lesion_id"], keep="first")]
     if len(twice):
         listed = ", ".join(f"{r.patient_id} {r.timepoint} {r.lesion_id}" for r in twice.head(5).itertuples())
@@ -233,4 +293,5 @@ def rescore(table, out_dir, options=None, perturbations=None):
     table["error"] = errors
     scored = score_table(table, model, resolve_standardization(options.standardize, model), options.group_by,
                          options.harmonize_by)
-    return _finish(scored, out_dir, options, model, None, [], notes=notes)
+    with run_folder.claim(out_dir) as out_dir:
+        return _finish(scored, out_dir, options, model, None, [], notes=notes)

@@ -7,13 +7,16 @@ the error and its ``error_kind``; a case that cannot be read gives one row that 
 
 import contextlib
 import functools
+import multiprocessing
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..core.errors import Cancelled, CTTimeError
+from ..core.files import atomic_path
 from ..io.images import read_image
 from ..io.segmentations import read_lesions
 from ..scoring import acquisition, robustness
@@ -49,6 +52,7 @@ class Settings:
     parameter_file: str
     cache_dir: object = None
     context: object = None
+    max_voxels: object = None  # the largest image or segmentation read (None: io.images.voxel_limit's default)
     perturbations: int = 0  # perturbed delineations per lesion (scoring.robustness)
     signature: tuple = ()  # the features a perturbed delineation needs (the model's)
 
@@ -78,7 +82,7 @@ def extract_lesions(image, lesions, extractor, meta, progress=None, cancelled=No
             if progress:
                 progress(number, len(lesions), f"{meta.get('patient_id', '')} {lesion.lesion_id}")
             if lesion.lesion_id in done:
-                row = dict(done[lesion.lesion_id], **meta)
+                row = dict(meta, **done[lesion.lesion_id])
                 if not _perturb(row, image, lesion, perturbations, perturbation_extractor, cancelled):
                     rows.append(row)
                     continue
@@ -116,10 +120,12 @@ def _perturb(row, image, lesion, count, extractor, cancelled):
     return True
 
 
-def read_case(case):
-    """The image and lesions of a case (the last case read is kept, so writing its outputs reads nothing again)."""
+def read_case(case, max_voxels=None):
+    """The image and lesions of a case (the last case read is kept, so writing its outputs reads nothing again;
+    ``max_voxels``: see ``io.images.voxel_limit``)."""
     stamps = tuple(_stamp(path) for path in (case.image, case.segmentation))
-    return _read_case(case.image, case.segmentation, tuple(case.names.items()), tuple(case.locations.items()), stamps)
+    return _read_case(case.image, case.segmentation, tuple(case.names.items()), tuple(case.locations.items()), stamps,
+                      max_voxels)
 
 
 def _stamp(path):
@@ -131,9 +137,9 @@ def _stamp(path):
 
 
 @functools.lru_cache(maxsize=1)
-def _read_case(image_path, segmentation_path, names, locations, stamps):
-    image = read_image(image_path)
-    return image, read_lesions(segmentation_path, image, dict(names), dict(locations))
+def _read_case(image_path, segmentation_path, names, locations, stamps, max_voxels):
+    image = read_image(image_path, max_voxels)
+    return image, read_lesions(segmentation_path, image, dict(names), dict(locations), max_voxels)
 
 
 def case_meta(case):
@@ -142,13 +148,14 @@ def case_meta(case):
                 image=str(Path(case.image).absolute()), segmentation=str(Path(case.segmentation).absolute()))
 
 
-def extract_case(case, extractor, progress=None, cancelled=None, done=None, on_row=None, **perturbation):
+def extract_case(case, extractor, progress=None, cancelled=None, done=None, on_row=None, max_voxels=None,
+                 **perturbation):
     """Raw feature rows of a case, with its acquisition parameters when the image has DICOM headers; a case that
     cannot be read gives one row that carries the error. ``done``, ``on_row`` and ``perturbation`` (its
     ``perturbations`` and ``perturbation_extractor``): see ``extract_lesions``."""
     meta = case_meta(case)
     try:
-        image, lesions = read_case(case)
+        image, lesions = read_case(case, max_voxels)
     except CTTimeError as exc:
         return [dict(meta, lesion_id="", location="", error=str(exc), error_kind=exc.kind)]
     meta.update(acquisition.describe(case.image))
@@ -187,12 +194,14 @@ def process_case(case, settings, cancelled=None):
     the calling process). Cached rows without enough perturbed delineations get the missing ones, nothing else
     is extracted again."""
     start = time.perf_counter()
+    _fault_hook(case)
     meta = case_meta(case)
     store = None
     if settings.cache_dir:
         try:
-            store = CaseCache(settings.cache_dir, case_key(case, settings.context))
-        except OSError:  # an input is missing: extract_case reports it
+            store = CaseCache(settings.cache_dir, case_key(case, settings.context), settings.context,
+                              f"{case.patient_id} {case.timepoint}")
+        except (OSError, CTTimeError):  # an input is missing or not a file: extract_case reports it
             store = None
     cached = store.rows() if store else None
     if cached is not None and robustness.complete(cached, settings.perturbations):
@@ -208,7 +217,29 @@ def process_case(case, settings, cancelled=None):
         if settings.perturbations else None
     rows = extract_case(case, _extractor(settings.parameter_file), cancelled=cancelled, done=finished,
                         on_row=(lambda row: store.add_lesion(strip(row))) if store else None,
-                        perturbations=settings.perturbations, perturbation_extractor=perturbation_extractor)
+                        max_voxels=settings.max_voxels, perturbations=settings.perturbations,
+                        perturbation_extractor=perturbation_extractor)
     if store:
         store.store([strip(row) for row in rows])
     return CaseResult(robustness.limited(rows, settings.perturbations), False, time.perf_counter() - start)
+
+
+FAULT_HOOK = "CTTIME_TEST_KILL_WORKER"
+
+
+def _fault_hook(case):
+    """Fault injection for the tests of dead workers: with ``CTTIME_TEST_KILL_WORKER`` naming a folder that holds
+    a file named after the study's key with a number N > 0 in it, a worker process (never the main one) writes
+    N - 1 there and kills itself with SIGKILL."""
+    folder = os.environ.get(FAULT_HOOK)
+    if not folder or multiprocessing.parent_process() is None:
+        return
+    counter = Path(folder) / case.key
+    try:
+        remaining = int(counter.read_text(encoding="ascii"))
+    except (OSError, ValueError):
+        return
+    if remaining > 0:
+        with atomic_path(counter) as temporary:
+            Path(temporary).write_text(str(remaining - 1), encoding="ascii")
+        os.kill(os.getpid(), signal.SIGKILL)

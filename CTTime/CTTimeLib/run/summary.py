@@ -89,4 +89,7 @@ def print_report(result, stream=None, quiet=False):
     for warning in result.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
     say(f"Results in {result.out_dir}: " + ", ".join(Path(f).name for f in result.files))
+    if result.leftovers:
+        say(f"NOTE: {len(result.leftovers)} file(s) in {result.out_dir} are not from this run (an earlier run's, "
+            f"listed in run.json as leftovers); delete them or use a new output folder: {', '.join(result.leftovers)}")
     return EXIT_SOME_FAILED if result.n_failed else EXIT_OK

@@ -14,6 +14,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import CTTimeError
+from ..core.files import check_regular
 from ..core.geometry import grid_offset, whole_mask
 from ..core.resources import PARAMETER_FILE
 from .resampling import CROPPABLE, label_bounding_box, resample_lesion, resampling_grid
@@ -26,6 +27,7 @@ def load_parameters(path):
     """The parameter file as a dict (YAML, safe loader)."""
     import yaml
 
+    check_regular(path, "Parameter file")
     try:
         with open(path, encoding="utf-8") as handle:
             parameters = yaml.safe_load(handle)

@@ -36,7 +36,7 @@ def score_table(table, model, standardize=COHORT, group_by=(), harmonize_by=None
                           "features, as pyradiomics names them.", "input")
     for name in missing:  # every row failed before extraction: the rows still carry their errors
         table[name] = np.nan
-    features = table[model.features].apply(pd.to_numeric, errors="coerce")
+    features = table[model.features].apply(pd.to_numeric, errors="coerce").astype(float)
     scorable = (table["error"] == "") & np.isfinite(features).all(axis=1)
     for index in table.index[(table["error"] == "") & ~scorable]:
         bad = [name for name in model.features if not np.isfinite(features.at[index, name])]
@@ -44,6 +44,10 @@ def score_table(table, model, standardize=COHORT, group_by=(), harmonize_by=None
                                     f"signature feature(s) {', '.join(bad)} missing, NaN or infinite; extract the "
                                     "lesion again or correct its row.")
         table.at[index, "error_kind"] = "features"
+    absent = [column for column in group_by if column not in table]
+    if absent:
+        raise CTTimeError(f"Cannot z-score by {', '.join(absent)}: the table has no such column (group by a column "
+                          "of the manifest or lesions table, e.g. timepoint or batch).", "input")
     prefix, correct, perturbed = "", None, {}
     if harmonize_by:
         raw, rows = features, table.index[scorable]

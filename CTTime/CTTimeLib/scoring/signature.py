@@ -36,9 +36,14 @@ class Model:
         return [name for name, _ in self.coefficients]
 
     def linear_predictor(self, z):
-        """eta = intercept + sum(b_i * z_i): the log-odds of uninflamed."""
-        z = _z_columns(z, self.features)
-        return self.intercept + z.to_numpy(dtype=float) @ np.array([b for _, b in self.coefficients])
+        """eta = intercept + sum(b_i * z_i): the log-odds of uninflamed. Summed feature by feature in the model's
+        order, so a lesion's value does not depend on which other rows are scored with it (a matrix product's
+        rounding varies with the number of rows)."""
+        values = _z_columns(z, self.features).to_numpy(dtype=float)
+        total = np.zeros(len(values))
+        for column, (_, coefficient) in enumerate(self.coefficients):
+            total = total + coefficient * values[:, column]
+        return self.intercept + total
 
     def score(self, z):
         """P(inflamed) for each row of z-scores."""

@@ -126,7 +126,7 @@ def load(path, features, model_name=None):
         means[name], sds[name] = mean, sd
     try:
         n_lesions = int(payload["n_lesions"])
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise CTTimeError(f"Reference file {path}: n_lesions must be a whole number.", "standardization") from None
     extra = {k: v for k, v in payload.items() if k not in ("features", "n_lesions", "source")}
     return Reference(means, sds, n_lesions, str(payload["source"]), extra)

@@ -14,6 +14,15 @@ CROP = (slice(10, 37), slice(40, 96), slice(40, 100))  # z, y, x: the tumour wit
 AIR_BOX = (slice(0, 3), slice(0, 5), slice(34, 39))  # a block of air (< -900 HU) inside the crop
 
 
+def write_basic(folder):
+    """``folder``/ct.nrrd (the cropped CT) and ``folder``/good.seg.nrrd (its two good lesions); the folder and
+    the CT."""
+    image = ct()
+    sitk.WriteImage(image, str(Path(folder) / "ct.nrrd"))
+    write_seg(Path(folder) / "good.seg.nrrd", good_lesions(), image)
+    return Path(folder), image
+
+
 def ct():
     """The cropped real CT (float32 HU, 0.98 x 0.98 x 3.27 mm)."""
     image = sitk.ReadImage(str(SOURCE / "CT_image.nii.gz"))
@@ -145,3 +154,21 @@ def series_4d(image):
 def vector(image):
     """The CT as a two-component vector image."""
     return sitk.Compose([image, image])
+
+
+def sleep_then_return(item):
+    """A task for worker processes: sleep ``item[1]`` seconds, return ``item[0]``."""
+    import time
+
+    time.sleep(item[1])
+    return item[0]
+
+
+def kill_own_worker_on(item):
+    """A task for worker processes: ``item[0]`` unless ``item[1]`` is true, then kill its own process (SIGKILL)."""
+    import os
+    import signal
+
+    if item[1]:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return item[0]

@@ -46,11 +46,7 @@ def cttime(*argv):
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """The cropped real CT and a .seg.nrrd of its two good (overlapping) lesions."""
-    folder = tmp_path_factory.mktemp("corpus")
-    ct = corpus.ct()
-    sitk.WriteImage(ct, str(folder / "ct.nrrd"))
-    corpus.write_seg(folder / "good.seg.nrrd", corpus.good_lesions(), ct)
-    return folder, ct
+    return corpus.write_basic(tmp_path_factory.mktemp("corpus"))
 
 
 def score(data, tmp_path, segmentation, *extra, image=None):
@@ -319,7 +315,7 @@ def test_hostile_names_keep_their_ids_and_give_safe_file_names(data, baseline, t
     written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
     assert all(p.parts[0] == "out" or p.name == "names.seg.nrrd" for p in written)  # nothing outside --out
     colored = [p for p in (tmp_path / "out").iterdir() if p.name.endswith(".seg.nrrd")]
-    assert [p.name for p in colored] == ["Pa_tient_1_B_S_cttime.seg.nrrd"]
+    assert [p.name for p in colored] == ["Pa_tient_1_B_S-8bd7d6ac5ec6_cttime.seg.nrrd"]  # safe name + hash of the IDs
     for path in (tmp_path / "out").rglob("*"):
         assert re.fullmatch(r"[A-Za-z0-9._-]+", path.name), path.name
     import slicerio

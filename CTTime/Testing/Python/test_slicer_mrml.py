@@ -224,6 +224,16 @@ def test_empty_segmentation_and_non_ct_volume_are_user_errors(scene):
         CTTimeMRML.volume_to_image(study.volume_node)
 
 
+def test_names_that_cannot_keep_their_identity_are_user_errors(scene):
+    study = _load_study(scene, "STS_019", lesion_name="LU\r1")
+    with pytest.raises(CTTimeError, match="segment name 'LU\\\\r1' holds the control character"):
+        CTTimeMRML.compute([study], DEMO_REFERENCE)
+    CTTimeMRML.segments(study.segmentation_node)[0][1].SetName("LU_1")
+    other = CTTimeMRML.Study(study.segmentation_node, study.volume_node, "sts_019", "BS")
+    with pytest.raises(CTTimeError, match="differ only in letter case"):
+        CTTimeMRML.compute([study, other], DEMO_REFERENCE)
+
+
 def test_tumour_board_figure_from_the_scene(scene, tmp_path):
     study = _load_study(scene, "STS_019")
     results = CTTimeMRML.compute([study], DEMO_REFERENCE)
