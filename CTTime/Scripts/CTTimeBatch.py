@@ -34,6 +34,7 @@ def build_parser():
 def main(argv):
     """Run the cohort; the exit status of `cttime cohort`."""
     from CTTimeLib.run import pipeline, progress
+    from CTTimeLib.run.log import third_party_output
     from CTTimeLib.run.manifest import read_manifest
     from CTTimeLib.run.summary import EXIT_OK, EXIT_USAGE, exit_status, print_report
     from CTTimeLib.scoring.standardization import COHORT
@@ -43,8 +44,9 @@ def main(argv):
     except SystemExit as exc:  # --help or a bad option: argparse has printed why
         return EXIT_OK if exc.code == 0 else EXIT_USAGE
     options = pipeline.Options(standardize=args.reference or COHORT, group_by=tuple(args.group_by))
-    return exit_status("CTTimeBatch", lambda: print_report(
-        pipeline.run(read_manifest(args.manifest), args.out, options, events=progress.Lines())))
+    with third_party_output(args.out, "CTTimeBatch"):
+        return exit_status("CTTimeBatch", lambda: print_report(
+            pipeline.run(read_manifest(args.manifest), args.out, options, events=progress.Lines())))
 
 
 def exit_with(status):

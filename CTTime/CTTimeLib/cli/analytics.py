@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from ..core.files import write_table, write_text
+from ..analytics.provenance import table_warnings, warning_lines
 from ..io import tables
 from ..scoring import aggregation
 
@@ -135,8 +136,9 @@ def command_longitudinal(args):
     from ..analytics import longitudinal
 
     timepoints = [t.strip() for t in args.timepoints.split(",") if t.strip()]
-    table, counts = longitudinal.run(_read_lesions(args.lesions), args.out, timepoints)
-    _print(longitudinal.summary_lines(table, counts))
+    table, counts, warnings = longitudinal.run(_read_lesions(args.lesions), args.out, timepoints,
+                                               lesions_path=args.lesions)
+    _print(longitudinal.summary_lines(table, counts, warnings))
     print(f"Results in {args.out}: longitudinal.csv, transitions.csv, transitions.png")
     return 0
 
@@ -145,7 +147,8 @@ def command_evaluate(args):
     from ..analytics import evaluation
 
     labels = tables.read_csv(args.labels, "Labels", ["patient_id", "label"])
-    result = evaluation.run(_read_lesions(args.lesions), labels, args.labels, args.out, args.aggregate, args.timepoint)
+    result = evaluation.run(_read_lesions(args.lesions), labels, args.labels, args.out, args.aggregate, args.timepoint,
+                            lesions_path=args.lesions)
     _print(evaluation.summary_lines(result))
     print(f"Results in {args.out}: evaluation.json, evaluation_scores.csv, roc.png")
     return 0
@@ -155,7 +158,8 @@ def command_survival(args):
     from ..analytics import survival
 
     clinical = tables.read_csv(args.clinical, "Clinical table", survival.CLINICAL_COLUMNS)
-    result = survival.run(_read_lesions(args.lesions), clinical, args.clinical, args.out, args.timepoint)
+    result = survival.run(_read_lesions(args.lesions), clinical, args.clinical, args.out, args.timepoint,
+                          lesions_path=args.lesions)
     _print(survival.summary_lines(result))
     print(f"Results in {args.out}: survival_cox.csv, survival_logrank.csv, survival.json, kaplan_meier.png")
     return 0
@@ -169,10 +173,13 @@ def command_train(args):
                                  folds=args.folds, repeats=args.repeats, correlation_cutoff=args.correlation_cutoff,
                                  min_concordance=args.min_concordance, seed=args.seed)
     concordance = tables.read_csv(args.concordance, "Concordance table", ["feature"]) if args.concordance else None
-    result = training.train(_read_lesions(args.lesions, scored=False),
-                            tables.read_csv(args.labels, "Labels", ["patient_id", "label"]), args.labels, settings,
-                            concordance, args.concordance, args.name, args.timepoint, args.positive_class,
+    lesions = _read_lesions(args.lesions, scored=False)
+    result = training.train(lesions, tables.read_csv(args.labels, "Labels", ["patient_id", "label"]), args.labels,
+                            settings, concordance, args.concordance, args.name, args.timepoint, args.positive_class,
                             args.negative_class)
+    inputs = table_warnings(lesions, args.lesions)
+    if inputs:
+        result["model"]["provenance"]["input_warnings"] = inputs
     out = Path(args.out)
     write_text(out / "model.json", json.dumps(result["model"], indent=2) + "\n")
     write_text(out / "reference.json", result["reference"].to_json())
@@ -187,6 +194,7 @@ def command_train(args):
     print(f"WARNING: {provenance['warning']}")
     if result["reference"].warning:
         print(f"WARNING: reference.json: {result['reference'].warning}")
+    _print(warning_lines(inputs))
     print(f"Results in {out}: model.json, reference.json, cv_grid.csv")
     return 0
 
@@ -197,9 +205,11 @@ def command_cohort_report(args):
 
     labels = tables.read_csv(args.labels, "Labels", ["patient_id", "label"]) if args.labels else None
     clinical = tables.read_csv(args.clinical, "Clinical table", CLINICAL_COLUMNS) if args.clinical else None
-    text = cohort_report.build(_read_lesions(args.lesions), args.lesions, labels, args.labels, clinical, args.clinical,
+    lesions = _read_lesions(args.lesions)
+    text = cohort_report.build(lesions, args.lesions, labels, args.labels, clinical, args.clinical,
                                args.aggregate, args.timepoint)
     write_text(args.out, text)
+    _print(warning_lines(table_warnings(lesions, args.lesions)))
     print(f"Cohort report written to {args.out}")
     return 0
 

@@ -6,11 +6,13 @@ DICOM SEG / RTSTRUCT file or folder for the segmentation). Optional:
     batch      scanner or reconstruction-kernel group, for harmonisation (carried into lesions.csv)
     locations  lesion locations, ``LESION=LOCATION`` pairs separated by ``;``, e.g. ``LU_1=lung;liver_2=liver``
                (lung, liver, lymph node, bone, other); lesions not named keep their tag or inferred location
-    labels     lesion IDs of a labelmap's values, e.g. ``1=LU_1;2=liver_2`` (default lesion_<value>)
+    labels     lesion IDs of a labelmap's values, e.g. ``1=LU_1;2=liver_2`` (default: the label's name in a colour
+               table beside the labelmap, else lesion_<value>)
 
 Any other column is carried into lesions.csv. Relative paths are relative to the manifest's folder. All problems
-(missing columns, empty cells, duplicate patient/time point or lesion keys, unknown locations, files that do not
-exist) are collected and reported together, before any extraction starts.
+(missing columns, empty cells, duplicate patient/time point or lesion keys, unknown locations, locations of
+segments the segmentation does not hold, files that do not exist) are collected and reported together, before any
+extraction starts; a label a labelmap does not hold fails its study when it is read.
 """
 
 from pathlib import Path
@@ -62,6 +64,13 @@ def _lesion_problems(row, files, where, problems):
         if repeated:
             problems.append(f"{where}: segmentation {files['segmentation']} has several segments named "
                             f"{', '.join(repeated)}; rename them so every lesion has its own ID")
+        unknown = [lesion_id for lesion_id in locations if declared and lesion_id not in declared]
+        if unknown:
+            problems.append(f"{where}: locations names {', '.join(map(repr, unknown))}, which segmentation "
+                            f"{files['segmentation']} does not hold (its segments: {', '.join(declared)})")
+        if names and declared:
+            problems.append(f"{where}: labels name labelmap values, but segmentation {files['segmentation']} is a "
+                            "segmentation whose segments carry their own names; drop the labels")
     return names, locations
 
 

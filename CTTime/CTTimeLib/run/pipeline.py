@@ -20,12 +20,12 @@ import pandas as pd
 from .. import __version__
 from ..core.errors import CTTimeError
 from ..core.files import digest
-from ..core.lesions import infer_location
+from ..core.lesions import infer_location, join_warnings
 from ..core.resources import MODEL_FILE, PARAMETER_FILE
 from ..io.colored_segmentation import write_colored_segmentation
-from ..scoring import aggregation, harmonization
-from ..scoring.extraction import FEATURE_PREFIX, FeatureExtractor
-from ..scoring.lesion_scores import resolve_standardization, score_table
+from ..scoring import acquisition, aggregation, harmonization, soft_tissue
+from ..scoring.extraction import FEATURE_PREFIX, FeatureExtractor, parameter_warnings_in
+from ..scoring.lesion_scores import check_group_by, resolve_standardization, score_table
 from ..scoring.signature import load_model
 from ..scoring.standardization import COHORT
 from . import cache, execution, run_folder, study
@@ -81,16 +81,26 @@ def _run_record(options, model, reference_text, warnings, extractor=None):
 
 
 def result_tables(scored, model, extractor=None):
-    """The lesions.csv and patients.csv frames of a scored table, and the warnings every output repeats."""
+    """The lesions.csv and patients.csv frames of a scored table, and the run's warnings (those every output
+    repeats: parameter file, standardisation). A lesion's ``warning`` cell holds every warning that applies to it:
+    the run's, its study's acquisition outside the training domain, its soft-tissue share."""
     feature_names = extractor.feature_names if extractor else [c for c in scored if c.startswith(FEATURE_PREFIX)]
-    if extractor is not None and extractor.warning:
-        scored = scored.assign(warning=extractor.warning)  # repeated in every row, and kept by a rescore
+    if extractor is not None:
+        run_warnings = [extractor.warning] if extractor.warning else []
+    else:  # a rescore keeps the parameter-file warning of the run it rescores
+        run_warnings = parameter_warnings_in(scored["warning"]) if "warning" in scored else []
     lesions = run_folder.order_lesion_columns(scored, feature_names, model.features)
-    lesions["warning"] = lesions["warning"].fillna("").astype(str)
+    standardization = [text.split(" - ", 1)[1] if " - " in text else "" for text in
+                       lesions["standardization"].fillna("").astype(str)]
+    parameters = extractor.parameters if extractor is not None else None
+    acquisition_warnings = lesions.get("acquisition_warning", pd.Series("", index=lesions.index))
+    lesions["warning"] = [
+        join_warnings(run_warnings + [reference, acquisition.warning_text(acquired),
+                                      soft_tissue.share_warning(lesion_id, share, parameters)])
+        for lesion_id, reference, acquired, share in zip(lesions["lesion_id"], standardization, acquisition_warnings,
+                                                         lesions[soft_tissue.COLUMN])]
     patients = aggregation.summarize(lesions, model.threshold)
-    warnings = sorted(set(lesions["warning"]) - {""}) + sorted(
-        {text.split(" - ", 1)[1] for text in lesions["standardization"] if " - " in text})
-    return lesions, patients, warnings
+    return lesions, patients, run_warnings + sorted(set(standardization) - {""})
 
 
 _SEGMENT_COLUMNS = ("lesion_id", "ct_time_score", "ct_time_status", "standardization", "error")
@@ -165,6 +175,9 @@ def run(cases, out_dir, options=None, progress=None, cancelled=None, events=None
     emit = events or (lambda event: None)
     model = load_model(options.model_file)
     standardize = resolve_standardization(options.standardize, model)
+    known = list(dict.fromkeys([*run_folder.LESION_KEYS, "image", "segmentation", *acquisition.COLUMNS,
+                                *(key for case in cases for key in case.extras)]))
+    check_group_by(options.group_by, standardize, known)  # before extraction; score_table checks the real table
     extractor = FeatureExtractor(options.parameter_file)
     out_dir = Path(out_dir).absolute()
     started = time.perf_counter()

@@ -6,20 +6,22 @@
     <patient>_<timepoint>_cttime.seg.nrrd  the lesions coloured by score
     <patient>_<timepoint>_board.png      the tumour-board figure (and .pdf)
     <patient>_<timepoint>_screenshot.png the Slicer module's screenshot
+    cttime.log                           what other libraries printed (see ``log``)
     cache/                               raw results for resuming (see ``cache``)
 """
 
 import json
 from pathlib import Path
 
-import numpy as np
-
 from ..core.errors import CTTimeError
 from ..core.files import safe_name, write_table, write_text
+from ..scoring.soft_tissue import COLUMN
 
-LESIONS_CSV, PATIENTS_CSV, RUN_JSON, CACHE_DIR = "lesions.csv", "patients.csv", "run.json", "cache"
+LESIONS_CSV, PATIENTS_CSV, RUN_JSON, CACHE_DIR, LOG_FILE = "lesions.csv", "patients.csv", "run.json", "cache", \
+    "cttime.log"
 SEGMENTATION_SUFFIX, BOARD_SUFFIX, SCREENSHOT_SUFFIX = "_cttime.seg.nrrd", "_board", "_screenshot.png"
 LESION_KEYS = ["patient_id", "timepoint", "lesion_id", "location"]
+ROBUSTNESS_COLUMNS = ("ct_time_score_low", "ct_time_score_high", "ct_time_status_robust")  # when a run has them
 _TEXT_COLUMNS = ("error", "error_kind", "standardization", "warning")
 
 
@@ -42,15 +44,19 @@ def screenshot_path(out_dir, patient_id, timepoint):
 
 
 def order_lesion_columns(frame, feature_names, model_features):
-    """lesions.csv column order: keys, extras (batch, acquisition), features, derived, scores, error."""
-    tail = (["longest_axial_diameter_mm", "recist_measurable"] + [f"z_{n}" for n in model_features]
-            + ["ct_time_score", "ct_time_status", "standardization", "warning", "error", "error_kind"])
-    known = LESION_KEYS + list(feature_names) + tail
-    extras = [c for c in frame.columns if c not in known]
-    for column in known:
+    """lesions.csv column order, what a reader needs first: identity, score and status (robustness columns when
+    present), warning and error, standardisation, soft-tissue share, size, z-scores, then the extras (input paths,
+    batch, acquisition) and the pyradiomics features last. Missing columns are added empty."""
+    head = (LESION_KEYS + ["ct_time_score", "ct_time_status"] + [c for c in ROBUSTNESS_COLUMNS if c in frame]
+            + ["warning", "error", "error_kind", "standardization", COLUMN, "longest_axial_diameter_mm",
+               "recist_measurable"] + [f"z_{n}" for n in model_features])
+    features = [c for c in feature_names if c not in head]
+    extras = [c for c in frame.columns if c not in head and c not in features]
+    ordered = frame.reindex(columns=head + extras + features)  # one step: no column-by-column insertion
+    for column in _TEXT_COLUMNS:
         if column not in frame.columns:
-            frame[column] = np.nan if column not in _TEXT_COLUMNS else ""
-    return frame[LESION_KEYS + extras + list(feature_names) + tail]
+            ordered[column] = ""
+    return ordered
 
 
 def write_tables(out_dir, lesions, patients):
