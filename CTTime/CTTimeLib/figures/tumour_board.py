@@ -512,13 +512,16 @@ def _draw_summary(fig, patient, lesion_rows, warnings, x, y, width, size, histor
         line += LINE + 0.01
     minimum = str(patient.get("min_lesion_id") or "")
     summary["minimum_set_by"] = minimum
-    ax.text(0.12, line, _fit((f"* set by {minimum}; " if minimum else "* ") + "the minimum over lesions predicted "
-                             "PFS best in the paper", width - 0.24, 7), fontsize=7, style="italic", color="#555555")
+    note = (f"* set by {minimum}; " if minimum else "* ") + "the minimum over lesions: best PFS predictor in the paper"
+    for number, text in enumerate(_wrap(note, width - 0.24, 7, 3)):
+        line += LINE - 0.06 if number else 0
+        ax.text(0.12, line, text, fontsize=7, style="italic", color="#555555")
     line += LINE + 0.02
     for label, value in _summary_lines(patient):
         summary[label] = value
         ax.text(0.12, line, label, fontsize=9, color="#333333")
-        ax.text(1.55, line, _fit(value, width - 1.6, 9), fontsize=9, fontweight="bold")
+        text, props = _shrunk(value, width - 1.7, 9, {"fontweight": "bold"}, smallest=7)
+        ax.text(1.55, line, text, **props)
         line += LINE
     line += 0.04
     ax.text(0.12, line, "Standardisation", fontsize=9, color="#333333")

@@ -236,6 +236,16 @@ def test_dicom_series_and_seg_give_pyradiomics_features_and_acquisition_flags(di
         assert flag in row["acquisition_warning"]
     flagged = json.loads((tmp_path / "out" / "run.json").read_text())["summary"]["studies_outside_training_domain"]
     assert len(flagged) == 1 and flagged[0].startswith("STS_019 BS: 100 kVp")
+    # the lesion's warning cell carries it beside the demo reference's, and so does the tumour board's banner
+    assert "outside CT-TIME's training domain (scores less certain): 100 kVp" in row["warning"]
+    assert "NOT CLINICALLY CALIBRATED: demo reference" in row["warning"]
+    from CTTimeLib.figures import tumour_board
+
+    lesions = tumour_board.read_table(tmp_path / "out" / "lesions.csv", "lesions")
+    image_read, masks, _ = tumour_board.load_case(tmp_path / "out", lesions)
+    board = tumour_board.board_figure("STS_019", "BS", lesions, None, image_read, masks)
+    assert any(w.startswith("outside CT-TIME's training domain (scores less certain): 100 kVp")
+               for w in board.warnings)
 
 
 def test_in_domain_acquisition_is_not_flagged(tmp_path):
