@@ -6,9 +6,9 @@ mask in any format SimpleITK reads, or a DICOM SEG / RTSTRUCT file (or a folder 
 segmentation on another grid than the image is resampled onto it (nearest neighbour) when the two overlap.
 
 A labelmap's lesions are named, by priority: the names given (``--label-name``, the manifest's ``labels``), the
-label's name in a colour table beside the labelmap (``label_table``), else ``lesion_<label>``. NIfTI and plain
-NRRD labelmaps carry no label names in their header (NIfTI-1 has no label table; only Slicer's segmentation
-fields name labels in NRRD), so a colour table is the way to name them.
+label's name in a colour table beside the labelmap (``label_tables``), else ``lesion_<label>``. NIfTI-1 has no
+label table in its header, in NRRD only Slicer's segment fields name labels (read above), and ITK-SNAP keeps label
+names in its workspace or an exported label description file: a colour table is the way to name the others.
 """
 
 import re

@@ -178,6 +178,10 @@ def run(cases, out_dir, options=None, progress=None, cancelled=None, events=None
     known = list(dict.fromkeys([*run_folder.LESION_KEYS, "image", "segmentation", *acquisition.COLUMNS,
                                 *(key for case in cases for key in case.extras)]))
     check_group_by(options.group_by, standardize, known)  # before extraction; score_table checks the real table
+    if options.harmonize_by and options.harmonize_by not in known:
+        raise CTTimeError(f"--harmonize {options.harmonize_by}: no study has such a column; harmonise across one of "
+                          f"{', '.join(k for k in known if k not in run_folder.LESION_KEYS)} (e.g. a manifest column "
+                          "batch).", "input")
     extractor = FeatureExtractor(options.parameter_file)
     out_dir = Path(out_dir).absolute()
     started = time.perf_counter()

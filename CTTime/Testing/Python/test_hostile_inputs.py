@@ -380,6 +380,16 @@ def test_a_manifest_location_for_a_segment_that_does_not_exist(data, tmp_path):
     assert "(its segments: tumour, tumour_top)" in err and not (tmp_path / "out").exists()
 
 
+def test_a_harmonisation_column_no_study_has_is_refused_before_extraction(data, tmp_path):
+    folder, _ = data
+    (tmp_path / "m.csv").write_text("patient_id,timepoint,image,segmentation,batch\n"
+                                    f"P,BS,{folder / 'ct.nrrd'},{folder / 'good.seg.nrrd'},A\n", encoding="utf-8")
+    code, _, err = cttime("cohort", tmp_path / "m.csv", "--out", tmp_path / "out", "--standardize", "cohort",
+                          "--harmonize", "scanner")
+    assert code == 2 and "--harmonize scanner: no study has such a column" in err and "batch" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_reference_demo_names_the_shipped_demo_reference(data, baseline, tmp_path):
     code, _, err = score(data, tmp_path, data[0] / "good.seg.nrrd", "--reference", "demo")
     assert code == 0 and "NOT CLINICALLY CALIBRATED: demo reference" in err
