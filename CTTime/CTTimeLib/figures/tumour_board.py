@@ -261,11 +261,11 @@ def window_name(location, choice="auto"):
     return "lung" if str(location) == "lung" else "soft"
 
 
-def _outlined(color="white"):
-    """Text props for text over a CT image: light letters in a dark outline, legible over air, tissue and bone."""
+def _outlined():
+    """Text props for text over a CT image: white letters in a dark outline, legible over air, tissue and bone."""
     from matplotlib import patheffects
 
-    return {"color": color, "path_effects": [patheffects.withStroke(linewidth=2.2, foreground=OUTLINE)]}
+    return {"color": "white", "path_effects": [patheffects.withStroke(linewidth=2.2, foreground=OUTLINE)]}
 
 
 def _fitting_size(text, width_in, sizes, bold=False):

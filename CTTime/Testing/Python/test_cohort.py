@@ -196,9 +196,10 @@ def test_manifest_problems_are_reported_together(tmp_path, capsys):
     for expected in ("line 2: Lesion LU_1: unknown location 'brain'", "line 3: patient P1 at time point BS is listed "
                      "again", "line 3: labels expects LABEL_VALUE=LESION_ID", "line 4: image not found",
                      "line 4: labels gives two label values the same lesion ID", "several segments named LU_1",
-                     "line 5: empty timepoint", "line 5: locations names 'LU_1' twice"):
+                     "line 5: empty timepoint", "line 5: locations names 'LU_1' twice",
+                     "line 4: labels name labelmap values, but segmentation"):
         assert expected in text
-    assert text.count("\n  ") == 8
+    assert text.count("\n  ") == 9
     assert commands.main(["cohort", str(manifest), "--standardize", "cohort", "--out", str(tmp_path / "o")]) == 2
     (tmp_path / "bad.csv").write_text("patient,image\nP1,x.nii.gz\n")
     assert commands.main(["cohort", str(tmp_path / "bad.csv"), "--standardize", "cohort", "--out", str(tmp_path)]) == 2
