@@ -313,7 +313,6 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             files = self.logic.writeBoards(folder, self.results, self.studies)
             slicer.util.infoDisplay("Written:\n" + "\n".join(str(path) for path in files), windowTitle="CTTime")
 
-
     def onDicom(self):
         if not self.ensureDependencies(self.logic.DICOM_PACKAGES):
             return
@@ -433,9 +432,10 @@ class CTTimeLogic(ScriptedLoadableModuleLogic):
     def referenceWarning(path):
         """Text under the reference selector: its source and size, and why it is not calibrated (if so)."""
         from CTTimeLib.scoring import standardization
+        from CTTimeLib.scoring.signature import load_model
 
-        try:
-            reference = standardization.load(str(path), [])
+        try:  # checked for the model's features: a file off their scale is refused here already
+            reference = standardization.load(str(path), load_model().features)
         except Exception as exc:  # shown in the panel; Compute reports it again
             return f"Cannot use this reference: {exc}"
         warning = reference.warning

@@ -16,8 +16,10 @@ from .studies import node_source
 
 TABLE_COLUMNS = (("Patient", "s"), ("Time point", "s"), ("Lesion", "s"), ("Location", "s"), ("Target", "s"),
                  ("CT-TIME score", "d"), ("Status", "s"), ("Score low", "d"), ("Score high", "d"),
-                 ("Re-delineations", "d"), ("Status under re-delineation", "s"), ("Longest axial diameter (mm)", "d"),
-                 ("Volume (mm3)", "d"), ("Standardization", "s"), ("Note", "s"))
+                 ("Re-delineations", "d"), ("Status under re-delineation", "s"), ("Patient minimum", "s"),
+                 ("Soft-tissue share", "d"), ("Longest axial diameter (mm)", "d"), ("Volume (mm3)", "d"),
+                 ("Standardization", "s"), ("Warning", "s"), ("Note", "s"))
+MINIMUM_MARK = "sets the patient minimum"
 
 
 @dataclass
@@ -99,24 +101,31 @@ def targets(studies):
 
 
 def table_rows(results, targets=None):
-    """The results table: one row per lesion, then the aggregates of each patient and time point."""
+    """The results table: one row per lesion (the lesion that sets its patient's minimum marked, its soft-tissue
+    share and warnings), then the aggregates of each patient and time point with what they stand on."""
     targets = targets or {}
+    minimum = {(row["patient_id"], row["timepoint"]): row["min_lesion_id"] for row in results.patients.to_dict("records")}
     rows = []
     for row in results.lesions.to_dict("records"):
         key = (row["patient_id"], row["timepoint"], row["lesion_id"])
+        sets_minimum = bool(row["lesion_id"]) and minimum.get(key[:2]) == row["lesion_id"]
         rows.append([row["patient_id"], row["timepoint"], row["lesion_id"], row["location"],
                      "yes" if targets.get(key) else "", row["ct_time_score"],
                      row["ct_time_status"] if _finite(row["ct_time_score"]) else "failed",
                      row.get("ct_time_score_low"), row.get("ct_time_score_high"), row.get("ct_time_perturbations"),
                      robust_text(row.get("ct_time_status_robust")),
+                     MINIMUM_MARK if sets_minimum else "", row.get("soft_tissue_share"),
                      row.get("longest_axial_diameter_mm"), row.get("original_shape_MeshVolume"),
-                     row["standardization"], row["error"]])
+                     row["standardization"], row.get("warning", ""), row["error"]])
     for row in results.patients.to_dict("records"):
-        note = f"{row['n_lesions']} lesion(s), {row['n_failed']} failed, heterogeneity {row['heterogeneity'] or '-'}"
+        note = (f"{row['aggregate_coverage']}, {row['n_failed']} failed, heterogeneity {row['heterogeneity'] or '-'}"
+                + (f", minimum set by {row['min_lesion_id']}" if row["min_lesion_id"] else ""))
         for name in ("min", "median", "mean", "max"):
             rows.append([row["patient_id"], row["timepoint"], f"[patient {name}]", "", "", row[f"ct_time_{name}"],
                          row[f"status_{name}"], np.nan, np.nan, np.nan, robust_text(row.get(f"status_{name}_robust")),
-                         np.nan, row["total_volume_mm3"] if name == "min" else np.nan, row["standardization"], note])
+                         row["min_lesion_id"] if name == "min" else "", np.nan, np.nan,
+                         row["total_volume_mm3"] if name == "min" else np.nan, row["standardization"],
+                         row["warning"], note])
     return rows
 
 
@@ -143,5 +152,10 @@ def fill_table_node(table_node, results, targets=None):
 
 
 def summary_lines(results):
-    """Short text of the results for the panel and the tumour-board screenshot."""
-    return patient_lines(results.patients) + results.warnings
+    """Short text of the results for the panel and the tumour-board screenshot: each patient's line (what its
+    aggregates stand on, the lesion that sets its minimum), the run's warnings, lesions with a low soft-tissue
+    share."""
+    from CTTimeLib.scoring.soft_tissue import share_warning
+
+    low = [share_warning(row["lesion_id"], row.get("soft_tissue_share")) for row in results.lesions.to_dict("records")]
+    return patient_lines(results.patients) + results.warnings + [f"WARNING: {text}" for text in low if text]

@@ -44,6 +44,7 @@ def _count(text):
 def main(argv):
     """Run the cohort; the exit status of `cttime cohort`."""
     from CTTimeLib.run import pipeline, progress
+    from CTTimeLib.run.log import third_party_output
     from CTTimeLib.run.manifest import read_manifest
     from CTTimeLib.run.summary import EXIT_OK, EXIT_USAGE, exit_status, print_report
     from CTTimeLib.scoring.standardization import COHORT
@@ -55,8 +56,9 @@ def main(argv):
     options = pipeline.Options(standardize=args.reference or COHORT, group_by=tuple(args.group_by))
     if args.perturbations is not None:
         options.perturbations = args.perturbations
-    return exit_status("CTTimeBatch", lambda: print_report(
-        pipeline.run(read_manifest(args.manifest), args.out, options, events=progress.Lines())))
+    with third_party_output(args.out, "CTTimeBatch"):
+        return exit_status("CTTimeBatch", lambda: print_report(
+            pipeline.run(read_manifest(args.manifest), args.out, options, events=progress.Lines())))
 
 
 def exit_with(status):

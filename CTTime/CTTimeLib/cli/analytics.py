@@ -7,6 +7,7 @@ import argparse
 import json
 import math
 
+from ..analytics.provenance import table_warnings, warning_lines
 from ..core.files import output_file, output_folder, write_table, write_text
 from ..io import tables
 from ..run.run_folder import read_lesions_table
@@ -152,8 +153,8 @@ def command_longitudinal(args):
 
     timepoints = [t.strip() for t in args.timepoints.split(",") if t.strip()]
     out = output_folder(args.out)
-    table, counts = longitudinal.run(_read_lesions(args.lesions), out, timepoints)
-    _print(longitudinal.summary_lines(table, counts))
+    table, counts, warnings = longitudinal.run(_read_lesions(args.lesions), out, timepoints, lesions_path=args.lesions)
+    _print(longitudinal.summary_lines(table, counts, warnings))
     print(f"Results in {args.out}: longitudinal.csv, transitions.csv, transitions.png")
     return 0
 
@@ -163,7 +164,8 @@ def command_evaluate(args):
 
     out = output_folder(args.out)
     labels = tables.read_csv(args.labels, "Labels", ["patient_id", "label"])
-    result = evaluation.run(_read_lesions(args.lesions), labels, args.labels, out, args.aggregate, args.timepoint)
+    result = evaluation.run(_read_lesions(args.lesions), labels, args.labels, out, args.aggregate, args.timepoint,
+                            lesions_path=args.lesions)
     _print(evaluation.summary_lines(result))
     print(f"Results in {args.out}: evaluation.json, evaluation_scores.csv, roc.png")
     return 0
@@ -174,7 +176,8 @@ def command_survival(args):
 
     out = output_folder(args.out)
     clinical = tables.read_csv(args.clinical, "Clinical table", survival.CLINICAL_COLUMNS)
-    result = survival.run(_read_lesions(args.lesions), clinical, args.clinical, out, args.timepoint)
+    result = survival.run(_read_lesions(args.lesions), clinical, args.clinical, out, args.timepoint,
+                          lesions_path=args.lesions)
     _print(survival.summary_lines(result))
     print(f"Results in {args.out}: survival_cox.csv, survival_logrank.csv, survival.json, kaplan_meier.png")
     return 0
@@ -189,10 +192,13 @@ def command_train(args):
                                  folds=args.folds, repeats=args.repeats, correlation_cutoff=args.correlation_cutoff,
                                  min_concordance=args.min_concordance, seed=args.seed)
     concordance = tables.read_csv(args.concordance, "Concordance table", ["feature"]) if args.concordance else None
-    result = training.train(_read_lesions(args.lesions, scored=False),
-                            tables.read_csv(args.labels, "Labels", ["patient_id", "label"]), args.labels, settings,
-                            concordance, args.concordance, args.name, args.timepoint, args.positive_class,
+    lesions = _read_lesions(args.lesions, scored=False)
+    result = training.train(lesions, tables.read_csv(args.labels, "Labels", ["patient_id", "label"]), args.labels,
+                            settings, concordance, args.concordance, args.name, args.timepoint, args.positive_class,
                             args.negative_class)
+    inputs = table_warnings(lesions, args.lesions)
+    if inputs:
+        result["model"]["provenance"]["input_warnings"] = inputs
     write_text(out / "model.json", json.dumps(result["model"], indent=2) + "\n")
     write_text(out / "reference.json", result["reference"].to_json())
     write_table(result["grid"], out / "cv_grid.csv")
@@ -206,6 +212,7 @@ def command_train(args):
     print(f"WARNING: {provenance['warning']}")
     if result["reference"].warning:
         print(f"WARNING: reference.json: {result['reference'].warning}")
+    _print(warning_lines(inputs))
     print(f"Results in {out}: model.json, reference.json, cv_grid.csv")
     return 0
 
@@ -217,9 +224,11 @@ def command_cohort_report(args):
     out = output_file(args.out, "Report file")
     labels = tables.read_csv(args.labels, "Labels", ["patient_id", "label"]) if args.labels else None
     clinical = tables.read_csv(args.clinical, "Clinical table", CLINICAL_COLUMNS) if args.clinical else None
-    text = cohort_report.build(_read_lesions(args.lesions), args.lesions, labels, args.labels, clinical, args.clinical,
+    lesions = _read_lesions(args.lesions)
+    text = cohort_report.build(lesions, args.lesions, labels, args.labels, clinical, args.clinical,
                                args.aggregate, args.timepoint)
     write_text(out, text)
+    _print(warning_lines(table_warnings(lesions, args.lesions)))
     print(f"Cohort report written to {out}")
     return 0
 

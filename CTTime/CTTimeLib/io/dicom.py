@@ -12,7 +12,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import CTTimeError
-from ..core.geometry import ijk_to_lps
+from ..core.geometry import grid_problem, ijk_to_lps
 from ..core.lesions import infer_location
 from ..core.tags import LOCATION_TAG
 
@@ -122,6 +122,10 @@ def _read_seg(dataset):
     if dataset.get("SegmentationType") == "FRACTIONAL":
         pixels = pixels >= float(dataset.MaximumFractionalValue) / 2
     origin = positions[int(np.argmin(depth))]
+    direction = np.column_stack([row_direction, column_direction, normal]).ravel()
+    problem = grid_problem((column_spacing, row_spacing, spacing), direction)
+    if problem:
+        raise ValueError(problem)
     lesions = []
     for description in dataset.SegmentSequence:
         number = int(description.SegmentNumber)
@@ -132,7 +136,7 @@ def _read_seg(dataset):
         mask = sitk.GetImageFromArray(volume)
         mask.SetSpacing((column_spacing, row_spacing, spacing))
         mask.SetOrigin(tuple(float(v) for v in origin))
-        mask.SetDirection(tuple(float(v) for v in np.column_stack([row_direction, column_direction, normal]).ravel()))
+        mask.SetDirection(tuple(float(v) for v in direction))
         name = str(description.get("SegmentLabel") or f"segment_{number}")
         lesions.append((name, mask, _location_tags(description)))
     return lesions

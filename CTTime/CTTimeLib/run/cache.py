@@ -1,10 +1,10 @@
 """Result cache: each case's raw feature rows in ``<out>/cache/<key>.json``, so a rerun skips finished work.
 
 The key is a SHA-256 of everything the rows depend on: the content of the image and the segmentation (files or
-DICOM folders), the content of the parameter file and of the model, the case's label names and locations, and
-the CTTime and pyradiomics versions and the perturbation method (rows keep the features of their lesion's
-perturbed delineations, as many as a run asked for; a later run asking for more adds only the missing ones).
-A case still under way keeps its finished lesions one file each in
+DICOM folders) and of a labelmap's colour table, the content of the parameter file and of the model, the case's
+label names and locations, and the CTTime and pyradiomics versions and the perturbation method (rows keep the
+features of their lesion's perturbed delineations, as many as a run asked for; a later run asking for more adds
+only the missing ones). A case still under way keeps its finished lesions one file each in
 ``<key>.partial/``. Every file is JSON written atomically, so a crash or kill -9 loses at most the lesion being
 extracted, and a changed input, parameter file or model simply misses the cache.
 
@@ -20,9 +20,10 @@ from pathlib import Path
 
 from .. import __version__
 from ..core.files import digest, safe_name, write_text
+from ..io.label_tables import label_table
 from ..scoring.robustness import METHOD as PERTURBATION_METHOD
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3  # 2: rows carry perturbed delineations; 3: and soft_tissue_share
 _SCALARS = (str, int, float, bool, type(None))
 
 
@@ -35,7 +36,9 @@ def run_context(parameter_file, model_file, pyradiomics_version):
 
 def case_key(case, context):
     """The cache key of a case (hashes its image and segmentation once)."""
+    table = label_table(case.segmentation)
     payload = dict(context, image=digest(case.image), segmentation=digest(case.segmentation),
+                   label_table=digest(table) if table else None,
                    names=sorted((str(k), str(v)) for k, v in case.names.items()),
                    locations=sorted((str(k), str(v)) for k, v in case.locations.items()))
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

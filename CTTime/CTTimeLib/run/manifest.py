@@ -6,13 +6,15 @@ DICOM SEG / RTSTRUCT file or folder for the segmentation). Optional:
     batch      scanner or reconstruction-kernel group, for harmonisation (carried into lesions.csv)
     locations  lesion locations, ``LESION=LOCATION`` pairs separated by ``;``, e.g. ``LU_1=lung;liver_2=liver``
                (lung, liver, lymph node, bone, other); lesions not named keep their tag or inferred location
-    labels     lesion IDs of a labelmap's values, e.g. ``1=LU_1;2=liver_2`` (default lesion_<value>)
+    labels     lesion IDs of a labelmap's values, e.g. ``1=LU_1;2=liver_2`` (default: the label's name in a colour
+               table beside the labelmap, else lesion_<value>)
 
 Any other column is carried into lesions.csv, unless it is named like a column CTTime computes (``location``,
 ``error``, a feature...): such a manifest is refused, so a carried value never passes for a computed one. Relative
 paths are relative to the manifest's folder. All problems (missing columns, empty cells, control characters,
-duplicate patient/time point or lesion keys, studies whose file names would coincide, unknown locations, files that
-do not exist) are collected and reported together, before any extraction starts.
+duplicate patient/time point or lesion keys, studies whose file names would coincide, unknown locations, locations
+of segments the segmentation does not hold, files that do not exist) are collected and reported together, before
+any extraction starts; a label a labelmap does not hold fails its study when it is read.
 """
 
 from pathlib import Path
@@ -70,6 +72,13 @@ def _lesion_problems(row, files, where, problems):
             if control_characters(name):
                 problems.append(f"{where}: segmentation {files['segmentation']} has a segment name with the control "
                                 f"character(s) {' '.join(control_characters(name))} ({name!r}); rename it")
+        unknown = [lesion_id for lesion_id in locations if declared and lesion_id not in declared]
+        if unknown:
+            problems.append(f"{where}: locations names {', '.join(map(repr, unknown))}, which segmentation "
+                            f"{files['segmentation']} does not hold (its segments: {', '.join(declared)})")
+        if names and declared:
+            problems.append(f"{where}: labels name labelmap values, but segmentation {files['segmentation']} is a "
+                            "segmentation whose segments carry their own names; drop the labels")
     return names, locations
 
 

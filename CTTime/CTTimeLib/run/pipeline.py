@@ -21,15 +21,14 @@ import pandas as pd
 from .. import __version__
 from ..core.errors import CTTimeError
 from ..core.files import digest
-from ..core.lesions import infer_location
-from ..core.text import control_characters
-from ..io.images import voxel_limit
-from ..scoring.acquisition import COLUMNS as ACQUISITION_COLUMNS
+from ..core.lesions import infer_location, join_warnings, split_warnings
 from ..core.resources import MODEL_FILE, PARAMETER_FILE
+from ..core.text import control_characters
 from ..io.colored_segmentation import write_colored_segmentation
-from ..scoring import aggregation, harmonization, robustness
-from ..scoring.extraction import FEATURE_PREFIX, FeatureExtractor
-from ..scoring.lesion_scores import resolve_standardization, score_table
+from ..io.images import voxel_limit
+from ..scoring import acquisition, aggregation, harmonization, robustness, soft_tissue
+from ..scoring.extraction import FEATURE_PREFIX, FeatureExtractor, parameter_warnings_in
+from ..scoring.lesion_scores import check_group_by, resolve_standardization, score_table
 from ..scoring.signature import load_model
 from ..scoring.standardization import COHORT
 from . import cache, execution, run_folder, study
@@ -89,21 +88,35 @@ def _run_record(options, model, reference_text, warnings, extractor=None):
 
 
 def result_tables(scored, model, extractor=None):
-    """The lesions.csv and patients.csv frames of a scored table, and the warnings every output repeats."""
+    """The lesions.csv and patients.csv frames of a scored table, and the run's warnings (those every output
+    repeats: parameter file, standardisation). A lesion's ``warning`` cell holds every warning that applies to it:
+    the run's, its study's acquisition outside the training domain, its soft-tissue share."""
     feature_names = extractor.feature_names if extractor else [c for c in scored if c.startswith(FEATURE_PREFIX)]
-    if extractor is not None and extractor.warning:
-        scored = scored.assign(warning=extractor.warning)  # repeated in every row, and kept by a rescore
+    if extractor is not None:
+        warnings = [extractor.warning] if extractor.warning else []
+    else:  # a rescore keeps the parameter-file warning of the run it rescores
+        warnings = parameter_warnings_in(scored["warning"]) if "warning" in scored else []
     lesions = run_folder.order_lesion_columns(scored, feature_names, model.features)
-    lesions["warning"] = lesions["warning"].fillna("").astype(str)
+    standardization = [text.split(" - ", 1)[1] if " - " in text else "" for text in
+                       lesions["standardization"].fillna("").astype(str)]
+    parameters = extractor.parameters if extractor is not None else None
+    acquisition_warnings = lesions.get("acquisition_warning", pd.Series("", index=lesions.index))
+    lesions["warning"] = [
+        join_warnings(warnings + [reference, acquisition.warning_text(acquired),
+                                  soft_tissue.share_warning(lesion_id, share, parameters)])
+        for lesion_id, reference, acquired, share in zip(lesions["lesion_id"], standardization, acquisition_warnings,
+                                                         lesions[soft_tissue.COLUMN])]
     patients = aggregation.summarize(lesions, model.threshold)
-    return lesions, patients, run_warnings(lesions)
+    return lesions, patients, warnings + sorted(set(standardization) - {""})
 
 
 def run_warnings(lesions):
-    """The warnings every output repeats for these lesions.csv rows: their warning column (e.g. another parameter
-    file) and what their standardisation says after " - " (e.g. NOT CLINICALLY CALIBRATED)."""
-    return sorted(set(lesions["warning"].fillna("").astype(str)) - {""}) + sorted(
+    """Every warning of these lesions.csv rows, each once: their warning cells (parameter file, standardisation,
+    acquisition, soft-tissue share...) and what their standardisation says after " - " (NOT CLINICALLY
+    CALIBRATED...)."""
+    texts = [part for cell in lesions["warning"] for part in split_warnings(cell)] + sorted(
         {text.split(" - ", 1)[1] for text in lesions["standardization"].fillna("").astype(str) if " - " in text})
+    return list(dict.fromkeys(texts))
 
 
 _SEGMENT_COLUMNS = ("lesion_id", "ct_time_score", "ct_time_status", "ct_time_score_low", "ct_time_score_high",
@@ -155,14 +168,8 @@ def _finish(scored, out_dir, options, model, extractor, cases, runner=None, note
 
 def _check_cases(cases, options):
     """Refuse, before any extraction, cases that cannot keep their identity (control characters in an ID or a
-    carried value, carried columns named like computed ones, studies whose file names would coincide) and
-    --group-by or --harmonize columns that no lesion row will have."""
+    carried value, carried columns named like computed ones, studies whose file names would coincide)."""
     problems = []
-    known = set(run_folder.LESION_KEYS) | set(ACQUISITION_COLUMNS) | {k for case in cases for k in case.extras}
-    for column in [*options.group_by, *([options.harmonize_by] if options.harmonize_by else [])]:
-        if column not in known:
-            problems.append(f"no study has a column {column!r} to group or harmonise by (available: "
-                            f"{', '.join(sorted(known - set(ACQUISITION_COLUMNS)))})")
     for case in cases:
         texts = [("patient ID", case.patient_id), ("time point", case.timepoint)] + [
             (f"column {k!r}", v) for k, v in case.extras.items()] + [("column name", k) for k in case.extras] + [
@@ -231,6 +238,13 @@ def run(cases, out_dir, options=None, progress=None, cancelled=None, events=None
     model = load_model(options.model_file)
     standardize = resolve_standardization(options.standardize, model)
     voxel_limit(options.max_voxels)
+    known = list(dict.fromkeys([*run_folder.LESION_KEYS, "image", "segmentation", *acquisition.COLUMNS,
+                                *(key for case in cases for key in case.extras)]))
+    check_group_by(options.group_by, standardize, known)  # before extraction; score_table checks the real table
+    if options.harmonize_by and options.harmonize_by not in known:
+        raise CTTimeError(f"--harmonize {options.harmonize_by}: no study has such a column; harmonise across one of "
+                          f"{', '.join(k for k in known if k not in run_folder.LESION_KEYS)} (e.g. a manifest column "
+                          "batch).", "input")
     _check_cases(cases, options)
     extractor = FeatureExtractor(options.parameter_file)
     started = time.perf_counter()

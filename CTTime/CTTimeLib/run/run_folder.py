@@ -9,6 +9,7 @@
     <patient>_<timepoint>_screenshot.png the Slicer module's screenshot
     <patient>_<timepoint>_cttime_seg.dcm  DICOM SEG of the lesions (``--dicom``, ``cttime dicom-export``)
     <patient>_<timepoint>_cttime_sr.dcm   DICOM SR (TID 1500) of the results
+    cttime.log                           what other libraries printed (see ``log``)
     cache/                               raw results for resuming (see ``cache``)
     .cttime.lock                         held by the run writing the folder (one run at a time)
 
@@ -25,8 +26,6 @@ import re
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
-
 from ..core.errors import CTTimeError
 from ..core.files import FILE_MODE, atomic_path, output_folder, safe_name, write_table, write_text
 from ..io.images import read_image
@@ -34,8 +33,10 @@ from ..io.segmentations import read_lesions
 from ..scoring import robustness
 from ..scoring.acquisition import COLUMNS as ACQUISITION_COLUMNS
 from ..scoring.extraction import FEATURE_PREFIX
+from ..scoring.soft_tissue import COLUMN as SOFT_TISSUE_SHARE
 
-LESIONS_CSV, PATIENTS_CSV, RUN_JSON, CACHE_DIR = "lesions.csv", "patients.csv", "run.json", "cache"
+LESIONS_CSV, PATIENTS_CSV, RUN_JSON, CACHE_DIR, LOG_FILE = "lesions.csv", "patients.csv", "run.json", "cache", \
+    "cttime.log"
 PERTURBATIONS_CSV = "perturbations.csv"
 SEGMENTATION_SUFFIX, BOARD_SUFFIX, SCREENSHOT_SUFFIX = "_cttime.seg.nrrd", "_board", "_screenshot.png"
 DICOM_SEG_SUFFIX, DICOM_SR_SUFFIX = "_cttime_seg.dcm", "_cttime_sr.dcm"
@@ -114,17 +115,21 @@ def read_study(run_dir, rows):
 
 
 def order_lesion_columns(frame, feature_names, model_features):
-    """lesions.csv column order: keys, extras (batch, acquisition), features, derived, scores, error (the
-    perturbed delineations are not columns: they go to perturbations.csv)."""
-    tail = (["longest_axial_diameter_mm", "recist_measurable"] + [f"z_{n}" for n in model_features]
-            + ["ct_time_score", "ct_time_status"] + list(robustness.COLUMNS)
-            + ["standardization", "warning", "error", "error_kind"])
-    known = LESION_KEYS + list(feature_names) + tail
-    extras = [c for c in frame.columns if c not in known + [robustness.PERTURBED, robustness.PERTURBED_SCORES]]
-    for column in known:
+    """lesions.csv column order, what a reader needs first: identity, score and status, the robustness columns,
+    warning and error, standardisation, soft-tissue share, size, z-scores, then the extras (input paths, batch,
+    acquisition) and the pyradiomics features last. Missing columns are added empty; the perturbed delineations
+    are not columns (they go to perturbations.csv)."""
+    head = (LESION_KEYS + ["ct_time_score", "ct_time_status"] + list(robustness.COLUMNS)
+            + ["warning", "error", "error_kind", "standardization", SOFT_TISSUE_SHARE, "longest_axial_diameter_mm",
+               "recist_measurable"] + [f"z_{n}" for n in model_features])
+    features = [c for c in feature_names if c not in head]
+    hidden = {robustness.PERTURBED, robustness.PERTURBED_SCORES}
+    extras = [c for c in frame.columns if c not in head and c not in features and c not in hidden]
+    ordered = frame.reindex(columns=head + extras + features)  # one step: no column-by-column insertion
+    for column in _TEXT_COLUMNS:
         if column not in frame.columns:
-            frame[column] = np.nan if column not in _TEXT_COLUMNS else ""
-    return frame[LESION_KEYS + extras + list(feature_names) + tail].copy()
+            ordered[column] = ""
+    return ordered
 
 
 def output_columns(names):

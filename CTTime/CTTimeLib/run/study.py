@@ -18,8 +18,9 @@ from pathlib import Path
 from ..core.errors import Cancelled, CTTimeError
 from ..core.files import atomic_path
 from ..io.images import read_image
+from ..io.label_tables import label_table
 from ..io.segmentations import read_lesions
-from ..scoring import acquisition, robustness
+from ..scoring import acquisition, robustness, soft_tissue
 from .cache import CaseCache, case_key
 from .execution import check_cancelled, one_ahead
 from .run_folder import study_key
@@ -66,10 +67,11 @@ class CaseResult:
 
 def extract_lesions(image, lesions, extractor, meta, progress=None, cancelled=None, done=None, on_row=None,
                     perturbations=0, perturbation_extractor=None):
-    """Raw feature rows for lesions already on the image grid; a lesion that fails keeps its row with the error
-    and its ``error_kind``. ``done`` maps lesion IDs to rows already extracted (resuming); ``on_row(row)`` is
-    called with each newly extracted row. Each lesion is prepared (resampled) in a second thread while pyradiomics
-    computes the one before. With ``perturbations`` > 0, each scorable row also holds the features of that many
+    """Raw feature rows for lesions already on the image grid, with each lesion's soft-tissue share (measured on
+    the prepared image and mask, so also for a lesion whose features then fail); a lesion that fails keeps its row
+    with the error and its ``error_kind``. ``done`` maps lesion IDs to rows already extracted (resuming);
+    ``on_row(row)`` is called with each newly extracted row. Each lesion is prepared (resampled) in a second thread
+    while pyradiomics computes the one before. With ``perturbations`` > 0, each scorable row also holds the features of that many
     perturbed delineations (``robustness.PERTURBED``, from ``perturbation_extractor``; a row from ``done`` keeps
     those it has and gets the missing ones)."""
     done = done or {}
@@ -89,7 +91,10 @@ def extract_lesions(image, lesions, extractor, meta, progress=None, cancelled=No
             else:
                 row = dict(meta, lesion_id=lesion.lesion_id, location=lesion.location, error="", error_kind="")
                 try:
-                    row.update(extractor.features(next(prepared).result()))
+                    ready = next(prepared).result()
+                    row[soft_tissue.COLUMN] = soft_tissue.soft_tissue_share(ready.image, ready.mask,
+                                                                            extractor.parameters)
+                    row.update(extractor.features(ready))
                 except CTTimeError as exc:
                     row.update(error=str(exc), error_kind=exc.kind)
                 except Exception as exc:  # never lose the other lesions to one lesion's unexpected failure
@@ -123,7 +128,8 @@ def _perturb(row, image, lesion, count, extractor, cancelled):
 def read_case(case, max_voxels=None):
     """The image and lesions of a case (the last case read is kept, so writing its outputs reads nothing again;
     ``max_voxels``: see ``io.images.voxel_limit``)."""
-    stamps = tuple(_stamp(path) for path in (case.image, case.segmentation))
+    table = label_table(case.segmentation)
+    stamps = tuple(_stamp(path) for path in (case.image, case.segmentation, table) if path is not None)
     return _read_case(case.image, case.segmentation, tuple(case.names.items()), tuple(case.locations.items()), stamps,
                       max_voxels)
 

@@ -7,6 +7,7 @@ feature equals what pyradiomics gives for the same image, mask and file.
 import contextlib
 import copy
 import logging
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -50,6 +51,7 @@ class FeatureExtractor:
         from radiomics.featureextractor import RadiomicsFeatureExtractor
 
         radiomics.setVerbosity(logging.ERROR)
+        logging.getLogger("radiomics").setLevel(logging.ERROR)  # no record below ERROR is even made
         self.parameter_file = str(parameter_file)
         self.parameters = load_parameters(parameter_file)
         self.is_fixed = self.parameters == load_parameters(PARAMETER_FILE)
@@ -83,10 +85,7 @@ class FeatureExtractor:
 
     @property
     def warning(self):
-        if self.is_fixed:
-            return None
-        return (f"parameter file {self.parameter_file} differs from CTTime's fixed Table-2 file; "
-                "CT-TIME scores are only valid with the fixed file.")
+        return None if self.is_fixed else parameter_warning(self.parameter_file)
 
     def extract(self, image, mask, lesion_id="lesion"):
         """Features of one lesion: ``mask`` is a binary (0/1) mask on ``image``'s grid, CT-sized or cropped to the
@@ -144,6 +143,21 @@ def _on_grid(extractor, resampling):
     on_grid = copy.deepcopy(extractor)
     on_grid.settings.update(resampledPixelSpacing=None, preCrop=False, additionalInfo=False)
     return on_grid
+
+
+_PARAMETER_WARNING = ("parameter file {} differs from CTTime's fixed Table-2 file; CT-TIME scores are only valid with "
+                      "the fixed file.")
+
+
+def parameter_warning(path):
+    """The warning every output of a run with another parameter file than the fixed one repeats."""
+    return _PARAMETER_WARNING.format(path)
+
+
+def parameter_warnings_in(texts):
+    """The parameter-file warnings among warning texts (a rescore keeps those of the run it rescores)."""
+    pattern = re.compile(re.escape(_PARAMETER_WARNING).replace(re.escape("{}"), ".+?"))
+    return sorted({found for text in texts if isinstance(text, str) for found in pattern.findall(text)})
 
 
 @contextlib.contextmanager

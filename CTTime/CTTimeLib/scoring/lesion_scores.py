@@ -20,11 +20,28 @@ def resolve_standardization(spec, model):
     return standardization.load(spec, model.features, model.name)
 
 
+def check_group_by(group_by, standardize, columns):
+    """--group-by must name columns of the table (``columns``, None: not known yet) and go with cohort
+    standardisation: a stored reference has one mean and SD per feature for every lesion."""
+    if not group_by:
+        return
+    if standardize != COHORT:
+        raise CTTimeError(f"--group-by {' '.join(group_by)} applies to cohort standardisation (--standardize "
+                          "cohort); a stored reference z-scores every lesion with the same means and SDs. Drop "
+                          "--group-by, or use --standardize cohort.", "input")
+    missing = [c for c in group_by if columns is not None and c not in columns]
+    if missing:
+        shown = [c for c in columns if not str(c).startswith(("original_", "z_"))]
+        raise CTTimeError(f"--group-by {', '.join(missing)}: the lesions table has no such column; group by one of "
+                          f"{', '.join(shown)}.", "input")
+
+
 def score_table(table, model, standardize=COHORT, group_by=(), harmonize_by=None):
     """Add z-scores, CT-TIME score, status and the standardisation used to a table of raw feature rows
     (ComBat-harmonised across the ``harmonize_by`` column first, when given). Rows holding perturbed delineations
     (column ``robustness.PERTURBED``) also get their score interval, from the same harmonisation and z-scoring
     as their lesion."""
+    check_group_by(group_by, standardize, list(table.columns))
     table = table.copy()
     if "error" not in table:
         table["error"] = ""
@@ -44,10 +61,6 @@ def score_table(table, model, standardize=COHORT, group_by=(), harmonize_by=None
                                     f"signature feature(s) {', '.join(bad)} missing, NaN or infinite; extract the "
                                     "lesion again or correct its row.")
         table.at[index, "error_kind"] = "features"
-    absent = [column for column in group_by if column not in table]
-    if absent:
-        raise CTTimeError(f"Cannot z-score by {', '.join(absent)}: the table has no such column (group by a column "
-                          "of the manifest or lesions table, e.g. timepoint or batch).", "input")
     prefix, correct, perturbed = "", None, {}
     if harmonize_by:
         raw, rows = features, table.index[scorable]

@@ -48,7 +48,8 @@ class Model:
     def score(self, z):
         """P(inflamed) for each row of z-scores."""
         z = _z_columns(z, self.features)
-        return pd.Series(1.0 / (1.0 + np.exp(self.linear_predictor(z))), index=z.index, name="ct_time_score")
+        with np.errstate(over="ignore"):  # exp overflows to inf for eta > 709: the score is then 0, as it should be
+            return pd.Series(1.0 / (1.0 + np.exp(self.linear_predictor(z))), index=z.index, name="ct_time_score")
 
     def status(self, scores):
         """'inflamed' where the score is above the threshold, else 'uninflamed' (missing scores stay missing)."""

@@ -63,8 +63,8 @@ def manifest(path, image, rows, **columns):
 
 def three_studies(folder, path):
     return manifest(path, folder / "ct.nrrd", [("A", "BS", folder / "good.seg.nrrd"), ("B", "BS", folder /
-                                                                                 "tumour.seg.nrrd"),
-                                             ("C", "BS", folder / "tumour_top.seg.nrrd")])
+                                                                                       "tumour.seg.nrrd"),
+                                               ("C", "BS", folder / "tumour_top.seg.nrrd")])
 
 
 def clean_run(manifest_path, out):
@@ -463,7 +463,7 @@ def test_sigterm_stops_like_ctrl_c_leaves_no_process_and_resumes(tmp_path):
     resumed = no_traceback(subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300))
     assert resumed.returncode == 0, resumed.stderr
     clean = pipeline.run(read_manifest(path), tmp_path / "clean", pipeline.Options(standardize=str(DEMO_REFERENCE),
-                                                                                     cache=False))
+                                                                                   cache=False))
     assert clean.n_failed == 0
     assert (out / "lesions.csv").read_bytes() == (tmp_path / "clean" / "lesions.csv").read_bytes()
 
@@ -778,7 +778,7 @@ def _user_errors(tmp, folder):
         "rescore --out ''": (["rescore", lesions, "--out", "", *REFERENCE], "Output folder is empty"),
         "rescore --out a file": (["rescore", lesions, "--out", file, *REFERENCE], "is a file, not a folder"),
         "rescore --group-by missing": (["rescore", lesions, "--out", tmp / "g", "--standardize", "cohort",
-                                        "--group-by", "nosuch"], "Cannot z-score by nosuch"),
+                                        "--group-by", "nosuch"], "--group-by nosuch: the lesions table has no such column"),
         "reference build header-only": (["reference", "build", header, "-o", tmp / "ref.json"],
                                         "0 scorable lesion(s)"),
         "reference build -o ''": (["reference", "build", lesions, "-o", ""], "Reference file is empty"),
@@ -804,9 +804,9 @@ def _user_errors(tmp, folder):
                                  "expected a whole number >= 1"),
         "cohort --out ''": (["cohort", tmp / "m.csv", "--out", "", *REFERENCE], "Output folder is empty"),
         "cohort --group-by missing": (["cohort", tmp / "m.csv", "--out", tmp / "gb", "--standardize", "cohort",
-                                       "--group-by", "nosuch"], "no study has a column 'nosuch'"),
+                                       "--group-by", "nosuch"], "--group-by nosuch: the lesions table has no such column"),
         "cohort --harmonize missing": (["cohort", tmp / "m.csv", "--out", tmp / "gb", "--standardize", "cohort",
-                                        "--harmonize", "nosuch"], "no study has a column 'nosuch'"),
+                                        "--harmonize", "nosuch"], "--harmonize nosuch: no study has such a column"),
         "demo --out a file": (["demo", "--out", file], "is a file, not a folder"),
         "model is a folder": (score + ["--out", tmp / "o", "--model", tmp, *REFERENCE], "Model file"),
     })

@@ -157,7 +157,14 @@ def test_recolouring_tags_and_table(scene):
     assert cell[(1, "Status")] == "failed" and "empty" in cell[(1, "Note")]
     assert [cell[(r, "Lesion")] for r in range(2, 6)] == [f"[patient {n}]" for n in ("min", "median", "mean", "max")]
     assert float(cell[(2, "CT-TIME score")]) == pytest.approx(score, rel=1e-5)
-    assert "1 lesion(s), 1 failed" in cell[(2, "Note")]
+    # what the aggregates stand on, and the lesion that sets the minimum
+    assert "INCOMPLETE: 1 of 2 lesions scored, 1 failed" in cell[(2, "Note")] and "minimum set by LU_1" in cell[(2, "Note")]
+    assert cell[(0, "Patient minimum")] == CTTimeMRML.results.MINIMUM_MARK and cell[(1, "Patient minimum")] == ""
+    assert cell[(2, "Patient minimum")] == "LU_1" and "INCOMPLETE" in cell[(2, "Warning")]
+    assert 0.9 < float(cell[(0, "Soft-tissue share")]) <= 1.0
+    assert "NOT CLINICALLY CALIBRATED" in cell[(0, "Warning")]
+    lines = CTTimeMRML.summary_lines(results)
+    assert lines[0].startswith("STS_019 BS: INCOMPLETE: 1 of 2 lesions scored") and "set by LU_1" in lines[0]
 
 
 def test_coloured_segmentation_written_by_slicer_reads_back(scene, tmp_path):
