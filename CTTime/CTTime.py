@@ -28,6 +28,7 @@ from CTTimeLib.core.files import atomic_path
 from CTTimeLib.core.lesions import LOCATIONS
 from CTTimeLib.core.resources import DEMO_REFERENCE, SAMPLE_DATA
 from CTTimeLib.run import run_folder
+from CTTimeLib.scoring.robustness import DEFAULT_PERTURBATIONS
 
 REFERENCE_FILE, SCENE_COHORT = "Reference file", "Cohort: all lesions in the scene"
 # Semi-automatic tools first, as the paper's radiologist worked; "Local Threshold" needs SegmentEditorExtraEffects.
@@ -67,6 +68,7 @@ class CTTimeParameterNode:
     limitToWindow: bool = True
     standardization: Annotated[str, Choice([REFERENCE_FILE, SCENE_COHORT])] = REFERENCE_FILE
     referenceFile: pathlib.Path = DEMO_REFERENCE
+    perturbations: int = DEFAULT_PERTURBATIONS
     outputFolder: pathlib.Path = pathlib.Path.home() / "CTTime"
     results: slicer.vtkMRMLTableNode
     segmentEditor: slicer.vtkMRMLSegmentEditorNode
@@ -119,6 +121,7 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.screenshotButton.connect("clicked(bool)", self.onScreenshot)
         self.ui.boardButton.connect("clicked(bool)", self.onBoard)
         self.ui.boardButton.setVisible(self.logic.boardAvailable())
+        self.ui.dicomButton.connect("clicked(bool)", self.onDicom)
         self.ui.exportAllFeaturesButton.connect("clicked(bool)", self.onExportAllFeatures)
         self.initializeParameterNode()
 
@@ -184,6 +187,7 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.exportButton.setEnabled(self.results is not None)
         self.ui.screenshotButton.setEnabled(self.results is not None)
         self.ui.boardButton.setEnabled(self.results is not None)
+        self.ui.dicomButton.setEnabled(self.results is not None)
         self.ui.exportAllFeaturesButton.setEnabled(self.results is not None)
         self.observeSegmentation(node.segmentation)
 
@@ -323,7 +327,7 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             with slicer.util.tryWithErrorDisplay("CT-TIME could not score the lesions.", waitCursor=True):
                 try:
                     results = self.logic.compute(studies, COHORT if cohort else node.referenceFile, progress,
-                                                 lambda: dialog.wasCanceled)
+                                                 lambda: dialog.wasCanceled, node.perturbations)
                 except Cancelled:
                     self.ui.summaryLabel.setText("Cancelled: nothing was changed.")
         except Exception:  # shown to the user by tryWithErrorDisplay
@@ -384,11 +388,29 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             files = self.logic.writeBoards(folder, self.results, self.studies)
             slicer.util.infoDisplay("Written:\n" + "\n".join(str(path) for path in files), windowTitle="CTTime")
 
+    def onDicom(self):
+        if not self.ensureOptional(self.logic.DICOM_PACKAGES, "The DICOM SEG + SR export needs {}, which this "
+                                   "Slicer does not include (wheels, no compiler).\n\nInstall it now?"):
+            return
+        folder = pathlib.Path(self._parameterNode.outputFolder)
+        with slicer.util.tryWithErrorDisplay(f"DICOM export to {folder} failed.", waitCursor=True):
+            files, skipped = self.logic.exportDicom(folder, self.results, self.studies)
+        text = "\n".join(["Written:"] + [str(path) for path in files] if files else ["No DICOM file written."])
+        if skipped:
+            text += "\n\nNo DICOM SEG/SR for:\n" + "\n".join(skipped)
+        if not files:
+            slicer.util.warningDisplay(text, windowTitle="CTTime")
+        elif slicer.util.confirmYesNoDisplay(text + "\n\nAdd the files to Slicer's DICOM database?",
+                                             windowTitle="CTTime"):
+            with slicer.util.tryWithErrorDisplay("Adding the files to the DICOM database failed.", waitCursor=True):
+                self.logic.addToDicomDatabase(files)
+
 
 class CTTimeLogic(ScriptedLoadableModuleLogic):
     """Slicer-side actions; the MRML <-> CTTimeLib work is CTTimeMRML's."""
 
     BOARD_PACKAGES = CTTimeMRML.BOARD_PACKAGES  # what the tumour-board figure needs besides scoring
+    DICOM_PACKAGES = CTTimeMRML.DICOM_PACKAGES  # what the DICOM SEG + SR export needs (bundled from Slicer 5.12)
     ALL_FEATURES_PACKAGES = CTTimeMRML.ALL_FEATURES_PACKAGES  # what the 107-feature export needs
 
     def __init__(self):
@@ -440,6 +462,38 @@ class CTTimeLogic(ScriptedLoadableModuleLogic):
         return CTTimeMRML.export(folder, results, studies)
 
     @staticmethod
+    def ctDicomFiles(volumeNode):
+        """The files of a CT volume loaded from Slicer's DICOM database (its DICOM.instanceUIDs), else []."""
+        database = slicer.dicomDatabase
+        uids = (volumeNode.GetAttribute("DICOM.instanceUIDs") or "").split()
+        files = [database.fileForInstance(uid) for uid in uids] if database is not None else []
+        return files if files and all(files) else []
+
+    def exportDicom(self, folder, results, studies):
+        """DICOM SEG + SR of each study whose CT came from the DICOM database: the files written, and a line for
+        each study without them saying why."""
+        files, skipped = [], []
+        for study in studies:
+            ctFiles = self.ctDicomFiles(study.volume_node)
+            if not ctFiles:
+                skipped.append(f"{study.patient_id} {study.timepoint}: the CT {study.volume_node.GetName()} was not "
+                               "loaded from Slicer's DICOM database (load it with the DICOM module)")
+                continue
+            try:
+                files += CTTimeMRML.write_dicom(folder, results, study, ctFiles)
+            except CTTimeError as exc:
+                skipped.append(f"{study.patient_id} {study.timepoint}: {exc}")
+        return files, skipped
+
+    @staticmethod
+    def addToDicomDatabase(files):
+        """Index the files into Slicer's DICOM database (copied into it)."""
+        indexer = ctk.ctkDICOMIndexer()
+        for path in files:
+            indexer.addFile(slicer.dicomDatabase, str(path), True)
+        indexer.waitForImportFinished()
+
+    @staticmethod
     def writeBoards(folder, results, studies):
         return [path for study in studies for path in CTTimeMRML.write_board(folder, results, study)]
 
@@ -455,9 +509,10 @@ class CTTimeLogic(ScriptedLoadableModuleLogic):
     def referenceWarning(path):
         """Text under the reference selector: its source and size, and why it is not calibrated (if so)."""
         from CTTimeLib.scoring import standardization
+        from CTTimeLib.scoring.signature import load_model
 
-        try:
-            reference = standardization.load(str(path), [])
+        try:  # checked for the model's features: a file off their scale is refused here already
+            reference = standardization.load(str(path), load_model().features)
         except Exception as exc:  # shown in the panel; Compute reports it again
             return f"Cannot use this reference: {exc}"
         warning = reference.warning
@@ -485,12 +540,13 @@ class CTTimeLogic(ScriptedLoadableModuleLogic):
                 "the Python console: slicer.util.pip_install(['--no-build-isolation', 'pyradiomics']). Scoring does "
                 "not need it.")
 
-    def compute(self, studies, standardize, progress=None, cancelled=None):
+    def compute(self, studies, standardize, progress=None, cancelled=None, perturbations=DEFAULT_PERTURBATIONS):
         """Score the studies with CTTime's engine (the CLI's `--features signature`)."""
         from CTTimeLib.scoring.engine import EngineExtractor
 
         self._extractor = self._extractor or EngineExtractor()
-        return CTTimeMRML.compute(studies, standardize, progress, cancelled, extractor=self._extractor)
+        return CTTimeMRML.compute(studies, standardize, progress, cancelled, extractor=self._extractor,
+                                  perturbations=perturbations)
 
     @staticmethod
     def exportAllFeatures(folder, studies, standardize):

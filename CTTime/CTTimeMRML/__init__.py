@@ -9,15 +9,17 @@ libraries alone (the slicer-core wheels) as well as inside Slicer. One concern p
     studies    the studies in the scene (segmentation, CT, patient, time point)
     results    scoring studies with the CLI's code; results on segments and in a table node
     live       live scores: a segment that changes after a Compute is scored again on its own
-    export     lesions.csv, patients.csv, coloured .seg.nrrd and the tumour board, as the CLI writes them
+    export     lesions.csv, patients.csv, coloured .seg.nrrd, DICOM SEG + SR and the tumour board, as the CLI
+               writes them
 
 A package, not a CTTimeMRML.py beside CTTime.py: Slicer loads every .py in a module's folder as a module.
 """
 
-from .export import export, write_board
+from .export import export, write_board, write_dicom
 from .images import image_from_kji, ijk_to_ras, lps_geometry, mask_on_image, matrix_to_numpy, volume_to_image
 from .live import LiveScore, LiveScores, content_hash
-from .packages import ALL_FEATURES_PACKAGES, BOARD_PACKAGES, missing_packages, required_packages, requirements
+from .packages import (ALL_FEATURES_PACKAGES, BOARD_PACKAGES, DICOM_PACKAGES, missing_packages, required_packages,
+                       requirements)
 from .results import (TABLE_COLUMNS, Results, apply_results, compute, fill_table_node, summary_lines, table_rows,
                       targets)
 from .segments import (HU_WINDOW, color_by_score, get_tag, is_target, lesions_from_segmentation, save_segmentation,
@@ -25,9 +27,9 @@ from .segments import (HU_WINDOW, color_by_score, get_tag, is_target, lesions_fr
 from .studies import (PATIENT_ATTRIBUTE, TIMEPOINT_ATTRIBUTE, TIMEPOINT_CHOICES, Study, node_source, reference_volume,
                       remember_study, scene_studies)
 
-__all__ = ["export", "write_board", "image_from_kji", "ijk_to_ras", "lps_geometry", "mask_on_image",
+__all__ = ["export", "write_board", "write_dicom", "image_from_kji", "ijk_to_ras", "lps_geometry", "mask_on_image",
            "matrix_to_numpy", "volume_to_image", "LiveScore", "LiveScores", "content_hash", "ALL_FEATURES_PACKAGES",
-           "BOARD_PACKAGES", "missing_packages", "required_packages", "requirements",
+           "BOARD_PACKAGES", "DICOM_PACKAGES", "missing_packages", "required_packages", "requirements",
            "TABLE_COLUMNS", "Results", "apply_results", "compute", "fill_table_node", "summary_lines", "table_rows",
            "targets", "HU_WINDOW", "color_by_score", "get_tag", "is_target", "lesions_from_segmentation",
            "save_segmentation", "segment_location", "segments", "set_location", "set_target", "PATIENT_ATTRIBUTE",

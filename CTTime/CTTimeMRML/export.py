@@ -1,5 +1,7 @@
-"""Export: the results as the CLI writes them (lesions.csv, patients.csv, coloured .seg.nrrd) and the board."""
+"""Export: the results as the CLI writes them (lesions.csv, patients.csv, coloured .seg.nrrd, DICOM SEG + SR) and
+the board."""
 
+from CTTimeLib import __version__
 from CTTimeLib.run import run_folder
 
 from .images import volume_to_image
@@ -7,8 +9,9 @@ from .segments import lesions_from_segmentation, save_segmentation
 
 
 def export(out_dir, results, studies):
-    """lesions.csv and patients.csv (the CLI's columns) and each study's coloured .seg.nrrd; the paths written."""
-    files = run_folder.write_tables(out_dir, results.lesions, results.patients)
+    """lesions.csv, patients.csv and perturbations.csv (as the CLI writes them) and each study's coloured .seg.nrrd;
+    the paths written."""
+    files = run_folder.write_results(out_dir, results.lesions, results.patients, perturbations=results.perturbations)
     for study in studies:
         files.append(save_segmentation(study.segmentation_node,
                                        run_folder.segmentation_path(out_dir, study.patient_id, study.timepoint)))
@@ -24,3 +27,17 @@ def write_board(out_dir, results, study):
              for lesion in lesions_from_segmentation(study.segmentation_node, study.volume_node, image)}
     return tumour_board.write_board(out_dir, study.patient_id, study.timepoint, results.lesions, results.patients,
                                     image, masks, results.warnings)
+
+
+def write_dicom(out_dir, results, study, ct_files):
+    """The DICOM SEG and SR of a study, as `cttime dicom-export` writes them; ``ct_files``: the CT's DICOM files
+    (from Slicer's DICOM database). CTTimeError says why a study cannot have them."""
+    from CTTimeLib.run import dicom_results
+
+    image = volume_to_image(study.volume_node)
+    lesions = lesions_from_segmentation(study.segmentation_node, study.volume_node, image)
+    frame, patients = results.lesions, results.patients
+    rows = frame[(frame["patient_id"] == study.patient_id) & (frame["timepoint"] == study.timepoint)]
+    patient = patients[(patients["patient_id"] == study.patient_id) & (patients["timepoint"] == study.timepoint)]
+    record = {"tool_version": __version__, "model": results.model_name, "provenance": results.provenance}
+    return dicom_results.write_study(out_dir, ct_files, image, lesions, rows, patient.iloc[0].to_dict(), record)

@@ -13,6 +13,7 @@ REQUIREMENTS_FILE = Path(__file__).resolve().parents[1] / "Resources" / "require
 _IMPORT_NAMES = {"PyYAML": "yaml", "pynrrd": "nrrd", "scikit-learn": "sklearn", "pyradiomics": "radiomics"}
 BOARD_PACKAGES = {"matplotlib": "matplotlib"}  # for the tumour-board figure (CTTimeLib.figures.tumour_board)
 ALL_FEATURES_PACKAGES = {"radiomics": "pyradiomics"}  # for the export of all 107 features
+DICOM_PACKAGES = {"highdicom": "highdicom"}  # for the DICOM SEG + SR export (bundled from Slicer 5.12 on)
 
 
 def requirements():

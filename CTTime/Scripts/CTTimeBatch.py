@@ -2,7 +2,7 @@
 
     Slicer --no-splash --no-main-window --python-script <CTTime>/Scripts/CTTimeBatch.py \\
         --manifest manifest.csv --out results/ [--standardize cohort | --reference REF.json] [--group-by timepoint]
-        [--features all | signature]
+        [--perturbations N] [--features all | signature]
 
 Writes lesions.csv, patients.csv, run.json and the coloured .seg.nrrd files, and exits Slicer with the CLI's
 status: 0 every lesion scored, 3 some lesions failed (their rows say why), 2 bad input, 130 cancelled.
@@ -31,15 +31,25 @@ def build_parser():
                        help="cohort: z-score over all lesions of the manifest (default)")
     parser.add_argument("--group-by", metavar="COLUMN", action="append", default=[],
                         help="with cohort standardisation: z-score within groups of this column (repeatable)")
+    parser.add_argument("--perturbations", type=_count, metavar="N",
+                        help="perturbed delineations per lesion, for score intervals (0: off; default as `cttime "
+                             "cohort`)")
     parser.add_argument("--features", choices=FEATURE_SETS, default=ALL,
                         help="all: pyradiomics' 107 features (default; without pyradiomics, CTTime's engine computes "
                              "what 'signature' does and says so); signature: CTTime's engine, no compiled code")
     return parser
 
 
+def _count(text):
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return int(text)
+
+
 def main(argv):
     """Run the cohort; the exit status of `cttime cohort`."""
     from CTTimeLib.run import pipeline, progress
+    from CTTimeLib.run.log import third_party_output
     from CTTimeLib.run.manifest import read_manifest
     from CTTimeLib.run.summary import EXIT_OK, EXIT_USAGE, exit_status, print_report
     from CTTimeLib.scoring.standardization import COHORT
@@ -50,8 +60,11 @@ def main(argv):
         return EXIT_OK if exc.code == 0 else EXIT_USAGE
     options = pipeline.Options(standardize=args.reference or COHORT, group_by=tuple(args.group_by),
                                features=args.features)
-    return exit_status("CTTimeBatch", lambda: print_report(
-        pipeline.run(read_manifest(args.manifest), args.out, options, events=progress.Lines())))
+    if args.perturbations is not None:
+        options.perturbations = args.perturbations
+    with third_party_output(args.out, "CTTimeBatch"):
+        return exit_status("CTTimeBatch", lambda: print_report(
+            pipeline.run(read_manifest(args.manifest), args.out, options, events=progress.Lines())))
 
 
 def exit_with(status):

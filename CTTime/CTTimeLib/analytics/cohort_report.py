@@ -17,8 +17,8 @@ from ..core.errors import CTTimeError
 from ..core.timepoints import TIMEPOINTS, order_key
 from ..figures import drawing
 from ..run.run_folder import read_run_record
-from ..scoring import aggregation
 from . import evaluation, longitudinal, outcomes, survival
+from .provenance import table_warnings
 
 STYLE = """body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}
 h1{font-size:1.5em}h2{font-size:1.2em;border-bottom:1px solid #ccc;margin-top:2em}
@@ -62,7 +62,7 @@ def location_figure(lesions):
 
 def heterogeneity_figure(lesions, patients):
     """Each patient (and time point) a row: its lesions' scores, the range between min and max."""
-    rows = list(reversed(patients[patients["n_lesions"] > 0].sort_values("ct_time_min").to_dict("records")))
+    rows = list(reversed(patients[patients["n_scored"] > 0].sort_values("ct_time_min").to_dict("records")))
     figure, axes = drawing.new(figsize=(7, min(2 + 0.22 * len(rows), 30)))
     for y, row in enumerate(rows):
         scores = lesions.loc[(lesions["patient_id"] == row["patient_id"]) & (lesions["timepoint"] == row["timepoint"]),
@@ -82,18 +82,20 @@ def build(lesions, lesions_path, labels=None, labels_path=None, clinical=None, c
     """The report's HTML text."""
     try:
         record = read_run_record(Path(lesions_path).parent)
-    except CTTimeError:  # a damaged run.json beside the table: report without its warnings
+    except CTTimeError:  # a damaged run.json beside the table: report without its harmonisation
         record = {}
     scored = outcomes.scored(lesions)
     if scored.empty:
         raise CTTimeError(f"{lesions_path} has no scored lesion: nothing to report.", "input")
-    patients = aggregation.summarize(scored, threshold)
-    warnings = list(dict.fromkeys(record.get("warnings", []) + evaluation.warnings_of(lesions)))
+    patients = outcomes.patient_aggregates(lesions, threshold=threshold, by_timepoint=True)
+    warnings = table_warnings(lesions, lesions_path)
+    incomplete = outcomes.incomplete_note(patients)
+    warnings += [incomplete] if incomplete else []
     failed = int(len(lesions) - len(scored))
     parts = [f"<h1>CT-TIME cohort report</h1><p class='note'>{html.escape(str(lesions_path))} &middot; CTTime "
              f"{__version__} &middot; research use only</p>"]
     parts.append("<div class='warning'>" + ("".join(f"<p><b>WARNING:</b> {html.escape(w)}</p>" for w in warnings)
-                                            or "<p>No standardisation warning.</p>")
+                                            or "<p>No warning.</p>")
                  + "<p>CT-TIME z-scores each feature against a reference population; a score is only as good as "
                    "that standardisation.</p></div>")
     standardizations = sorted(set(lesions.get("standardization", pd.Series(dtype=str)).dropna().astype(str)) - {""})
@@ -111,8 +113,9 @@ def build(lesions, lesions_path, labels=None, labels_path=None, clinical=None, c
     parts += ["<h2>Per-patient heterogeneity</h2>", _image(heterogeneity_figure(scored, patients), "heterogeneity"),
               "<p>Heterogeneity (SD of the lesion scores): " + html.escape(
                   ", ".join(f"{k}: {v}" for k, v in classes.items())) + "</p>",
-              _table(patients[["patient_id", "timepoint", "n_lesions", "ct_time_min", "ct_time_median",
-                               "ct_time_mean", "ct_time_max", "ct_time_sd", "status_min", "heterogeneity"]])]
+              _table(patients[["patient_id", "timepoint", "n_scored", "n_lesions", "aggregate_coverage", "ct_time_min",
+                               "min_lesion_id", "ct_time_median", "ct_time_mean", "ct_time_max", "ct_time_sd",
+                               "status_min", "heterogeneity"]])]
     present = set(scored["timepoint"].astype(str)) & set(TIMEPOINTS)
     if len(present) >= 2:
         table, counts = longitudinal.analyse(lesions, threshold=threshold)
@@ -121,11 +124,13 @@ def build(lesions, lesions_path, labels=None, labels_path=None, clinical=None, c
                   _lines(longitudinal.summary_lines(table, counts)),
                   _table(table[[c for c in table.columns if c.startswith(LONGITUDINAL_SHOWN)]])]
     if labels is not None:
-        result, _, figure = evaluation.evaluate(lesions, labels, labels_path, aggregate, timepoint, threshold)
+        result, _, figure = evaluation.evaluate(lesions, labels, labels_path, aggregate, timepoint, threshold,
+                                                lesions_path)
         parts += [f"<h2>Evaluation against {html.escape(str(labels_path))}</h2>", _image(figure, "ROC"),
                   _lines(evaluation.summary_lines(result))]
     if clinical is not None:
-        result, cox_table, logrank, figure = survival.analyse(lesions, clinical, clinical_path, timepoint, threshold)
+        result, cox_table, logrank, figure = survival.analyse(lesions, clinical, clinical_path, timepoint, threshold,
+                                                              lesions_path)
         parts += [f"<h2>Progression-free survival ({html.escape(str(clinical_path))})</h2>",
                   _image(figure, "Kaplan-Meier"), _lines(survival.summary_lines(result)),
                   _table(cox_table.merge(logrank, on="aggregate"))]

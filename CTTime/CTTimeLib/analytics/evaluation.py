@@ -14,6 +14,7 @@ from ..core.colormap import INFLAMED_HEX
 from ..core.files import write_table, write_text
 from ..figures import drawing
 from . import outcomes
+from .provenance import table_warnings, warning_lines
 
 CI_METHOD = "DeLong (normal approximation, clipped to 0..1)"
 
@@ -84,28 +85,24 @@ def roc_figure(scores, labels, result, title):
     return figure
 
 
-def warnings_of(lesions):
-    """The standardisation warnings carried by a lesions table."""
-    texts = lesions["standardization"].dropna().astype(str) if "standardization" in lesions else []
-    return sorted({text.split(" - ", 1)[1] for text in texts if " - " in text})
-
-
-def evaluate(lesions, labels, labels_path, aggregate="min", timepoint=None, threshold=0.5):
-    """(result dict, scored and labelled rows, ROC figure as PNG bytes)."""
+def evaluate(lesions, labels, labels_path, aggregate="min", timepoint=None, threshold=0.5, lesions_path=None):
+    """(result dict, scored and labelled rows, ROC figure as PNG bytes); the warnings of the run behind the
+    lesions (``provenance``; run.json beside ``lesions_path``) are repeated in the result and under the figure."""
     frame, level, notes = outcomes.attach_labels(lesions, labels, labels_path, aggregate, timepoint, threshold)
     result = metrics(frame["score"], frame["label"], threshold)
     result.update(level=level, aggregate=aggregate if level == "patient" else None, labels=str(labels_path),
-                  notes=notes, warnings=warnings_of(lesions))
+                  notes=notes, warnings=table_warnings(lesions, lesions_path))
     title = f"ROC, {level} level" + (f" ({aggregate} score)" if level == "patient" else "")
     keys = [c for c in ("patient_id", "timepoint", "lesion_id") if c in frame]
-    return result, frame[keys + ["score", "label"]], drawing.png_bytes(
-        roc_figure(frame["score"], frame["label"], result, title))
+    extra = [c for c in ("aggregate_coverage", "warning") if c in frame]
+    return result, frame[keys + ["score", "label"] + extra], drawing.png_bytes(drawing.add_warnings(
+        roc_figure(frame["score"], frame["label"], result, title), result["warnings"]))
 
 
-def run(lesions, labels, labels_path, out_dir, aggregate="min", timepoint=None, threshold=0.5):
+def run(lesions, labels, labels_path, out_dir, aggregate="min", timepoint=None, threshold=0.5, lesions_path=None):
     """Evaluate and write evaluation.json, evaluation_scores.csv and roc.png; return the result dict."""
     out_dir = Path(out_dir)
-    result, frame, figure = evaluate(lesions, labels, labels_path, aggregate, timepoint, threshold)
+    result, frame, figure = evaluate(lesions, labels, labels_path, aggregate, timepoint, threshold, lesions_path)
     drawing.write_png(figure, out_dir / "roc.png")
     write_table(frame, out_dir / "evaluation_scores.csv")
     write_text(out_dir / "evaluation.json", json.dumps(result, indent=2) + "\n")
@@ -124,4 +121,4 @@ def summary_lines(result):
     if hl["statistic"] is not None:
         lines.append(f"Hosmer-Lemeshow chi2 {hl['statistic']:.2f} on {hl['df']} df, p = {hl['p']:.3f} "
                      f"({len(hl['groups'])} groups)")
-    return lines + [f"Note: {n}" for n in result.get("notes", [])] + [f"WARNING: {w}" for w in result["warnings"]]
+    return lines + [f"Note: {n}" for n in result.get("notes", [])] + warning_lines(result["warnings"])

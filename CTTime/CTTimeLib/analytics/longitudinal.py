@@ -6,6 +6,7 @@ the status of the *minimum* score is followed between consecutive time points (i
 score changes and the volumetric response are taken against the first time point:
 volume change = 100 * (sum volume later - sum volume first) / sum volume first, >= 0 Progression, else Regression
 (volume: original_shape_MeshVolume summed over the matched lesions, patients.csv's total_volume_mm3).
+``n_lesions_<t>`` says how many lesions each study had, against ``n_matched_lesions`` the aggregates stand on.
 """
 
 from pathlib import Path
@@ -17,11 +18,13 @@ from matplotlib.patches import Rectangle
 from ..core.colormap import INFLAMED_HEX, UNINFLAMED_HEX
 from ..core.errors import CTTimeError
 from ..core.files import write_table
+from ..core.lesions import join_warnings
 from ..core.timepoints import TIMEPOINTS
 from ..figures import drawing
 from ..scoring import aggregation
 from ..scoring.signature import INFLAMED, UNINFLAMED
 from . import outcomes
+from .provenance import run_warnings, study_warnings, table_warnings, warning_lines
 
 TRACKED = "min"  # the aggregate whose status is followed, as in the paper
 VOLUME = "total_volume_mm3"
@@ -45,15 +48,18 @@ def analyse(lesions, timepoints=None, threshold=0.5):
                           "input")
     per_timepoint = aggregation.summarize(matched(lesions, timepoints), threshold).set_index(
         ["patient_id", "timepoint"])
+    in_study = lesions[lesions["lesion_id"].fillna("").astype(str) != ""].groupby(["patient_id", "timepoint"]).size()
     first = timepoints[0]
     rows = []
     for patient in dict.fromkeys(lesions["patient_id"]):
-        row = {"patient_id": patient}
+        matched_here = (patient, first) in per_timepoint.index
+        row = {"patient_id": patient,
+               "n_matched_lesions": int(per_timepoint.loc[(patient, first), "n_lesions"]) if matched_here else 0,
+               **{f"n_lesions_{t}": int(in_study.get((patient, t), 0)) for t in timepoints}}
         if not all((patient, t) in per_timepoint.index for t in timepoints):
             row["note"] = f"excluded: no lesion scored at every time point ({', '.join(timepoints)})"
             rows.append(row)
             continue
-        row["n_matched_lesions"] = int(per_timepoint.loc[(patient, first), "n_lesions"])
         for t in timepoints:
             values = per_timepoint.loc[(patient, t)]
             row.update({f"ct_time_{a}_{t}": values[f"ct_time_{a}"] for a in aggregation.AGGREGATES})
@@ -144,20 +150,34 @@ def figure_png(table, counts):
     return drawing.png_bytes(sankey_figure(table, counts, used))
 
 
-def run(lesions, out_dir, timepoints=None, threshold=0.5):
-    """Write longitudinal.csv, transitions.csv and transitions.png; return (table, counts)."""
+def patient_warnings(table, lesions, lesions_path=None):
+    """Each patient's ``warning`` cell: the run's warnings and those of its own studies and lesions."""
+    run_wide = run_warnings(lesions, lesions_path)
+    own = {}
+    for patient_id, timepoint, text in study_warnings(lesions, run_wide):
+        own.setdefault(patient_id, []).append(f"{timepoint}: {text}")
+    return [join_warnings(run_wide + own.get(patient, [])) for patient in table["patient_id"]]
+
+
+def run(lesions, out_dir, timepoints=None, threshold=0.5, lesions_path=None):
+    """Write longitudinal.csv (with each patient's warnings), transitions.csv and transitions.png (the warnings
+    of the run behind the table under it, see ``provenance``); return (table, counts, warnings)."""
     out_dir = Path(out_dir)
     table, counts = analyse(lesions, timepoints, threshold)
+    warnings = table_warnings(lesions, lesions_path)
+    table["warning"] = patient_warnings(table, lesions, lesions_path)
     write_table(table, out_dir / "longitudinal.csv")
     write_table(counts, out_dir / "transitions.csv")
-    drawing.write_png(figure_png(table, counts), out_dir / "transitions.png")
-    return table, counts
+    used = list(dict.fromkeys(list(counts["from_timepoint"]) + list(counts["to_timepoint"])))
+    drawing.write_png(drawing.png_bytes(drawing.add_warnings(sankey_figure(table, counts, used), warnings)),
+                      out_dir / "transitions.png")
+    return table, counts, warnings
 
 
-def summary_lines(table, counts):
+def summary_lines(table, counts, warnings=()):
     included = int((table["note"] == "").sum())
     lines = [f"{included} patient(s) with lesions matched at every time point, {len(table) - included} excluded"]
     for (before, after), group in counts.groupby(["from_timepoint", "to_timepoint"], sort=False):
         parts = [f"{r['from_status']} -> {r['to_status']}: {r['n_patients']}" for r in group.to_dict("records")]
         lines.append(f"{before} -> {after}: " + ", ".join(parts))
-    return lines
+    return lines + warning_lines(warnings)

@@ -30,6 +30,30 @@ def one_timepoint(lesions, timepoint=None):
     return lesions
 
 
+def patient_aggregates(lesions, timepoint=None, threshold=0.5, by_timepoint=False):
+    """patients.csv rows (aggregation.summarize) of the patients with a scored lesion, at ``timepoint`` or each
+    patient's only time point (every time point with ``by_timepoint``). Failed lesions are counted, so
+    ``aggregate_complete`` and ``aggregate_coverage`` say what each aggregate stands on."""
+    chosen = scored(lesions)
+    if not by_timepoint:
+        chosen = one_timepoint(chosen, timepoint)
+    keys = set(zip(chosen["patient_id"], chosen["timepoint"]))
+    rows = lesions[[key in keys for key in zip(lesions["patient_id"], lesions["timepoint"])]]
+    rows = rows.assign(ct_time_score=pd.to_numeric(rows["ct_time_score"], errors="coerce"))
+    patients = aggregation.summarize(rows, threshold)
+    return patients[patients["n_scored"] > 0].reset_index(drop=True)
+
+
+def incomplete_note(patients):
+    """A note on the patients whose aggregates stand on an incomplete set of lesions, else None."""
+    incomplete = patients[~patients["aggregate_complete"].astype(bool)]
+    if incomplete.empty:
+        return None
+    return (f"{len(incomplete)} patient(s) with aggregates over an incomplete set of lesions (some failed): "
+            + ", ".join(f"{r['patient_id']} {r['timepoint']} ({r['aggregate_coverage']})"
+                        for r in incomplete.to_dict("records")))
+
+
 def binary(values, path, column="label"):
     """0/1 integers, or a CTTimeError naming the file."""
     numbers = pd.to_numeric(values, errors="coerce")
@@ -52,16 +76,18 @@ def attach_labels(lesions, labels, path, aggregate="min", timepoint=None, thresh
         ["timepoint"] if "timepoint" in labels else [])
     if labels.duplicated(keys).any():
         raise CTTimeError(f"{path}: {', '.join(keys)} must be unique; some rows repeat.", "input")
-    lesions = scored(lesions)
-    if "timepoint" not in labels:
-        lesions = one_timepoint(lesions, timepoint)
+    notes = []
     if level == "lesion":
-        frame = lesions.rename(columns={"ct_time_score": "score"})
+        chosen = scored(lesions)
+        if "timepoint" not in labels:
+            chosen = one_timepoint(chosen, timepoint)
+        frame = chosen.rename(columns={"ct_time_score": "score"})
     else:
-        patients = aggregation.summarize(lesions, threshold)
+        patients = patient_aggregates(lesions, timepoint, threshold, by_timepoint="timepoint" in labels)
         frame = patients.rename(columns={f"ct_time_{aggregate}": "score"})
     frame = frame.merge(labels[keys + ["label"]], on=keys, how="inner")
-    notes = []
+    if level == "patient" and incomplete_note(frame):
+        notes.append(incomplete_note(frame))
     if len(frame) < len(labels):
         notes.append(f"{len(labels) - len(frame)} label row(s) matched no scored {level}")
     if frame.empty or frame["label"].nunique() < 2:

@@ -19,6 +19,7 @@ from ..figures import drawing
 from ..scoring import aggregation
 from ..scoring.signature import INFLAMED, UNINFLAMED
 from . import outcomes
+from .provenance import table_warnings, warning_lines
 
 CLINICAL_COLUMNS = ("patient_id", "pfs_months", "event")
 SCORE_UNIT = 0.1  # hazard ratios are per this increase of the score
@@ -32,7 +33,7 @@ def patient_outcomes(lesions, clinical, path, timepoint=None, threshold=0.5):
         raise CTTimeError(f"{path}: pfs_months must be a number >= 0 in every row.", "input")
     if clinical["patient_id"].duplicated().any():
         raise CTTimeError(f"{path}: each patient_id may appear once.", "input")
-    patients = aggregation.summarize(outcomes.one_timepoint(outcomes.scored(lesions), timepoint), threshold)
+    patients = outcomes.patient_aggregates(lesions, timepoint, threshold)
     frame = patients.merge(clinical[list(CLINICAL_COLUMNS)], on="patient_id", how="inner")
     if len(frame) < 3 or frame["event"].sum() < 1:
         raise CTTimeError(f"{path}: {len(frame)} patient(s) with a score and an outcome, {int(frame['event'].sum())} "
@@ -92,16 +93,21 @@ def kaplan_meier(frame):
     return pd.DataFrame(rows), figure
 
 
-def analyse(lesions, clinical, clinical_path, timepoint=None, threshold=0.5):
-    """(result dict, Cox table, log-rank table, Kaplan-Meier figure as PNG bytes)."""
+def analyse(lesions, clinical, clinical_path, timepoint=None, threshold=0.5, lesions_path=None):
+    """(result dict, Cox table, log-rank table, Kaplan-Meier figure as PNG bytes); the warnings of the run behind
+    the lesions (``provenance``; run.json beside ``lesions_path``) are repeated in the result and under the figure."""
     frame = patient_outcomes(lesions, clinical, clinical_path, timepoint, threshold)
     cox_table = cox(frame)
     logrank, figure = kaplan_meier(frame)
+    found = table_warnings(lesions, lesions_path)
+    incomplete = outcomes.incomplete_note(frame)
     result = {"clinical": str(clinical_path), "timepoint": timepoint, "n_patients": len(frame),
               "n_unmatched": int(len(clinical) - len(frame)), "events": int(frame["event"].sum()),
+              "n_incomplete": int((~frame["aggregate_complete"].astype(bool)).sum()),
               "hazard_ratio_unit": f"per {SCORE_UNIT} increase of the score",
-              "cox": _records(cox_table), "logrank": _records(logrank)}
-    return result, cox_table, logrank, drawing.png_bytes(figure)
+              "cox": _records(cox_table), "logrank": _records(logrank),
+              "warnings": found + ([incomplete] if incomplete else [])}
+    return result, cox_table, logrank, drawing.png_bytes(drawing.add_warnings(figure, result["warnings"]))
 
 
 def _records(frame):
@@ -109,10 +115,10 @@ def _records(frame):
             for row in frame.to_dict("records")]
 
 
-def run(lesions, clinical, clinical_path, out_dir, timepoint=None, threshold=0.5):
+def run(lesions, clinical, clinical_path, out_dir, timepoint=None, threshold=0.5, lesions_path=None):
     """Write survival_cox.csv, survival_logrank.csv, survival.json and kaplan_meier.png; return the result."""
     out_dir = Path(out_dir)
-    result, cox_table, logrank, figure = analyse(lesions, clinical, clinical_path, timepoint, threshold)
+    result, cox_table, logrank, figure = analyse(lesions, clinical, clinical_path, timepoint, threshold, lesions_path)
     drawing.write_png(figure, out_dir / "kaplan_meier.png")
     write_table(cox_table, out_dir / "survival_cox.csv")
     write_table(logrank, out_dir / "survival_logrank.csv")
@@ -131,4 +137,4 @@ def summary_lines(result):
         p = "n/a" if km["logrank_p"] is None else f"{km['logrank_p']:.3g}"
         lines.append(f"  {row['aggregate']:>6}: {hr}; KM inflamed {km['n_inflamed']} vs uninflamed "
                      f"{km['n_uninflamed']}, log-rank p = {p}")
-    return lines
+    return lines + warning_lines(result.get("warnings", []))

@@ -161,6 +161,11 @@ def train(lesions, labels, labels_path, settings=None, concordance=None, concord
     settings = settings or Settings()
     frame = labelled_lesions(lesions, labels, labels_path, timepoint)
     y = frame["label"].to_numpy()
+    smallest = int(min((y == 0).sum(), (y == 1).sum()))
+    if settings.folds > smallest:
+        raise CTTimeError(f"{labels_path}: {settings.folds}-fold cross-validation needs at least {settings.folds} "
+                          f"lesions of each class; the smaller class has {smallest}. Give fewer --folds or more "
+                          "labelled lesions.", "input")
     features = candidate_features(frame)
     reference = standardization.from_lesions(frame, features, f"training lesions of {labels_path}")
     z = reference.standardize(frame, features).set_axis(features, axis=1)

@@ -5,10 +5,12 @@ Each reads a lesions table written by CTTime (lesions.csv of ``cttime cohort``, 
 
 import argparse
 import json
-from pathlib import Path
+import math
 
-from ..core.files import write_table, write_text
+from ..analytics.provenance import table_warnings, warning_lines
+from ..core.files import output_file, output_folder, write_table, write_text
 from ..io import tables
+from ..run.run_folder import read_lesions_table
 from ..scoring import aggregation
 
 LESION_COLUMNS = ("patient_id", "timepoint", "lesion_id", "ct_time_score")
@@ -29,12 +31,24 @@ def _lesions_argument(parser):
     parser.add_argument("lesions", metavar="LESIONS.csv", help="lesions table written by cttime (lesions.csv)")
 
 
-def _float_list(text):
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
-    return values
+def _numbers(low, high=None, low_open=False, whole=False, listed=False):
+    """An argparse type: a finite number >= low (> low with ``low_open``) and <= high; whole with ``whole``;
+    several separated by commas with ``listed`` (a tuple)."""
+    bound = (f"> {low:g}" if low_open else f">= {low:g}") + (f" and <= {high:g}" if high is not None else "")
+    expected = f"{'whole ' if whole else ''}number{'s separated by commas, each' if listed else ''} {bound}"
+
+    def inside(value):
+        return math.isfinite(value) and (value > low if low_open else value >= low) and (high is None or value <= high)
+
+    def parse(text):
+        try:
+            values = [(int if whole else float)(part) for part in text.split(",")]
+        except ValueError:
+            values = []
+        if not values or (len(values) > 1 and not listed) or not all(map(inside, values)):
+            raise argparse.ArgumentTypeError(f"expected {'' if listed else 'a '}{expected}, got {text!r}")
+        return tuple(values) if listed else values[0]
+    return parse
 
 
 def add_commands(commands):
@@ -92,17 +106,20 @@ def add_commands(commands):
     train.add_argument("--name", default="CT-TIME-retrained", help="model name (default CT-TIME-retrained)")
     train.add_argument("--concordance", metavar="ROBUSTNESS.csv",
                        help="robustness table: feature and ccc (or icc, concordance) per feature")
-    train.add_argument("--min-concordance", type=float, default=0.75,
+    train.add_argument("--min-concordance", type=_numbers(-1, 1), default=0.75,
                        help="keep features with concordance >= this (default 0.75, as the paper)")
-    train.add_argument("--alphas", type=_float_list, default=None,
+    train.add_argument("--alphas", type=_numbers(0, 1, listed=True), default=None,
                        help="alpha (L1 share, glmnet) values to try, comma-separated (default 0.1,0.55,1)")
-    train.add_argument("--lambdas", type=_float_list, default=None,
+    train.add_argument("--lambdas", type=_numbers(0, None, low_open=True, listed=True), default=None,
                        help="lambda (penalty) values to try (default 11 values from 0.001 to 0.1, log-spaced)")
-    train.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
-    train.add_argument("--repeats", type=int, default=10, help="cross-validation repeats (default 10)")
-    train.add_argument("--correlation-cutoff", type=float, default=0.59,
+    train.add_argument("--folds", type=_numbers(2, None, whole=True), default=5,
+                       help="cross-validation folds (default 5)")
+    train.add_argument("--repeats", type=_numbers(1, None, whole=True), default=10,
+                       help="cross-validation repeats (default 10)")
+    train.add_argument("--correlation-cutoff", type=_numbers(0, 1, low_open=True), default=0.59,
                        help="drop one of two features correlated above this (default 0.59, as the paper)")
-    train.add_argument("--seed", type=int, default=1234, help="seed of the fold assignment (default 1234)")
+    train.add_argument("--seed", type=_numbers(0, 2 ** 32 - 1, whole=True), default=1234,
+                       help="seed of the fold assignment (default 1234)")
     train.add_argument("--timepoint", help=TIMEPOINT_HELP)
     train.add_argument("--positive-class", default="inflamed", help="name of label 1 (default inflamed)")
     train.add_argument("--negative-class", default="uninflamed", help="name of label 0 (default uninflamed)")
@@ -123,7 +140,7 @@ def add_commands(commands):
 
 
 def _read_lesions(path, scored=True):
-    return tables.read_csv(path, "Lesions table", LESION_COLUMNS if scored else LESION_COLUMNS[:3])
+    return read_lesions_table(path, LESION_COLUMNS if scored else LESION_COLUMNS[:3])
 
 
 def _print(lines):
@@ -135,8 +152,9 @@ def command_longitudinal(args):
     from ..analytics import longitudinal
 
     timepoints = [t.strip() for t in args.timepoints.split(",") if t.strip()]
-    table, counts = longitudinal.run(_read_lesions(args.lesions), args.out, timepoints)
-    _print(longitudinal.summary_lines(table, counts))
+    out = output_folder(args.out)
+    table, counts, warnings = longitudinal.run(_read_lesions(args.lesions), out, timepoints, lesions_path=args.lesions)
+    _print(longitudinal.summary_lines(table, counts, warnings))
     print(f"Results in {args.out}: longitudinal.csv, transitions.csv, transitions.png")
     return 0
 
@@ -144,8 +162,10 @@ def command_longitudinal(args):
 def command_evaluate(args):
     from ..analytics import evaluation
 
+    out = output_folder(args.out)
     labels = tables.read_csv(args.labels, "Labels", ["patient_id", "label"])
-    result = evaluation.run(_read_lesions(args.lesions), labels, args.labels, args.out, args.aggregate, args.timepoint)
+    result = evaluation.run(_read_lesions(args.lesions), labels, args.labels, out, args.aggregate, args.timepoint,
+                            lesions_path=args.lesions)
     _print(evaluation.summary_lines(result))
     print(f"Results in {args.out}: evaluation.json, evaluation_scores.csv, roc.png")
     return 0
@@ -154,8 +174,10 @@ def command_evaluate(args):
 def command_survival(args):
     from ..analytics import survival
 
+    out = output_folder(args.out)
     clinical = tables.read_csv(args.clinical, "Clinical table", survival.CLINICAL_COLUMNS)
-    result = survival.run(_read_lesions(args.lesions), clinical, args.clinical, args.out, args.timepoint)
+    result = survival.run(_read_lesions(args.lesions), clinical, args.clinical, out, args.timepoint,
+                          lesions_path=args.lesions)
     _print(survival.summary_lines(result))
     print(f"Results in {args.out}: survival_cox.csv, survival_logrank.csv, survival.json, kaplan_meier.png")
     return 0
@@ -164,16 +186,19 @@ def command_survival(args):
 def command_train(args):
     from ..analytics import training
 
+    out = output_folder(args.out)
     defaults = training.Settings()
     settings = training.Settings(alphas=args.alphas or defaults.alphas, lambdas=args.lambdas or defaults.lambdas,
                                  folds=args.folds, repeats=args.repeats, correlation_cutoff=args.correlation_cutoff,
                                  min_concordance=args.min_concordance, seed=args.seed)
     concordance = tables.read_csv(args.concordance, "Concordance table", ["feature"]) if args.concordance else None
-    result = training.train(_read_lesions(args.lesions, scored=False),
-                            tables.read_csv(args.labels, "Labels", ["patient_id", "label"]), args.labels, settings,
-                            concordance, args.concordance, args.name, args.timepoint, args.positive_class,
+    lesions = _read_lesions(args.lesions, scored=False)
+    result = training.train(lesions, tables.read_csv(args.labels, "Labels", ["patient_id", "label"]), args.labels,
+                            settings, concordance, args.concordance, args.name, args.timepoint, args.positive_class,
                             args.negative_class)
-    out = Path(args.out)
+    inputs = table_warnings(lesions, args.lesions)
+    if inputs:
+        result["model"]["provenance"]["input_warnings"] = inputs
     write_text(out / "model.json", json.dumps(result["model"], indent=2) + "\n")
     write_text(out / "reference.json", result["reference"].to_json())
     write_table(result["grid"], out / "cv_grid.csv")
@@ -187,6 +212,7 @@ def command_train(args):
     print(f"WARNING: {provenance['warning']}")
     if result["reference"].warning:
         print(f"WARNING: reference.json: {result['reference'].warning}")
+    _print(warning_lines(inputs))
     print(f"Results in {out}: model.json, reference.json, cv_grid.csv")
     return 0
 
@@ -195,12 +221,15 @@ def command_cohort_report(args):
     from ..analytics import cohort_report
     from ..analytics.survival import CLINICAL_COLUMNS
 
+    out = output_file(args.out, "Report file")
     labels = tables.read_csv(args.labels, "Labels", ["patient_id", "label"]) if args.labels else None
     clinical = tables.read_csv(args.clinical, "Clinical table", CLINICAL_COLUMNS) if args.clinical else None
-    text = cohort_report.build(_read_lesions(args.lesions), args.lesions, labels, args.labels, clinical, args.clinical,
+    lesions = _read_lesions(args.lesions)
+    text = cohort_report.build(lesions, args.lesions, labels, args.labels, clinical, args.clinical,
                                args.aggregate, args.timepoint)
-    write_text(args.out, text)
-    print(f"Cohort report written to {args.out}")
+    write_text(out, text)
+    _print(warning_lines(table_warnings(lesions, args.lesions)))
+    print(f"Cohort report written to {out}")
     return 0
 
 

@@ -8,19 +8,21 @@ import argparse
 import dataclasses
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
-
 from .. import __version__
 from ..core.errors import CTTimeError
-from ..core.files import write_text
+from ..core.files import output_file, write_text
 from ..core.resources import DEMO_REFERENCE, MODEL_FILE, PARAMETER_FILE, SAMPLE_DATA
-from ..io import tables
-from ..run import pipeline, progress
+from ..io.images import DEFAULT_MAX_VOXELS, MAX_VOXELS_ENV
+from ..run import pipeline, progress, run_folder
+from ..run.log import third_party_output
 from ..run.manifest import read_manifest
-from ..run.summary import EXIT_OK, exit_status, print_report
-from ..scoring import standardization
+from ..run.run_folder import read_lesions_table
+from ..run.summary import EXIT_OK, EXIT_SOME_FAILED, exit_status, print_report
+from ..scoring import robustness, standardization
 from ..scoring.extraction import ALL, FEATURE_PREFIX, FEATURE_SETS
 from ..scoring.signature import load_model
 from ..scoring.standardization import COHORT
@@ -40,12 +42,14 @@ clinically calibrated, and every output says so. Research use only."""
 def _add_standardization(parser, required=True):
     group = parser.add_mutually_exclusive_group(required=required)
     group.add_argument("--reference", metavar="REF.json",
-                       help="z-score against this reference (per-feature mean and SD; see `cttime reference build`)")
+                       help="z-score against this reference (per-feature mean and SD; see `cttime reference build`); "
+                            "`--reference demo` is the demo reference shipped with CTTime (not clinically "
+                            "calibrated; its path: `cttime info`)")
     group.add_argument("--standardize", choices=[COHORT],
                        help="cohort: z-score over all lesions scored together (mean, sample SD), as the paper did")
     parser.add_argument("--group-by", metavar="COLUMN", action="append", default=[],
-                        help="with --standardize cohort: z-score within groups of this column, e.g. timepoint or "
-                             "batch (repeatable)")
+                        help="with --standardize cohort only: z-score within groups of this column, e.g. timepoint "
+                             "or batch (repeatable)")
     parser.add_argument("--model", default=str(MODEL_FILE), metavar="MODEL.json",
                         help="model file (default: the published CT-TIME model)")
 
@@ -61,6 +65,25 @@ def _add_extraction(parser):
                              "with it)")
     parser.add_argument("--no-segmentation", action="store_true",
                         help="do not write the coloured <patient>_<timepoint>_cttime.seg.nrrd files")
+    parser.add_argument("--dicom", action="store_true",
+                        help="also write <patient>_<timepoint>_cttime_seg.dcm (DICOM SEG) and _cttime_sr.dcm (DICOM "
+                             "SR, TID 1500) for each study whose CT is a DICOM series, to send to PACS")
+    parser.add_argument("--max-voxels", type=_positive, metavar="N",
+                        help="refuse images and segmentations larger than N voxels before reading them (default: "
+                             f"${MAX_VOXELS_ENV}, else {DEFAULT_MAX_VOXELS:,})")
+
+
+def _add_perturbations(parser):
+    parser.add_argument("--perturbations", type=_count, default=robustness.DEFAULT_PERTURBATIONS, metavar="N",
+                        help="score N perturbed delineations of every lesion (grown, shrunk, contour randomised by "
+                             "about one voxel) for a score interval and whether the status is robust; 0 switches it "
+                             f"off (default {robustness.DEFAULT_PERTURBATIONS}; see docs/robustness.md)")
+
+
+def _count(text):
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return int(text)
 
 
 def _positive(text):
@@ -88,9 +111,16 @@ def _add_execution(parser):
 def build_parser():
     parser = argparse.ArgumentParser(prog="cttime", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"cttime {__version__}")
+    parser.add_argument("--version", action="version",
+                        version=f"cttime {__version__} (`cttime info`: model, parameter file, demo reference, engines)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
+
+    commands.add_parser("info", help="where the model, parameter file and demo reference are, and which feature "
+                                     "engines are available",
+                        description="List CTTime's version, the model, the fixed parameter file and the demo "
+                                    "reference (paths and SHA-256 checksums), the sample data and the feature "
+                                    "engines available.")
 
     score = commands.add_parser("score", help="score the lesions of one CT study",
                                 description="Score every lesion of one CT image and its segmentation.")
@@ -102,13 +132,15 @@ def build_parser():
     score.add_argument("--timepoint", default="BS", help="time point: BS baseline, FU follow-up, BR best response "
                                                          "(default BS)")
     score.add_argument("--label-name", action="append", default=[], metavar="VALUE=NAME",
-                       help="lesion ID for a labelmap value, e.g. 2=liver_1 (repeatable; default lesion_<value>)")
+                       help="lesion ID for a labelmap value, e.g. 2=liver_1 (repeatable; default: the label's name "
+                            "in a colour table beside the labelmap, e.g. mask_ColorTable.ctbl, else lesion_<value>)")
     score.add_argument("--location", action="append", default=[], metavar="LESION=LOCATION",
                        help="location of a lesion: lung, liver, lymph node, bone or other (default: from the "
                             "segment's tag or the lesion name, e.g. LU_1 -> lung)")
     score.add_argument("--out", required=True, help="output folder")
     _add_standardization(score)
     _add_extraction(score)
+    _add_perturbations(score)
 
     cohort = commands.add_parser("cohort", help="score every study listed in a manifest",
                                  description="Score a cohort. The manifest CSV has the columns patient_id, "
@@ -123,12 +155,15 @@ def build_parser():
     _add_standardization(cohort)
     analytics.add_harmonize(cohort)
     _add_extraction(cohort)
+    _add_perturbations(cohort)
     _add_execution(cohort)
 
     rescore = commands.add_parser("rescore", help="score an existing lesions table again, without re-extracting",
                                   description="Re-score a lesions table (e.g. lesions.csv of an earlier run) with "
                                               "another standardisation or model. Needs patient_id, timepoint, "
-                                              "lesion_id and the signature's four features.")
+                                              "lesion_id and the signature's four features. The score intervals "
+                                              "are scored again from perturbations.csv beside the table, when "
+                                              "it is there (else they are left empty).")
     rescore.add_argument("lesions", help="lesions CSV")
     rescore.add_argument("--out", required=True, help="output folder")
     _add_standardization(rescore)
@@ -160,6 +195,17 @@ def build_parser():
     board.add_argument("run_dir", metavar="RUN_DIR", help="run folder (lesions.csv, patients.csv, run.json)")
     board.add_argument("--pdf", action="store_true", help="also write a PDF of each board")
     board.add_argument("--patient", metavar="ID", help="only this patient (default: every patient)")
+    board.add_argument("--window", choices=("auto", "soft", "lung"), default="auto",
+                       help="CT window of the lesion images: auto (default) lung window W 1500 / L -600 for lung "
+                            "lesions, soft-tissue window W 400 / L 40 for the others; soft or lung for every lesion")
+    dicom = commands.add_parser("dicom-export", help="write DICOM SEG + SR of a run folder's studies (for PACS)",
+                                description="Write <patient>_<timepoint>_cttime_seg.dcm (DICOM SEG: one segment "
+                                            "per lesion, in its CT-TIME colour) and _cttime_sr.dcm (DICOM SR, TID "
+                                            "1500 measurement report: scores, features, volumes, status, patient "
+                                            "aggregates, standardisation and warnings) into a run folder written by "
+                                            "`cttime score` or `cttime cohort`, for each study whose CT is a DICOM "
+                                            "series. Both reference that series and carry its patient and study.")
+    dicom.add_argument("run_dir", metavar="RUN_DIR", help="run folder (lesions.csv, patients.csv, run.json)")
     analytics.add_commands(commands)
     return parser
 
@@ -179,25 +225,61 @@ def _options(args):
                             model_file=args.model, parameter_file=getattr(args, "params", str(PARAMETER_FILE)),
                             features=getattr(args, "features", ALL),
                             write_segmentations=not getattr(args, "no_segmentation", False),
-                            harmonize_by=getattr(args, "harmonize", None))
+                            harmonize_by=getattr(args, "harmonize", None),
+                            perturbations=getattr(args, "perturbations", robustness.DEFAULT_PERTURBATIONS),
+                            max_voxels=getattr(args, "max_voxels", None))
 
 
-def read_lesions_table(path):
-    """A lesions CSV with its key and error columns kept as text."""
-    return tables.read_csv(path, "Lesions table", text=tables.TEXT_KEYS + ("error", "error_kind", "location"))
+def _check_dicom(args):
+    """--dicom and dicom-export need highdicom (an optional dependency): say so before any work."""
+    import importlib.util
+
+    if getattr(args, "dicom", True) and importlib.util.find_spec("highdicom") is None:
+        raise CTTimeError("DICOM SEG + SR export needs the highdicom package: pip install highdicom (or "
+                          "pip install 'cttime[dicom]').", "input")
+
+
+def _label_names(items):
+    names = _pairs(items, "--label-name")
+    wrong = [key for key in names if not key.isdigit()]
+    if wrong:
+        raise CTTimeError(f"--label-name expects LABEL_VALUE=LESION_ID with a whole-number label value, got "
+                          f"{', '.join(f'{key}={names[key]}' for key in wrong)}.", "input")
+    return {int(key): value for key, value in names.items()}
 
 
 def command_score(args):
+    _check_dicom(args)
     case = pipeline.Case(args.patient, args.timepoint, args.image, args.segmentation,
-                         names={int(k) if k.isdigit() else k: v for k, v in _pairs(args.label_name,
-                                                                                   "--label-name").items()},
-                         locations=_pairs(args.location, "--location"))
+                         names=_label_names(args.label_name), locations=_pairs(args.location, "--location"))
     options = _options(args)
     options.strict = True  # one study: an image or segmentation that cannot be used is bad input (exit 2)
-    return print_report(pipeline.run([case], args.out, options, events=progress.Lines()))
+    code = print_report(pipeline.run([case], args.out, options, events=progress.Lines()))
+    return _with_dicom(args, [case], code)
+
+
+def _with_dicom(args, cases, code):
+    """With --dicom: the DICOM SEG + SR of the run just written; a study without them turns exit 0 into 3."""
+    if not args.dicom:
+        return code
+    written = _dicom_export(args.out, cases)
+    return EXIT_SOME_FAILED if code == EXIT_OK and not written else code
+
+
+def _dicom_export(run_dir, cases=()):
+    """Write and report the DICOM SEG + SR of a run folder; True when every study has them."""
+    from ..run.dicom_results import export_run
+
+    result = export_run(run_dir, cases)
+    if result.files:
+        print(f"DICOM SEG + SR in {run_dir}: " + ", ".join(Path(f).name for f in result.files))
+    for message in result.skipped:
+        print(f"No DICOM SEG/SR for {message}", file=sys.stderr)
+    return not result.skipped
 
 
 def command_cohort(args):
+    _check_dicom(args)
     cases = read_manifest(args.manifest)
     options = dataclasses.replace(_options(args), workers=args.workers, scheduler=args.scheduler,
                                   cache=not args.no_cache)
@@ -211,24 +293,33 @@ def command_cohort(args):
     finally:
         if log:
             log.close()
-    return print_report(result, sys.stderr if args.log_json == "-" else None, args.quiet)
+    code = print_report(result, sys.stderr if args.log_json == "-" else None, args.quiet)
+    return _with_dicom(args, cases, code)
 
 
 def command_rescore(args):
-    return print_report(pipeline.rescore(read_lesions_table(args.lesions), args.out, _options(args)))
+    perturbations = run_folder.read_perturbations_table(Path(args.lesions).parent)
+    return print_report(pipeline.rescore(read_lesions_table(args.lesions), args.out, _options(args), perturbations))
 
 
 def command_reference_build(args):
+    output = output_file(args.output, "Reference file")
     model = load_model(args.model)
     table = read_lesions_table(args.lesions)
     if "error" in table:
         table = table[table["error"] == ""]
-    features = list(dict.fromkeys(model.features + [  # columns an extractor left empty (the engine's) are no features
-        c for c in table.columns if c.startswith(FEATURE_PREFIX) and table[c].notna().any()]))
-    reference = standardization.build(table, features, args.source or str(args.lesions), model.name, __version__,
-                                      demo=args.demo)
-    write_text(args.output, reference.to_json())
-    print(f"Reference of {reference.n_lesions} lesions, {len(features)} features written to {args.output}.")
+    others = [c for c in table.columns  # columns an extractor left empty (the engine's) are no features
+              if c.startswith(FEATURE_PREFIX) and c not in model.features and table[c].notna().any()]
+    reference = standardization.build(table, model.features, args.source or str(args.lesions), model.name,
+                                      __version__, demo=args.demo, optional=others)
+    write_text(output, reference.to_json())
+    left_out = reference.extra.get("left_out", {})
+    unused = len(table) - reference.n_lesions
+    print(f"Reference of {reference.n_lesions} lesions, {len(reference.means)} features written to {output}"
+          + (f" ({unused} lesion(s) without finite model features not used)." if unused else "."))
+    if left_out:
+        print(f"Note: {len(left_out)} feature(s) the model does not use left out: "
+              + "; ".join(f"{name} ({why})" for name, why in left_out.items()))
     if reference.warning:
         print(f"WARNING: {reference.warning}", file=sys.stderr)
     return EXIT_OK
@@ -238,38 +329,94 @@ def command_demo(args):
     cases = read_manifest(SAMPLE_DATA / "manifest.csv")
     options = pipeline.Options(standardize=str(DEMO_REFERENCE))
     print(f"CTTime demo: {len(cases)} sample sarcoma CT(s) from the IBSI/TCIA Soft-tissue-Sarcoma data "
-          f"(CC BY 3.0), scored against the demo reference.")
+          f"(CC BY 3.0), scored against the demo reference {DEMO_REFERENCE} (--reference demo).")
     code = print_report(pipeline.run(cases, args.out, options, events=progress.Lines()))
     _write_boards(args.out)
     return code
 
 
-def _write_boards(run_dir, pdf=False, patient=None):
+def _write_boards(run_dir, pdf=False, patient=None, window="auto"):
     from ..figures.tumour_board import write_run_boards
 
-    files = write_run_boards(run_dir, pdf=pdf, patient=patient)
+    files = write_run_boards(run_dir, pdf=pdf, patient=patient, window=window)
     print(f"Tumour-board figures in {run_dir}: " + ", ".join(Path(f).name for f in files))
 
 
 def command_board(args):
-    _write_boards(args.run_dir, args.pdf, args.patient)
+    _write_boards(args.run_dir, args.pdf, args.patient, args.window)
     return EXIT_OK
+
+
+def info_lines():
+    """CTTime's resources with their checksums, and the feature engines available."""
+    import importlib.util
+    import platform
+
+    from ..core.files import digest
+
+    model = load_model()
+    demo = standardization.load(DEMO_REFERENCE, model.features, model.name)
+    lines = [f"cttime {__version__} (Python {platform.python_version()})",
+             f"Model:          {MODEL_FILE}", f"                sha256 {digest(MODEL_FILE)} ({model.name}, "
+             f"{len(model.features)} features)",
+             f"Parameter file: {PARAMETER_FILE}", f"                sha256 {digest(PARAMETER_FILE)} (the fixed "
+             "Table-2 file; scores are only valid with it)",
+             f"Demo reference: {DEMO_REFERENCE}", f"                sha256 {digest(DEMO_REFERENCE)} ({demo.n_lesions} "
+             "lesions; --reference demo; not clinically calibrated)",
+             f"Sample data:    {SAMPLE_DATA}", "Feature engines:"]
+    try:
+        import radiomics
+
+        lines.append(f"  pyradiomics {radiomics.__version__}: available (the reference implementation)")
+    except ImportError as exc:
+        lines.append(f"  pyradiomics: NOT available ({exc}); install it to score")
+    engine = importlib.util.find_spec(f"{__package__.rsplit('.', 1)[0]}.scoring.engine")
+    lines.append("  CTTime's own engine (scoring.engine): " + ("available" if engine else "not in this version"))
+    return lines
+
+
+def command_info(args):
+    print("\n".join(info_lines()))
+    return EXIT_OK
+
+
+def command_dicom_export(args):
+    _check_dicom(args)
+    return EXIT_OK if _dicom_export(args.run_dir) else EXIT_SOME_FAILED
 
 
 COMMANDS = {"score": command_score, "cohort": command_cohort, "rescore": command_rescore,
             "reference": command_reference_build, "demo": command_demo, "board": command_board,
-            "report": command_board}
+            "report": command_board, "dicom-export": command_dicom_export, "info": command_info}
 COMMANDS.update(analytics.COMMANDS)
+
+
+def _log_folder(args):
+    """The folder of a command's outputs, where its cttime.log goes (None: a command that writes nothing)."""
+    if args.command in ("board", "report"):
+        return args.run_dir
+    if args.command == "reference":
+        return Path(args.output).parent
+    if args.command == "cohort-report":
+        return Path(args.out).parent
+    return getattr(args, "out", None)
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    return exit_status("cttime", lambda: COMMANDS[args.command](args))
+    with third_party_output(_log_folder(args), f"cttime {args.command}"):
+        return exit_status("cttime", lambda: COMMANDS[args.command](args))
+
+
+def _terminated(signum, frame):
+    raise KeyboardInterrupt
 
 
 def console():
     """The ``cttime`` command: ``main``, then exit at once. Every output is written and closed by then, and
-    Python's own tear-down of pandas, SimpleITK and pyradiomics would add 0.15-0.3 s to every command."""
+    Python's own tear-down of pandas, SimpleITK and pyradiomics would add 0.15-0.3 s to every command. SIGTERM
+    stops a run as Ctrl-C does (exit 130, workers stopped, a rerun resumes)."""
+    signal.signal(signal.SIGTERM, _terminated)
     code = main()
     sys.stdout.flush()
     sys.stderr.flush()

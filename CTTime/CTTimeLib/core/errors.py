@@ -4,7 +4,8 @@
 class CTTimeError(Exception):
     """A user error: the message names the file or lesion and says what to do.
 
-    ``kind`` groups errors in run summaries (input, geometry, mask, image, standardization, model, manifest).
+    ``kind`` groups errors in run summaries (input, geometry, mask, image, standardization, model, manifest; size:
+    beyond the run's voxel limit; output: the output folder cannot be written; worker: the process died).
     """
 
     def __init__(self, message, kind="input"):

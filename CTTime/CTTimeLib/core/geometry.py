@@ -8,6 +8,16 @@ into a CT-sized mask.
 import numpy as np
 import SimpleITK as sitk
 
+from .errors import CTTimeError
+
+# A CT voxel measures 0.2 to 10 mm a side; outside 0.01..100 mm a header is damaged, not a scanner's choice.
+SPACING_RANGE_MM = (0.01, 100.0)
+RIGHT_ANGLE_TOLERANCE = 1e-3  # largest |cos| between two axes (0.06 degrees from a right angle)
+DAMAGED_HEADER = ("the file's header is damaged or was written by a faulty converter: export it again (from the "
+                  "PACS, or from Slicer as NRRD or NIfTI)")
+REGULAR_GRID = ("resample it onto a regular grid (Slicer: Volumes > Acquisition geometry regularization, or Resample "
+                "Scalar Volume) and score that")
+
 
 def nonzero_box(array):
     """Slices of the smallest box holding the non-zero voxels of a 3-D array (``None`` when there is none)."""
@@ -81,10 +91,8 @@ def physical_box(image, index_low, index_high):
 
 
 def geometry_from_ijk_to_lps(matrix):
-    columns = matrix[:3, :3]
-    spacing = np.linalg.norm(columns, axis=0)
-    direction = columns / spacing
-    return tuple(spacing), tuple(matrix[:3, 3]), tuple(direction.flatten())
+    spacing, direction = matrix_grid(matrix)
+    return tuple(spacing), tuple(matrix[:3, 3]), tuple(direction)
 
 
 def set_geometry(image, geometry):
@@ -101,3 +109,42 @@ def ijk_to_lps(image):
     matrix[:3, :3] = direction @ np.diag(image.GetSpacing())
     matrix[:3, 3] = image.GetOrigin()
     return matrix
+
+
+def grid_problem(spacing, direction):
+    """Why a grid (voxel spacing in mm; 3x3 direction cosines, one column per voxel axis, as 9 numbers row by row)
+    cannot be a CT's, in words a radiologist reads; None when it can."""
+    spacing = np.asarray(spacing, dtype=float)
+    direction = np.asarray(direction, dtype=float).reshape(3, 3)
+    size = " x ".join(f"{v:.4g}" for v in spacing)
+    low, high = SPACING_RANGE_MM
+    if not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
+        return f"its voxel size ({size} mm) is not a real size (zero, negative or not a number); {DAMAGED_HEADER}."
+    if np.any(spacing < low) or np.any(spacing > high):
+        return (f"its voxel size ({size} mm) is not a CT's (each side lies between {low:g} and {high:g} mm); "
+                f"{DAMAGED_HEADER}.")
+    lengths = np.linalg.norm(direction, axis=0) if np.all(np.isfinite(direction)) else np.zeros(3)
+    if np.any(lengths < 1e-6) or abs(np.linalg.det(direction / lengths)) < 1e-6:
+        return ("its orientation is degenerate (an axis has no direction, is not a number, or two axes point the "
+                f"same way), so no voxel has a place in the patient; {DAMAGED_HEADER}.")
+    cosines = (direction / lengths).T @ (direction / lengths) - np.eye(3)
+    if np.max(np.abs(cosines)) > RIGHT_ANGLE_TOLERANCE:
+        angle = float(np.degrees(np.arccos(np.clip(np.max(np.abs(cosines)), 0, 1))))
+        return (f"its voxel axes are not at right angles (two of them meet at {angle:.1f} degrees instead of 90; "
+                f"e.g. a gantry-tilted acquisition stored without correction): {REGULAR_GRID}.")
+    return None
+
+
+def check_grid(image, what):
+    """Refuse an image whose grid cannot be a CT's (``what``: e.g. "Image PATH"), kind "geometry"."""
+    problem = grid_problem(image.GetSpacing(), image.GetDirection())
+    if problem:
+        raise CTTimeError(f"{what}: {problem}", "geometry")
+
+
+def matrix_grid(matrix):
+    """(spacing, direction) of a 4x4 voxel-to-LPS matrix, without dividing by a zero or NaN spacing."""
+    columns = np.asarray(matrix, dtype=float)[:3, :3]
+    spacing = np.linalg.norm(columns, axis=0)
+    usable = np.isfinite(spacing) & (spacing > 0)
+    return spacing, (columns / np.where(usable, spacing, 1.0)).flatten()

@@ -8,6 +8,7 @@ import SimpleITK as sitk
 from .errors import CTTimeError
 
 LOCATIONS = ("lung", "liver", "lymph node", "bone", "other")
+WARNING_SEPARATOR = " | "  # between the warnings of one lesions.csv or patients.csv cell (a warning may hold ";")
 
 
 # First word of a lesion name -> location. The paper took "liver_*" as liver, "LU_*" / "lung_*" as lung and
@@ -28,6 +29,27 @@ class Lesion:
     mask: sitk.Image
     location: str = "other"
     tags: dict = field(default_factory=dict)
+
+
+def join_warnings(parts):
+    """One ``warning`` cell from warning texts: each once, in order, empty ones dropped."""
+    return WARNING_SEPARATOR.join(dict.fromkeys(str(part).strip() for part in parts if part and str(part).strip()))
+
+
+def split_warnings(text):
+    """The warning texts of a ``warning`` cell (missing or NaN: none)."""
+    if not isinstance(text, str):
+        return []
+    return [part.strip() for part in text.split(WARNING_SEPARATOR) if part.strip()]
+
+
+def default_label_name(label):
+    """The lesion ID of a labelmap label nothing names."""
+    return f"lesion_{int(label)}"
+
+
+def is_default_label_name(lesion_id):
+    return re.fullmatch(r"lesion_\d+", str(lesion_id)) is not None
 
 
 def infer_location(name):

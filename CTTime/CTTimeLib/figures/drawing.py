@@ -17,6 +17,16 @@ def new(nrows=1, ncols=1, figsize=None, **kwargs):
     return figure, figure.subplots(nrows, ncols, **kwargs)
 
 
+def add_warnings(figure, warnings, shown=8):
+    """The warnings of the data behind a figure, in red under it (the first ``shown``, then how many more)."""
+    lines = [f"WARNING: {text}" for text in list(warnings)[:shown]]
+    if len(warnings) > shown:
+        lines.append(f"... and {len(warnings) - shown} more warning(s): see the printed report")
+    if lines:
+        figure.text(0.01, -0.01, "\n".join(lines), va="top", ha="left", fontsize=6.5, color="#c00000", wrap=True)
+    return figure
+
+
 def png_bytes(figure, dpi=110):
     """The figure as PNG bytes."""
     buffer = io.BytesIO()

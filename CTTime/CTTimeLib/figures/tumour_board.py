@@ -1,11 +1,17 @@
 """Tumour-board figure: one print-ready picture per patient and time point.
 
-For every lesion, the axial slice through its largest cross-section (soft-tissue window W 400 / L 40) with the
-lesion outlined and filled in its CT-TIME colour, and its ID, location, volume, score and status; a lesion that
-failed is shown as failed with the reason. Beside the lesions: the patient's aggregates and statuses,
-heterogeneity, lesion count, total tumour volume, the standardisation (with a banner when the scores are not
-clinically calibrated), the colour bar of the score map and, with several time points, the trend of the
-aggregates.
+For every lesion, the axial slice through its largest cross-section (lung window W 1500 / L -600 for lung lesions,
+soft-tissue window W 400 / L 40 for the others, or one window for all) with the lesion outlined and filled in its
+CT-TIME colour (uninflamed lesions also hatched, so that grey on grey CT stays visible; texts on the image carry a
+dark outline, legible over bone and air), and its ID, location, volume, score and status (never cut); the lesion
+that sets the patient's minimum is framed and says so; a soft-tissue share below 0.5 is flagged on its panel; a
+lesion that failed is shown as failed with the reason. With score intervals (perturbed delineations,
+``scoring.robustness``), each lesion says whether its status is robust or flips under re-delineation, and its
+marker on the colour bar has a whisker over its interval. Beside the lesions: the patient's aggregates and statuses
+with what they stand on (lesions scored of lesions in the study, INCOMPLETE when some failed), heterogeneity,
+total tumour volume, the standardisation, the colour bar of the score map and, with several time points, the
+trend of the aggregates. A red banner repeats every warning: standardisation, parameter file, acquisition outside
+the training domain, incomplete aggregates.
 
     board_figure(...)     a Board (matplotlib Figure + the texts it shows) from tables and in-memory images
     write_board(...)      board_figure + PNG (and PDF), written atomically; for the Slicer module
@@ -28,14 +34,15 @@ from ..core import colormap
 from ..core.errors import CTTimeError
 from ..core.files import atomic_path
 from ..core.geometry import whole_mask
+from ..core.tags import robust_text
 from ..core.timepoints import is_baseline
-from ..io.images import read_image
-from ..io.segmentations import read_lesions
 from ..io.tables import read_csv
 from ..run import run_folder
-from ..scoring import aggregation
+from ..scoring import acquisition, aggregation
+from ..scoring.soft_tissue import COLUMN as SHARE, SHARE_THRESHOLD
 
-WINDOW_WIDTH, WINDOW_LEVEL = 400.0, 40.0
+WINDOWS = {"soft": (400.0, 40.0), "lung": (1500.0, -600.0)}  # name -> (width, level) in HU
+WINDOW_CHOICES = ("auto", "soft", "lung")  # auto: lung for lung lesions, soft tissue for the others
 DPI = 200
 PAGE_WIDTH, PAGE_HEIGHT = 11.69, 8.27  # A4 landscape, inches
 MARGIN, SUMMARY_WIDTH, GUTTER = 0.3, 3.25, 0.3
@@ -46,8 +53,11 @@ CHIP = 0.16  # colour swatch, inches
 FILL_ALPHA = 0.35
 LINE = 0.2  # inches per 9-point text line
 TEXT_COLUMNS = (("patient_id", "timepoint", "lesion_id", "location", "error", "standardization", "image",
-                 "segmentation", "ct_time_status", "heterogeneity")
+                 "segmentation", "ct_time_status", "heterogeneity", "warning", "acquisition_warning",
+                 "aggregate_coverage", "min_lesion_id")
                 + tuple(f"status_{n}" for n in aggregation.AGGREGATES))
+MINIMUM_MARK = "▼ sets the patient minimum"
+OUTLINE = "#111111"  # dark outline of every text drawn on a CT image
 STYLE = {"font.family": "DejaVu Sans", "font.size": 9, "axes.linewidth": 0.8, "savefig.dpi": DPI,
          "pdf.fonttype": 42, "svg.hashsalt": "cttime", "path.simplify": False}
 
@@ -88,28 +98,13 @@ def read_table(path, what):
                     hint="Give a folder written by `cttime score` or `cttime cohort`.")
 
 
-def _case_masks(run_dir, rows, image):
-    """Lesion ID -> mask (SimpleITK, on ``image``'s grid): the run's coloured .seg.nrrd, else the input segmentation."""
-    first = rows.iloc[0]
-    candidates = [run_folder.segmentation_path(run_dir, first.patient_id, first.timepoint)]
-    if str(first.get("segmentation", "") or ""):
-        candidates.append(Path(first["segmentation"]))
-    for path in candidates:
-        if path.exists():
-            return {lesion.lesion_id: lesion.mask for lesion in read_lesions(path, image)}
-    return {}
-
-
 def load_case(run_dir, rows):
-    """The CT image and lesion masks of one patient and time point of a run, or (None, {}, reason)."""
-    path = str(rows.iloc[0].get("image", "") or "") if "image" in rows else ""
-    if not path:
-        return None, {}, "CT image not recorded in lesions.csv (run made by an older CTTime): score it again"
+    """The CT image and lesion masks (ID -> mask) of one patient and time point of a run, or (None, {}, reason)."""
     try:
-        image = read_image(path)
-        return image, _case_masks(run_dir, rows, image), ""
+        image, lesions = run_folder.read_study(run_dir, rows)
     except CTTimeError as exc:
         return None, {}, str(exc)
+    return image, {lesion.lesion_id: lesion.mask for lesion in lesions}, ""
 
 
 # ---------------------------------------------------------------- slices
@@ -243,6 +238,36 @@ def _status_label(status):
     return str(status).upper() if status else ""
 
 
+def window_name(location, choice="auto"):
+    """The window a lesion is shown in: ``choice`` (soft or lung), or for auto the lung window for lung lesions."""
+    if choice not in WINDOW_CHOICES:
+        raise CTTimeError(f"Unknown window {choice!r}; use one of {', '.join(WINDOW_CHOICES)}.", "input")
+    if choice != "auto":
+        return choice
+    return "lung" if str(location) == "lung" else "soft"
+
+
+def _outlined():
+    """Text props for text over a CT image: white letters in a dark outline, legible over air, tissue and bone."""
+    from matplotlib import patheffects
+
+    return {"color": "white", "path_effects": [patheffects.withStroke(linewidth=2.2, foreground=OUTLINE)]}
+
+
+def _fitting_size(text, width_in, sizes, bold=False):
+    """The largest of ``sizes`` at which ``text`` fits ``width_in`` inches, or None."""
+    return next((size for size in sizes if text_width(text, size, bold) <= width_in), None)
+
+
+def _shrunk(text, width_in, size, props, smallest=6.0):
+    """A caption line that keeps all its words: ``text`` at the largest size from ``size`` down to ``smallest``
+    that fits ``width_in``, cut only if even that does not fit."""
+    bold = props.get("fontweight") == "bold"
+    sizes = [size - 0.5 * step for step in range(int((size - smallest) / 0.5) + 1)]
+    fitted = _fitting_size(text, width_in, sizes, bold)
+    return (text if fitted else _fit(text, width_in, smallest, bold)), dict(props, fontsize=fitted or smallest)
+
+
 # ---------------------------------------------------------------- layout
 
 
@@ -291,8 +316,9 @@ def grid_layout(n_panels, grid_width, body_height):
 # ---------------------------------------------------------------- drawing
 
 
-def _draw_slice(ax, lesion, rgb):
-    """The CT around the lesion (view 3x its extent, at least 90 mm), its fill and outline, a scale bar."""
+def _draw_slice(ax, lesion, rgb, window="soft", hatched=False):
+    """The CT around the lesion (view 3x its extent, at least 90 mm) in ``window``, its fill (hatched when
+    ``hatched``: grey on grey CT needs a pattern to be seen) and outline, a scale bar; texts in a dark outline."""
     from matplotlib import patheffects
 
     (row_mm, col_mm), mask = lesion.pixel_mm, lesion.mask
@@ -310,35 +336,48 @@ def _draw_slice(ax, lesion, rgb):
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_facecolor("black")
-    ax.imshow(ct, cmap="gray", vmin=WINDOW_LEVEL - WINDOW_WIDTH / 2, vmax=WINDOW_LEVEL + WINDOW_WIDTH / 2,
-              extent=extent, interpolation="bilinear")
+    width, level = WINDOWS[window]
+    ax.imshow(ct, cmap="gray", vmin=level - width / 2, vmax=level + width / 2, extent=extent,
+              interpolation="bilinear")
     overlay = np.zeros(mask.shape + (4,))
     overlay[mask] = rgb + (FILL_ALPHA,)
     ax.imshow(overlay, extent=extent, interpolation="nearest")
     xs = (np.arange(c0, c0 + mask.shape[1]) + 0.5) * col_mm
     ys = (np.arange(r0, r0 + mask.shape[0]) + 0.5) * row_mm
+    halo = _halo(rgb)
+    if hatched:
+        hatch = ax.contourf(xs, ys, mask.astype(float), levels=[0.5, 1.5], colors="none", hatches=["////"])
+        hatch.set(edgecolor=halo, linewidth=0.0)
+        hatch.set_gid("hatch")
     contour = ax.contour(xs, ys, mask.astype(float), levels=[0.5], colors=[rgb], linewidths=1.4)
-    contour.set(path_effects=[patheffects.withStroke(linewidth=3.0, foreground=_halo(rgb))])
+    contour.set(path_effects=[patheffects.withStroke(linewidth=3.0, foreground=halo)])
     ax.set_xlim(centre[0] - view / 2, centre[0] + view / 2)
     ax.set_ylim(centre[1] + view / 2, centre[1] - view / 2)
     ax.set_aspect("equal", adjustable="box")
     bar = next(v for v in (5, 10, 20, 50, 100, 200, 500) if v >= view / 5)
     x0, y0 = centre[0] - view / 2 + view * 0.06, centre[1] + view / 2 - view * 0.07
-    ax.plot([x0, x0 + bar], [y0, y0], color="white", linewidth=2.0, solid_capstyle="butt")
-    ax.text(x0 + bar / 2, y0 - view * 0.025, f"{bar} mm", color="white", ha="center", va="bottom", fontsize=7)
-    ax.text(0.02, 0.5, "R", transform=ax.transAxes, color="white", ha="left", va="center", fontsize=7)
-    ax.text(0.5, 0.98, "A", transform=ax.transAxes, color="white", ha="center", va="top", fontsize=7)
+    ax.plot([x0, x0 + bar], [y0, y0], color="white", linewidth=2.0, solid_capstyle="butt",
+            path_effects=[patheffects.withStroke(linewidth=4.0, foreground=OUTLINE)])
+    ax.text(x0 + bar / 2, y0 - view * 0.025, f"{bar} mm", ha="center", va="bottom", fontsize=7, **_outlined())
+    ax.text(0.02, 0.5, "R", transform=ax.transAxes, ha="left", va="center", fontsize=7, **_outlined())
+    ax.text(0.5, 0.98, "A", transform=ax.transAxes, ha="center", va="top", fontsize=7, **_outlined())
+    ax.text(0.97, 0.03, f"{window} W{width:.0f} L{level:.0f}", transform=ax.transAxes, ha="right", va="bottom",
+            fontsize=6.5, gid="window", **_outlined())
 
 
 def _draw_lesion(fig, row, lesion, x, y, side, size, panel):
-    """One lesion panel: image (or a text box) and a caption below it."""
+    """One lesion panel: image (or a text box) and a caption below it; the lesion that sets the patient's minimum
+    gets a thick frame."""
     score = row.get("ct_time_score")
     failed = bool(row.get("error")) or not _finite(score)
     rgb = colormap.score_color(float(score) if _finite(score) else None)
     if lesion is not None:
         ax = _inch_axes(fig, x, y, side, side, size)
         ax.set_gid(f"lesion-image:{panel['lesion_id']}")
-        _draw_slice(ax, lesion, rgb)
+        _draw_slice(ax, lesion, rgb, panel["window"], hatched=not failed and float(score) <= colormap.THRESHOLD)
+        if panel["sets_minimum"]:
+            for spine in ax.spines.values():
+                spine.set(linewidth=3.0, color="black")
         panel["image_axes"] = ax
     else:
         box = Block(fig, x, y, f"lesion-text:{panel['lesion_id']}")
@@ -364,22 +403,32 @@ def _draw_lesion(fig, row, lesion, x, y, side, size, panel):
     panel.pop("image_reason")
 
 
-def _lesion_panel(row, width, lesion, image_reason):
-    """The texts of one lesion panel, from its lesions.csv row."""
+def _lesion_panel(row, width, lesion, image_reason, minimum_id="", window="auto"):
+    """The texts of one lesion panel, from its lesions.csv row (``minimum_id``: the lesion that sets the patient's
+    minimum). The score and status line shrinks to fit, and breaks in two rather than cut the status."""
     lesion_id = row.get("lesion_id") or "(whole study)"
     location = row.get("location") or ""
     score = row.get("ct_time_score")
     error = row.get("error") or ("" if _finite(score) else "no CT-TIME score")
     status = "" if error else str(row.get("ct_time_status") or "")
+    sets_minimum = bool(row.get("lesion_id")) and row.get("lesion_id") == minimum_id and not error
     title = _fit(f"{lesion_id} · {location}" if location else lesion_id, width, 10, bold=True)
     lines = [(title, {"fontsize": 10, "fontweight": "bold"})]
     if error:
         lines.append(("FAILED", {"fontsize": 10, "fontweight": "bold", "color": "#8a6d00", "chip": True}))
         lines += [(line, {"fontsize": 7.5}) for line in _wrap(error, width, 7.5, 4)]
     else:
-        lines.append((_fit(f"{score_text(score)}  {_status_label(status)}", width - CHIP - 0.06, 10, bold=True),
-                      {"fontsize": 10, "fontweight": "bold", "chip": True,
-                       "color": colormap.INFLAMED_HEX if status == "inflamed" else "#333333"}))
+        color = colormap.INFLAMED_HEX if status == "inflamed" else "#333333"
+        text = f"{score_text(score)}  {_status_label(status)}"
+        size = _fitting_size(text, width - CHIP - 0.06, (10, 9.5, 9, 8.5, 8), bold=True)
+        if size:
+            lines.append((text, {"fontsize": size, "fontweight": "bold", "chip": True, "color": color}))
+        else:
+            lines.append((score_text(score), {"fontsize": 10, "fontweight": "bold", "chip": True, "color": color}))
+            lines.append((_status_label(status), {"fontsize": _fitting_size(_status_label(status), width, (
+                10, 9, 8, 7, 6, 5), bold=True) or 5, "fontweight": "bold", "color": color}))
+        if sets_minimum:
+            lines.append(_shrunk(MINIMUM_MARK, width, 8.5, {"fontweight": "bold"}))
         details = []
         if _finite(row.get(aggregation.VOLUME)):
             details.append(f"vol {volume_text(row[aggregation.VOLUME])}")
@@ -390,16 +439,37 @@ def _lesion_panel(row, width, lesion, image_reason):
         if lesion is not None:
             lines.append((_fit(f"slice {lesion.index + 1}/{lesion.n_slices} · S {lesion.s_mm:.1f} mm", width, 7.5),
                           {"fontsize": 7.5, "color": "#555555"}))
+        robustness = _robustness_text(row)
+        if robustness:
+            lines.append(_shrunk(robustness, width, 8, {"fontweight": "bold", "color": "#333333"
+                                                        if robustness.startswith("robust") else "#8a6d00"}))
+    share = row.get(SHARE)
+    if _finite(share) and float(share) < SHARE_THRESHOLD:
+        lines.insert(2, _shrunk(f"⚠ soft tissue only {float(share):.0%} (< {SHARE_THRESHOLD:.0%})", width, 8.5,
+                                {"fontweight": "bold", "color": "#b35900"}))
     return {"lesion_id": row.get("lesion_id") or "", "location": location,
             "score": float(score) if _finite(score) else None, "status": status, "error": error,
             "score_text": score_text(score) if not error else "FAILED",
             "volume_text": volume_text(row.get(aggregation.VOLUME)), "has_image": lesion is not None,
+            "sets_minimum": sets_minimum, "window": window_name(location, window),
+            "soft_tissue_share": float(share) if _finite(share) else None,
             "lines": lines, "texts": [text for text, _ in lines], "image_reason": image_reason}
+
+
+def _robustness_text(row):
+    """"robust ..." or "uncertain: flips under re-delineation ..." with the interval, or "" without one."""
+    robust = robust_text(row.get("ct_time_status_robust"))
+    low, high = row.get("ct_time_score_low"), row.get("ct_time_score_high")
+    if not robust or not (_finite(low) and _finite(high)):
+        return ""
+    interval = f"{score_text(low)}–{score_text(high)}"
+    return f"robust ({interval})" if robust == "robust" else f"uncertain: flips under re-delineation ({interval})"
 
 
 def _summary_lines(patient):
     """(label, value) rows of the summary panel, from the patient's patients.csv row."""
-    rows = [("Lesions", f"{int(patient['n_lesions'])} scored, {int(patient['n_failed'])} failed")]
+    rows = [("Lesions", f"{int(float(patient['n_scored']))} of {int(float(patient['n_lesions']))} scored, "
+                        f"{int(float(patient['n_failed']))} failed")]
     sd = patient.get("ct_time_sd")
     heterogeneity = str(patient.get("heterogeneity") or "-")
     rows.append(("Heterogeneity", f"{heterogeneity} (SD {sd:.3f})" if _finite(sd) else heterogeneity))
@@ -415,32 +485,51 @@ def _draw_summary(fig, patient, lesion_rows, warnings, x, y, width, size, histor
     ax = Block(fig, x, y, "summary")
     line = 0.1
     ax.text(0.12, line, "Patient summary", fontsize=12, fontweight="bold")
-    line += 0.32
+    line += 0.3
+    coverage = str(patient.get("aggregate_coverage") or "")
+    summary["coverage"] = coverage
+    if coverage and not _is_complete(patient):  # complete: the Lesions line below says it
+        ax.text(0.12, line, _fit(coverage, width - 0.24, 9, bold=True), fontsize=9, fontweight="bold",
+                color="#c00000")
+        line += LINE + 0.04
     ax.text(0.12, line, "Aggregate", fontsize=8, color="#555555")
     ax.text(1.55, line, "CT-TIME", fontsize=8, color="#555555")
     ax.text(2.2, line, "Status", fontsize=8, color="#555555")
     line += LINE
+    flips = False
     for name in ("min", "median", "mean", "max"):
         value, status = patient.get(f"ct_time_{name}"), str(patient.get(f"status_{name}") or "")
         label = "min *" if name == "min" else name
         summary[name] = score_text(value)
         summary[f"status_{name}"] = status
+        summary[f"status_{name}_robust"] = robust_text(patient.get(f"status_{name}_robust"))
+        flips = flips or summary[f"status_{name}_robust"] == "uncertain"
         rgb = colormap.score_color(float(value) if _finite(value) else None)
         if _finite(value):
             ax.rectangle(1.3, line + 0.02, CHIP, 0.14, facecolor=rgb, edgecolor="black", linewidth=0.6)
         bold = "bold" if name == "min" else "normal"
         ax.text(0.12, line, label, fontsize=10, fontweight=bold)
         ax.text(1.55, line, summary[name], fontsize=10, fontweight=bold)
-        ax.text(2.2, line, _status_label(status) if status else "-", fontsize=9, fontweight=bold,
+        dagger = " †" if summary[f"status_{name}_robust"] == "uncertain" else ""
+        ax.text(2.2, line, (_status_label(status) if status else "-") + dagger, fontsize=9, fontweight=bold,
                 color=colormap.INFLAMED_HEX if status == "inflamed" else "#333333")
         line += LINE + 0.01
-    ax.text(0.12, line, "* minimum over lesions: best PFS predictor in the paper", fontsize=7, style="italic",
-            color="#555555")
+    minimum = str(patient.get("min_lesion_id") or "")
+    summary["minimum_set_by"] = minimum
+    note = (f"* set by {minimum}; " if minimum else "* ") + "the minimum over lesions: best PFS predictor in the paper"
+    for number, text in enumerate(_wrap(note, width - 0.24, 7, 3)):
+        line += LINE - 0.06 if number else 0
+        ax.text(0.12, line, text, fontsize=7, style="italic", color="#555555")
     line += LINE + 0.02
+    if flips:
+        ax.text(0.12, line - 0.06, "† status flips under re-delineation of the lesions", fontsize=7, style="italic",
+                color="#8a6d00")
+        line += LINE - 0.02
     for label, value in _summary_lines(patient):
         summary[label] = value
         ax.text(0.12, line, label, fontsize=9, color="#333333")
-        ax.text(1.55, line, _fit(value, width - 1.6, 9), fontsize=9, fontweight="bold")
+        text, props = _shrunk(value, width - 1.7, 9, {"fontweight": "bold"}, smallest=7)
+        ax.text(1.55, line, text, **props)
         line += LINE
     line += 0.04
     ax.text(0.12, line, "Standardisation", fontsize=9, color="#333333")
@@ -459,12 +548,15 @@ def _draw_summary(fig, patient, lesion_rows, warnings, x, y, width, size, histor
 
 
 def _draw_colorbar(fig, lesion_rows, x, y, width, size):
-    """The score map over 0..1, the 0.5 threshold marked, and a tick per lesion of this time point."""
+    """The score map over 0..1, the 0.5 threshold marked, and a tick per lesion of this time point (with a whisker
+    over its score interval, when it has one)."""
     from matplotlib.colorbar import ColorbarBase
     from matplotlib.colors import Normalize
 
-    Block(fig, x, y, "colorbar-title").text(0, 0.02, "CT-TIME score map (▼ this patient's lesions)", fontsize=9,
-                                            fontweight="bold")
+    intervals = "ct_time_score_low" in lesion_rows and lesion_rows["ct_time_score_low"].map(_finite).any()
+    title = "CT-TIME score map (▼ lesions, |–| re-delineation)" if intervals else \
+        "CT-TIME score map (▼ this patient's lesions)"
+    Block(fig, x, y, "colorbar-title").text(0, 0.02, title, fontsize=9, fontweight="bold")
     bar = _inch_axes(fig, x + 0.1, y + 0.36, width - 0.2, 0.22, size)
     bar.set_gid("colorbar")
     colorbar = ColorbarBase(bar, cmap=colormap.matplotlib_colormap(), norm=Normalize(0, 1), orientation="horizontal",
@@ -472,6 +564,12 @@ def _draw_colorbar(fig, lesion_rows, x, y, width, size):
     colorbar.ax.tick_params(labelsize=8)
     colorbar.ax.axvline(colormap.THRESHOLD, color="black", linewidth=2.0)
     scores = [float(s) for s in lesion_rows["ct_time_score"] if _finite(s)]
+    for row in lesion_rows.to_dict("records"):
+        low, high = row.get("ct_time_score_low"), row.get("ct_time_score_high")
+        if _finite(row.get("ct_time_score")) and _finite(low) and _finite(high):
+            whisker, = bar.plot([float(low), float(high)], [1.15, 1.15], color="black", linewidth=1.0,
+                                marker="|", markersize=6, clip_on=False)
+            whisker.set_gid(f"whisker:{row.get('lesion_id')}")
     bar.plot(scores, [1.15] * len(scores), marker="v", linestyle="none", color="black", markersize=6,
              clip_on=False)
     labels = Block(fig, x, y + 0.8, "colorbar-labels")
@@ -519,6 +617,10 @@ def _draw_trend(fig, history, timepoint, x, y, width, size):
     return y + 0.3 + TREND_HEIGHT + 0.6
 
 
+def _is_complete(patient):
+    return str(patient.get("aggregate_complete", "")).strip().lower() in ("true", "1", "1.0")
+
+
 def _order_timepoints(history):
     """Baseline first, the others in the order of the table."""
     later = [not is_baseline(t) for t in history["timepoint"]]
@@ -526,20 +628,27 @@ def _order_timepoints(history):
     return history.iloc[order].reset_index(drop=True)
 
 
-def _warnings_of(rows, extra):
+def _warnings_of(rows, extra, patient):
+    """The banner: the run's warnings, the standardisation's, the study's acquisition outside the training domain,
+    aggregates that stand on an incomplete set of lesions."""
     found = [text.split(" - ", 1)[1] for text in rows["standardization"].astype(str) if " - " in text]
-    return list(dict.fromkeys([w for w in list(extra) + found if w]))
+    acquired = [acquisition.warning_text(text) for text in rows["acquisition_warning"]]
+    coverage = [] if _is_complete(patient) or not patient.get("aggregate_coverage") else [
+        f"{patient['aggregate_coverage']}: the aggregates stand on the scored lesions only"
+        if "INCOMPLETE" in str(patient["aggregate_coverage"]) else str(patient["aggregate_coverage"])]
+    return list(dict.fromkeys([w for w in list(extra) + found + acquired + coverage if w]))
 
 
 def board_figure(patient_id, timepoint, lesions, patients=None, image=None, masks=None, warnings=(),
-                 image_reason="no CT image given"):
+                 image_reason="no CT image given", window="auto"):
     """The tumour-board figure of one patient at one time point.
 
     ``lesions``: lesions table (lesions.csv rows; other patients are ignored); ``patients``: patients table
     (patients.csv; default: aggregated from ``lesions``), whose other time points of this patient give the trend;
     ``image``: the CT (SimpleITK) and ``masks``: lesion ID -> binary mask (SimpleITK, on the image grid, CT-sized
     or cropped as ``inputs`` reads lesions);
-    ``warnings``: extra warnings to show (those of the standardisation are taken from the rows).
+    ``warnings``: extra warnings to show (those of the standardisation are taken from the rows);
+    ``window``: auto (lung window for lung lesions, soft tissue for the others), soft or lung.
     """
     from matplotlib.figure import Figure
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -551,14 +660,15 @@ def board_figure(patient_id, timepoint, lesions, patients=None, image=None, mask
     rows = rows.reset_index(drop=True)
     for column in TEXT_COLUMNS:
         rows[column] = rows[column].fillna("").astype(str) if column in rows else ""
-    if patients is None:
+    if patients is None or "n_scored" not in patients:  # none given, or written by an older CTTime
         patients = aggregation.summarize(lesions)
     mine = patients[patients["patient_id"].astype(str) == str(patient_id)]
     history = _order_timepoints(mine.reset_index(drop=True))
     current = history[history["timepoint"].astype(str) == str(timepoint)]
     patient = (current.iloc[0] if len(current) else aggregation.summarize(rows).iloc[0]).to_dict()
     patient = {k: "" if k in TEXT_COLUMNS and not isinstance(v, str) else v for k, v in patient.items()}
-    warnings = _warnings_of(rows, warnings)
+    warnings = _warnings_of(rows, warnings, patient)
+    window_name("", window)  # an unknown window is an error before drawing
 
     with _style():
         body_top = HEADER_HEIGHT + (BANNER_LINE * len(warnings) + 0.15 if warnings else 0)
@@ -567,7 +677,7 @@ def board_figure(patient_id, timepoint, lesions, patients=None, image=None, mask
         columns, n_rows, side = grid_layout(len(rows), grid_width, PAGE_HEIGHT - body_top - FOOTER_HEIGHT)
         panel_width, row_height = grid_width / columns, side + CAPTION_HEIGHT + ROW_GAP
         slices = _lesion_slices(rows, image, masks, image_reason)
-        panels = [_lesion_panel(row, side, lesion, reason)
+        panels = [_lesion_panel(row, side, lesion, reason, patient.get("min_lesion_id", ""), window)
                   for row, (lesion, reason) in zip(rows.to_dict("records"), slices)]
         size = (PAGE_WIDTH, max(PAGE_HEIGHT, body_top + n_rows * row_height + FOOTER_HEIGHT))
         figure = Figure(figsize=size, dpi=DPI, facecolor="white")
@@ -582,10 +692,9 @@ def board_figure(patient_id, timepoint, lesions, patients=None, image=None, mask
         if bottom + FOOTER_HEIGHT > size[1]:
             size = _grow(figure, bottom + FOOTER_HEIGHT)
         footer = Block(figure, MARGIN, size[1] - FOOTER_HEIGHT + 0.15, "footer")
-        footer.text(0, 0, f"CTTime {__version__} · axial slices through each lesion's largest cross-section, window "
-                          f"W {WINDOW_WIDTH:.0f} / L {WINDOW_LEVEL:.0f} HU, image left = patient right · "
-                          "colour = CT-TIME score (yellow = failed) · not for clinical decisions",
-                    fontsize=7, color="#555555")
+        footer.text(0, 0, f"CTTime {__version__} · axial slices through each lesion's largest cross-section (window "
+                          "on each image, HU), image left = patient right · colour = CT-TIME score (hatched = "
+                          "uninflamed, yellow = failed) · not for clinical decisions", fontsize=7, color="#555555")
     return Board(figure, str(patient_id), str(timepoint), panels, summary, warnings,
                  {"columns": columns, "rows": n_rows, "image_side": side, "size": size})
 
@@ -646,16 +755,16 @@ def save(board, path, fmt="png"):
 
 
 def write_board(out_dir, patient_id, timepoint, lesions, patients=None, image=None, masks=None, warnings=(),
-                pdf=False, image_reason="no CT image given"):
+                pdf=False, image_reason="no CT image given", window="auto"):
     """Draw one board and write <patient>_<timepoint>_board.png (and .pdf) to ``out_dir``; returns the paths."""
-    board = board_figure(patient_id, timepoint, lesions, patients, image, masks, warnings, image_reason)
+    board = board_figure(patient_id, timepoint, lesions, patients, image, masks, warnings, image_reason, window)
     paths = [save(board, run_folder.board_path(out_dir, patient_id, timepoint))]
     if pdf:
         paths.append(save(board, run_folder.board_path(out_dir, patient_id, timepoint, ".pdf"), "pdf"))
     return paths
 
 
-def write_run_boards(run_dir, pdf=False, patient=None):
+def write_run_boards(run_dir, pdf=False, patient=None, window="auto"):
     """Boards of every patient and time point of a run folder (or of one patient); returns the files written."""
     run_dir = Path(run_dir)
     lesions = read_table(run_dir / run_folder.LESIONS_CSV, "lesions table")
@@ -667,9 +776,12 @@ def write_run_boards(run_dir, pdf=False, patient=None):
         if lesions.empty:
             raise CTTimeError(f"Patient {patient} is not in {run_dir / run_folder.LESIONS_CSV}; its patients are "
                               f"{', '.join(known)}.", "input")
+    if lesions.empty:
+        raise CTTimeError(f"{run_dir / run_folder.LESIONS_CSV} has no lesion rows: nothing to draw. Give a folder "
+                          "written by `cttime score` or `cttime cohort`.", "input")
     files = []
     for (patient_id, timepoint), rows in lesions.groupby(["patient_id", "timepoint"], sort=False):
         image, masks, reason = load_case(run_dir, rows)
         files += write_board(run_dir, patient_id, timepoint, lesions, patients, image, masks, warnings,
-                             pdf, reason)
+                             pdf, reason, window)
     return files

@@ -12,7 +12,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import CTTimeError
-from ..core.geometry import ijk_to_lps
+from ..core.geometry import grid_problem, ijk_to_lps
 from ..core.lesions import infer_location
 from ..core.tags import LOCATION_TAG
 
@@ -43,11 +43,16 @@ def series_files(folder):
                     default=()))
 
 
+def read_header(path):
+    """The header (no pixels) of a DICOM file, else None."""
+    return _read(path, stop_before_pixels=True)
+
+
 def image_header(path):
     """The header (no pixels) of a DICOM image file or of the first file of a series folder, else None."""
     path = Path(path)
     files = series_files(path) if path.is_dir() else [path]
-    return _read(files[0], stop_before_pixels=True) if files else None
+    return read_header(files[0]) if files else None
 
 
 def segmentation_file(path):
@@ -117,6 +122,10 @@ def _read_seg(dataset):
     if dataset.get("SegmentationType") == "FRACTIONAL":
         pixels = pixels >= float(dataset.MaximumFractionalValue) / 2
     origin = positions[int(np.argmin(depth))]
+    direction = np.column_stack([row_direction, column_direction, normal]).ravel()
+    problem = grid_problem((column_spacing, row_spacing, spacing), direction)
+    if problem:
+        raise ValueError(problem)
     lesions = []
     for description in dataset.SegmentSequence:
         number = int(description.SegmentNumber)
@@ -127,7 +136,7 @@ def _read_seg(dataset):
         mask = sitk.GetImageFromArray(volume)
         mask.SetSpacing((column_spacing, row_spacing, spacing))
         mask.SetOrigin(tuple(float(v) for v in origin))
-        mask.SetDirection(tuple(float(v) for v in np.column_stack([row_direction, column_direction, normal]).ravel()))
+        mask.SetDirection(tuple(float(v) for v in direction))
         name = str(description.get("SegmentLabel") or f"segment_{number}")
         lesions.append((name, mask, _location_tags(description)))
     return lesions

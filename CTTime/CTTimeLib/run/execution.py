@@ -2,13 +2,29 @@
 
 ``Runner.run`` yields results in completion order with their index, so the caller can put them back in order: the
 output does not depend on the number of workers or where they run. ``prefetch`` overlaps work in threads.
+
+A local worker process that dies (killed, out of memory, crashed) breaks Python's process pool: the pool is built
+again and the tasks it was running are run again, each alone; a task whose worker dies while it runs alone is
+reported as ``WorkerDied`` and costs no other task. When the run is interrupted (Ctrl-C, SIGTERM, an error), the
+workers are stopped at once; they ignore Ctrl-C themselves and die with the process that started them.
 """
 
 import contextlib
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+import os
+import signal
+import sys
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 
 from ..core.errors import Cancelled, CTTimeError
+
+_POLL_SECONDS = 0.5  # how often a run waiting for its workers looks at ``cancelled``
+
+
+class WorkerDied(Exception):
+    """The worker process running a task died, again when the task ran alone."""
 
 
 def prefetch(function, items, threads=1):
@@ -45,9 +61,12 @@ class Runner:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, exc_type, *exc_info):
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)  # running tasks finish and keep their lesions
+            if exc_type is not None:  # interrupted or failed: stop the workers now (finished lesions are cached)
+                _stop_workers(self._pool)
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         if self._client is not None:
             self._client.close()
 
@@ -75,17 +94,46 @@ class Runner:
         else:
             yield from self._in_processes(function, items, cancelled)
 
+    def _new_pool(self):
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        # spawn: a forked copy of a process running ITK or Dask threads can deadlock
+        self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn"),
+                                         initializer=_start_worker, initargs=(os.getpid(),))
+
     def _in_processes(self, function, items, cancelled):
-        if self._pool is None:  # spawn: a forked copy of a process running ITK or Dask threads can deadlock
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn"))
-        futures = {self._pool.submit(function, item): index for index, item in enumerate(items)}
+        """Keep at most ``workers`` tasks in flight, so those a dead worker took down are known (see the module)."""
+        if self._pool is None:
+            self._new_pool()
+        waiting, suspects, running = deque(range(len(items))), deque(), {}
         try:
-            for future in as_completed(futures):
+            while waiting or suspects or running:
                 check_cancelled(cancelled)
-                error = future.exception()
-                yield futures[future], None if error else future.result(), error
+                if suspects and not running:  # a task in flight when a worker died runs alone
+                    index = suspects.popleft()
+                    running[self._pool.submit(function, items[index])] = (index, True)
+                alone = any(suspect for _, suspect in running.values())
+                while not suspects and not alone and waiting and len(running) < self.workers:
+                    index = waiting.popleft()
+                    running[self._pool.submit(function, items[index])] = (index, False)
+                done, _ = wait(running, timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
+                broken = any(isinstance(future.exception(), BrokenProcessPool) for future in done)
+                finished = [future for future in running if future.done() and not isinstance(
+                    future.exception(), BrokenProcessPool)] if broken else done
+                for future in finished:
+                    index, _ = running.pop(future)
+                    error = future.exception()
+                    yield index, None if error else future.result(), error
+                if broken:  # the pool is unusable: every task still in it died with it
+                    lost = list(running.values())
+                    running.clear()
+                    self._new_pool()
+                    if len(lost) == 1 and lost[0][1]:
+                        yield lost[0][0], None, WorkerDied("the worker process died")
+                    else:
+                        suspects.extend(index for index, _ in lost)
         finally:
-            for future in futures:
+            for future in running:
                 future.cancel()
 
     def _on_dask(self, function, items, cancelled):
@@ -114,3 +162,24 @@ def _connect(scheduler):
     except (OSError, TimeoutError, ValueError) as exc:
         raise CTTimeError(f"Cannot reach the Dask scheduler {scheduler}: {exc}. Start it with `dask scheduler` "
                           "and check the address.", "input") from None
+
+
+def _start_worker(parent):
+    """In each worker process: leave Ctrl-C to the main process, and die with it (Linux)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != parent:  # the main process died before the line above
+            os._exit(1)
+
+
+def _stop_workers(pool):
+    """Terminate a process pool's workers (they are idle or extracting; their finished lesions are cached)."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        if process.is_alive():
+            process.terminate()

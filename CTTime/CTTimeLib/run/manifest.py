@@ -6,19 +6,25 @@ DICOM SEG / RTSTRUCT file or folder for the segmentation). Optional:
     batch      scanner or reconstruction-kernel group, for harmonisation (carried into lesions.csv)
     locations  lesion locations, ``LESION=LOCATION`` pairs separated by ``;``, e.g. ``LU_1=lung;liver_2=liver``
                (lung, liver, lymph node, bone, other); lesions not named keep their tag or inferred location
-    labels     lesion IDs of a labelmap's values, e.g. ``1=LU_1;2=liver_2`` (default lesion_<value>)
+    labels     lesion IDs of a labelmap's values, e.g. ``1=LU_1;2=liver_2`` (default: the label's name in a colour
+               table beside the labelmap, else lesion_<value>)
 
-Any other column is carried into lesions.csv. Relative paths are relative to the manifest's folder. All problems
-(missing columns, empty cells, duplicate patient/time point or lesion keys, unknown locations, files that do not
-exist) are collected and reported together, before any extraction starts.
+Any other column is carried into lesions.csv, unless it is named like a column CTTime computes (``location``,
+``error``, a feature...): such a manifest is refused, so a carried value never passes for a computed one. Relative
+paths are relative to the manifest's folder. All problems (missing columns, empty cells, control characters,
+duplicate patient/time point or lesion keys, studies whose file names would coincide, unknown locations, locations
+of segments the segmentation does not hold, files that do not exist) are collected and reported together, before
+any extraction starts; a label a labelmap does not hold fails its study when it is read.
 """
 
 from pathlib import Path
 
 from ..core.errors import CTTimeError
 from ..core.lesions import normalize_location
+from ..core.text import control_characters
 from ..io.segmentations import segment_names
 from ..io.tables import read_csv
+from .run_folder import check_study_keys, output_columns
 from .study import Case
 
 REQUIRED = ("patient_id", "timepoint", "image", "segmentation")
@@ -62,6 +68,17 @@ def _lesion_problems(row, files, where, problems):
         if repeated:
             problems.append(f"{where}: segmentation {files['segmentation']} has several segments named "
                             f"{', '.join(repeated)}; rename them so every lesion has its own ID")
+        for name in declared:
+            if control_characters(name):
+                problems.append(f"{where}: segmentation {files['segmentation']} has a segment name with the control "
+                                f"character(s) {' '.join(control_characters(name))} ({name!r}); rename it")
+        unknown = [lesion_id for lesion_id in locations if declared and lesion_id not in declared]
+        if unknown:
+            problems.append(f"{where}: locations names {', '.join(map(repr, unknown))}, which segmentation "
+                            f"{files['segmentation']} does not hold (its segments: {', '.join(declared)})")
+        if names and declared:
+            problems.append(f"{where}: labels name labelmap values, but segmentation {files['segmentation']} is a "
+                            "segmentation whose segments carry their own names; drop the labels")
     return names, locations
 
 
@@ -73,10 +90,23 @@ def read_manifest(path):
     if missing:
         raise CTTimeError(f"Manifest {path} lacks the column(s) {', '.join(missing)}; it needs "
                           f"{', '.join(REQUIRED)} (one row per patient and time point).", "manifest")
+    reserved = [c for c in output_columns(table.columns) if c not in REQUIRED]
+    if reserved:
+        raise CTTimeError(f"Manifest {path} has column(s) named like columns CTTime computes: {', '.join(reserved)}; "
+                          "rename them (e.g. add a prefix such as manifest_) so they are carried beside the "
+                          "computed values.", "manifest")
     problems, cases, seen = [], [], {}
+    for column in table.columns:
+        if control_characters(column):
+            problems.append(f"line 1: column name {column!r} holds the control character(s) "
+                            f"{' '.join(control_characters(column))}")
     for number, row in enumerate(table.to_dict("records"), start=2):  # line 1 is the header
         row = {k: str(v).strip() for k, v in row.items()}
         where = f"line {number}"
+        for column, value in row.items():
+            if control_characters(value):
+                problems.append(f"{where}: {column} {value!r} holds the control character(s) "
+                                f"{' '.join(control_characters(value))}; remove them")
         for column in REQUIRED:
             if not row[column]:
                 problems.append(f"{where}: empty {column}")
@@ -91,6 +121,10 @@ def read_manifest(path):
                 files[column] = path.parent / row[column]  # an absolute path stays as it is
                 if not files[column].exists():
                     problems.append(f"{where}: {column} not found: {files[column]}")
+                elif not files[column].is_file() and not files[column].is_dir():
+                    problems.append(f"{where}: {column} {files[column]} is not a regular file (a device, pipe or "
+                                    "socket)")
+                    del files[column]
         names, locations = _lesion_problems(row, files, where, problems)
         if len(files) == 2:
             extras = {k: v for k, v in row.items() if k not in REQUIRED + LESION_SPECS}
@@ -98,6 +132,10 @@ def read_manifest(path):
                               extras, names, locations))
     if not cases and not problems:
         problems.append("no rows")
+    try:
+        check_study_keys((case.patient_id, case.timepoint) for case in cases)
+    except CTTimeError as exc:
+        problems.append(str(exc))
     if problems:
         raise CTTimeError(f"Manifest {path} has {len(problems)} problem(s):\n  " + "\n  ".join(problems), "manifest")
     return cases

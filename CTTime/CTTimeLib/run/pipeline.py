@@ -8,6 +8,7 @@ each case to ``execution`` (this process, local processes or a Dask cluster) and
 output folder's ``cache`` (see ``cache``), so an interrupted run resumes where it stopped.
 """
 
+import dataclasses
 import datetime
 import functools
 import platform
@@ -20,19 +21,21 @@ import pandas as pd
 from .. import __version__
 from ..core.errors import CTTimeError
 from ..core.files import digest
-from ..core.lesions import infer_location
+from ..core.lesions import infer_location, join_warnings, split_warnings
 from ..core.resources import MODEL_FILE, PARAMETER_FILE
+from ..core.text import control_characters
 from ..io.colored_segmentation import write_colored_segmentation
-from ..scoring import aggregation, harmonization
-from ..scoring.extraction import ALL, FEATURE_PREFIX, make_extractor
-from ..scoring.lesion_scores import resolve_standardization, score_table
+from ..io.images import voxel_limit
+from ..scoring import acquisition, aggregation, harmonization, robustness, soft_tissue
+from ..scoring.extraction import ALL, FEATURE_PREFIX, make_extractor, parameter_warnings_in
+from ..scoring.lesion_scores import check_group_by, resolve_standardization, score_table
 from ..scoring.signature import load_model
 from ..scoring.standardization import COHORT
 from . import cache, execution, run_folder, study
 from .study import Case
 from .summary import run_summary
 
-__all__ = ["Case", "Options", "RunResult", "result_tables", "run", "rescore"]
+__all__ = ["Case", "Options", "RunResult", "result_tables", "run", "run_warnings", "rescore"]
 
 
 @dataclass
@@ -50,6 +53,8 @@ class Options:
     scheduler: str = None  # tcp://host:port of a Dask scheduler: extract on that cluster instead
     cache: bool = True  # keep raw results in <out>/cache and reuse them (resume)
     strict: bool = False  # a study that cannot be read stops the run (bad input) instead of becoming an error row
+    perturbations: int = robustness.DEFAULT_PERTURBATIONS  # perturbed delineations per lesion (0: no interval)
+    max_voxels: int = None  # the largest image or segmentation read (None: io.images.voxel_limit's default)
 
 
 @dataclass
@@ -60,6 +65,7 @@ class RunResult:
     files: list
     warnings: list
     summary: dict = field(default_factory=dict)
+    leftovers: list = field(default_factory=list)  # study files in out_dir this run did not write (see run_folder)
     notes: list = field(default_factory=list)  # said once, e.g. that the engine stood in for pyradiomics
 
     @property
@@ -75,6 +81,7 @@ def _run_record(options, model, reference_text, warnings, extractor=None, notes=
         "provenance": model.provenance}
     if options.harmonize_by:
         record["harmonization"] = harmonization.record(options.harmonize_by)
+    record["robustness"] = dict(robustness.settings(), perturbations=options.perturbations)
     if extractor is not None:
         record.update(parameter_file=extractor.parameter_file,
                       parameter_file_sha256=digest(extractor.parameter_file),
@@ -86,49 +93,105 @@ def _run_record(options, model, reference_text, warnings, extractor=None, notes=
 
 
 def result_tables(scored, model, extractor=None):
-    """The lesions.csv and patients.csv frames of a scored table, and the warnings every output repeats."""
+    """The lesions.csv and patients.csv frames of a scored table, and the run's warnings (those every output
+    repeats: parameter file, standardisation). A lesion's ``warning`` cell holds every warning that applies to it:
+    the run's, its study's acquisition outside the training domain, its soft-tissue share."""
     feature_names = extractor.columns if extractor else [c for c in scored if c.startswith(FEATURE_PREFIX)]
-    if extractor is not None and extractor.warning:
-        scored = scored.assign(warning=extractor.warning)  # repeated in every row, and kept by a rescore
+    if extractor is not None:
+        warnings = [extractor.warning] if extractor.warning else []
+    else:  # a rescore keeps the parameter-file warning of the run it rescores
+        warnings = parameter_warnings_in(scored["warning"]) if "warning" in scored else []
     lesions = run_folder.order_lesion_columns(scored, feature_names, model.features)
-    lesions["warning"] = lesions["warning"].fillna("").astype(str)
+    standardization = [text.split(" - ", 1)[1] if " - " in text else "" for text in
+                       lesions["standardization"].fillna("").astype(str)]
+    parameters = extractor.parameters if extractor is not None else None
+    acquisition_warnings = lesions.get("acquisition_warning", pd.Series("", index=lesions.index))
+    lesions["warning"] = [
+        join_warnings(warnings + [reference, acquisition.warning_text(acquired),
+                                  soft_tissue.share_warning(lesion_id, share, parameters)])
+        for lesion_id, reference, acquired, share in zip(lesions["lesion_id"], standardization, acquisition_warnings,
+                                                         lesions[soft_tissue.COLUMN])]
     patients = aggregation.summarize(lesions, model.threshold)
-    warnings = sorted(set(lesions["warning"]) - {""}) + sorted(
-        {text.split(" - ", 1)[1] for text in lesions["standardization"] if " - " in text})
-    return lesions, patients, warnings
+    return lesions, patients, warnings + sorted(set(standardization) - {""})
 
 
-_SEGMENT_COLUMNS = ("lesion_id", "ct_time_score", "ct_time_status", "standardization", "error")
+def run_warnings(lesions):
+    """Every warning of these lesions.csv rows, each once: their warning cells (parameter file, standardisation,
+    acquisition, soft-tissue share...) and what their standardisation says after " - " (NOT CLINICALLY
+    CALIBRATED...)."""
+    texts = [part for cell in lesions["warning"] for part in split_warnings(cell)] + sorted(
+        {text.split(" - ", 1)[1] for text in lesions["standardization"].fillna("").astype(str) if " - " in text})
+    return list(dict.fromkeys(texts))
+
+
+_SEGMENT_COLUMNS = ("lesion_id", "ct_time_score", "ct_time_status", "ct_time_score_low", "ct_time_score_high",
+                    "ct_time_status_robust", "standardization", "error")
 
 
 def write_case_segmentation(item):
-    """Write one case's coloured .seg.nrrd (``item``: case, path, lesion rows, model name); its path, or None
-    when the case cannot be read (its row already carries the error)."""
-    case, path, rows, model_name = item
+    """Write one case's coloured .seg.nrrd (``item``: case, path, lesion rows, model name, voxel limit); its path,
+    or None when the case cannot be read (its row already carries the error)."""
+    case, path, rows, model_name, max_voxels = item
     try:
-        image, case_lesions = study.read_case(case)
+        image, case_lesions = study.read_case(case, max_voxels)
     except CTTimeError:
         return None
     write_colored_segmentation(path, image, case_lesions, {r["lesion_id"]: r for r in rows}, model_name)
     return path
 
 
-def _finish(scored, out_dir, options, model, extractor, cases, runner=None, notes=(), **stats):
-    """Write lesions.csv, patients.csv, run.json and (with cases) the coloured segmentations."""
+def _finish(scored, out_dir, options, model, extractor, cases, runner=None, notes=(), run_notes=(), **stats):
+    """Write the coloured segmentations (with cases), then lesions.csv, patients.csv, perturbations.csv and
+    run.json together, so a run that cannot finish writing leaves the earlier tables as they were; ``notes``:
+    warnings besides those of the scored table; ``run_notes``: what the run says once (run.json ``notes``)."""
     out_dir = Path(out_dir)
     lesions, patients, warnings = result_tables(scored, model, extractor)
+    warnings = warnings + list(notes)
     summary = run_summary(lesions, **stats)
-    files = run_folder.write_tables(out_dir, lesions, patients)
-    record = _run_record(options, model, sorted(set(lesions["standardization"]) - {""}), warnings, extractor, notes)
-    files.append(run_folder.write_run_record(out_dir, dict(record, summary=summary)))
     columns = [c for c in _SEGMENT_COLUMNS if c in lesions]
     items = [(case, run_folder.segmentation_path(out_dir, case.patient_id, case.timepoint), lesions.loc[
         (lesions["patient_id"] == case.patient_id) & (lesions["timepoint"] == case.timepoint), columns]
-        .to_dict("records"), model.name) for case in (cases if options.write_segmentations else ())]
-    written = sorted((index, path) for index, path, error in (runner or execution.Runner()).run(
-        write_case_segmentation, items) if path is not None)
-    files += [path for _, path in written]
-    return RunResult(lesions, patients, out_dir, files, warnings, summary, list(notes))
+        .to_dict("records"), model.name, options.max_voxels) for case in (cases if options.write_segmentations else ())]
+    written = []
+    for index, path, error in (runner or execution.Runner()).run(write_case_segmentation, items):
+        if isinstance(error, CTTimeError) and error.kind == "output":
+            raise error
+        if path is not None:
+            written.append((index, path))
+    segmentations = [path for _, path in sorted(written)]
+    studies = list(dict.fromkeys(zip(lesions["patient_id"], lesions["timepoint"])))
+    leftovers = run_folder.leftovers(out_dir, segmentations, studies)
+    record = _run_record(options, model, sorted(set(lesions["standardization"]) - {""}), warnings, extractor,
+                         run_notes)
+    names = [run_folder.LESIONS_CSV, run_folder.PATIENTS_CSV, run_folder.RUN_JSON] + [p.name for p in segmentations]
+    perturbations = robustness.perturbations_table(scored, model.features)
+    if len(perturbations):
+        names.append(run_folder.PERTURBATIONS_CSV)
+    files = run_folder.write_results(out_dir, lesions, patients,
+                                     dict(record, summary=summary, files=names, leftovers=leftovers), perturbations)
+    return RunResult(lesions, patients, out_dir, files + segmentations, warnings, summary, leftovers,
+                     list(run_notes))
+
+
+def _check_cases(cases, options):
+    """Refuse, before any extraction, cases that cannot keep their identity (control characters in an ID or a
+    carried value, carried columns named like computed ones, studies whose file names would coincide)."""
+    problems = []
+    for case in cases:
+        texts = [("patient ID", case.patient_id), ("time point", case.timepoint)] + [
+            (f"column {k!r}", v) for k, v in case.extras.items()] + [("column name", k) for k in case.extras] + [
+            ("lesion ID", v) for v in case.names.values()] + [("lesion ID", k) for k in case.locations]
+        for what, value in texts:
+            if control_characters(value):
+                problems.append(f"{case.patient_id!r} {case.timepoint!r}: {what} {value!r} holds the control "
+                                f"character(s) {' '.join(control_characters(value))}")
+    reserved = sorted({name for case in cases for name in run_folder.output_columns(case.extras)})
+    if reserved:
+        problems.append(f"carried column(s) named like columns CTTime computes: {', '.join(reserved)}; rename them")
+    if problems:
+        raise CTTimeError(f"{len(problems)} problem(s) with the studies to score:\n  " + "\n  ".join(problems),
+                          "input")
+    run_folder.check_study_keys((case.patient_id, case.timepoint) for case in cases)
 
 
 def _extract_all(cases, out_dir, options, extractor, runner, progress, cancelled, emit):
@@ -136,7 +199,8 @@ def _extract_all(cases, out_dir, options, extractor, runner, progress, cancelled
     context = cache.run_context(options.parameter_file, options.model_file, extractor.identity) \
         if options.cache else None
     cache_dir = str(out_dir / run_folder.CACHE_DIR) if options.cache else None
-    settings = study.Settings(extractor.parameter_file, cache_dir, context, extractor.feature_set)
+    settings = study.Settings(extractor.parameter_file, cache_dir, context, options.max_voxels, options.perturbations,
+                              tuple(load_model(options.model_file).features), extractor.feature_set)
     study.use_extractor(extractor)
     per_case, n_cached = [None] * len(cases), 0
     inline = runner.in_this_process(len(cases))  # a cancel callback cannot travel to other processes
@@ -145,10 +209,10 @@ def _extract_all(cases, out_dir, options, extractor, runner, progress, cancelled
                        threads=2 if extractor.thread_safe else 1)
     for done, (index, result, error) in enumerate(tasks, start=1):
         case = cases[index]
+        if isinstance(error, CTTimeError) and error.kind == "output":  # the output folder cannot be written
+            raise error
         if error is not None:  # the worker itself failed (killed, out of memory): the case's row says so
-            result = study.CaseResult([dict(study.case_meta(case), lesion_id="", location="", error_kind="unexpected",
-                                            error=f"{case.patient_id} {case.timepoint}: the worker failed: "
-                                                  f"{type(error).__name__}: {error}")], False, 0.0)
+            result = study.CaseResult([_worker_failure(case, error)], False, 0.0)
         per_case[index] = result.rows
         n_cached += result.cached
         emit({"event": "case", "done": done, "total": len(cases), "patient_id": case.patient_id,
@@ -158,6 +222,16 @@ def _extract_all(cases, out_dir, options, extractor, runner, progress, cancelled
         if progress:
             progress(done, len(cases), f"{case.patient_id} {case.timepoint}")
     return [row for rows in per_case for row in rows], n_cached
+
+
+def _worker_failure(case, error):
+    """The row of a case whose worker process failed (died twice, ran out of memory, could not start)."""
+    died = isinstance(error, execution.WorkerDied)
+    text = (f"{case.patient_id} {case.timepoint}: the worker process extracting this study died twice (killed, out "
+            "of memory or crashed); check the memory available, or score it alone with --workers 1 to see why"
+            if died else f"{case.patient_id} {case.timepoint}: the worker failed: {type(error).__name__}: {error}")
+    return dict(study.case_meta(case), lesion_id="", location="", error_kind="worker" if died else "unexpected",
+                error=text)
 
 
 def run(cases, out_dir, options=None, progress=None, cancelled=None, events=None):
@@ -171,14 +245,22 @@ def run(cases, out_dir, options=None, progress=None, cancelled=None, events=None
     emit = events or (lambda event: None)
     model = load_model(options.model_file)
     standardize = resolve_standardization(options.standardize, model)
+    voxel_limit(options.max_voxels)
+    known = list(dict.fromkeys([*run_folder.LESION_KEYS, "image", "segmentation", *acquisition.COLUMNS,
+                                *(key for case in cases for key in case.extras)]))
+    check_group_by(options.group_by, standardize, known)  # before extraction; score_table checks the real table
+    if options.harmonize_by and options.harmonize_by not in known:
+        raise CTTimeError(f"--harmonize {options.harmonize_by}: no study has such a column; harmonise across one of "
+                          f"{', '.join(k for k in known if k not in run_folder.LESION_KEYS)} (e.g. a manifest column "
+                          "batch).", "input")
+    _check_cases(cases, options)
     extractor, note = make_extractor(options.features, options.parameter_file)
-    notes = [note] if note else []
-    out_dir = Path(out_dir).absolute()
+    run_notes = [note] if note else []
     started = time.perf_counter()
     cases = [study.absolute(case) for case in cases]
-    emit({"event": "start", "cases": len(cases), "workers": options.workers, "scheduler": options.scheduler,
-          "extractor": extractor.identity})
-    with execution.Runner(options.workers, options.scheduler) as runner:
+    with run_folder.claim(out_dir) as out_dir, execution.Runner(options.workers, options.scheduler) as runner:
+        emit({"event": "start", "cases": len(cases), "workers": options.workers, "scheduler": options.scheduler,
+              "extractor": extractor.identity})
         rows, n_cached = _extract_all(cases, out_dir, options, extractor, runner, progress, cancelled, emit)
         unreadable = [row for row in rows if not row.get("lesion_id") and row.get("error")]
         if options.strict and unreadable:
@@ -188,32 +270,53 @@ def run(cases, out_dir, options=None, progress=None, cancelled=None, events=None
             progress(len(cases), len(cases), "scoring")
         scored = score_table(pd.DataFrame(rows), model, standardize, options.group_by, options.harmonize_by,
                              extractor.features_by)
-        result = _finish(scored, out_dir, options, model, extractor, cases, runner, notes, studies=len(cases),
-                         studies_from_cache=n_cached, extraction_seconds=seconds)
+        result = _finish(scored, out_dir, options, model, extractor, cases, runner, run_notes=run_notes,
+                         studies=len(cases), studies_from_cache=n_cached, extraction_seconds=seconds)
     emit(dict(result.summary, event="summary"))
     return result
 
 
-def rescore(table, out_dir, options=None):
-    """Score an existing lesions table again (another reference or model) without re-extracting."""
+def rescore(table, out_dir, options=None, perturbations=None):
+    """Score an existing lesions table again (another reference or model) without re-extracting.
+    ``perturbations``: the perturbations.csv table of the run that wrote ``table``, for the score intervals;
+    without it they are left empty (with a warning when ``table`` had intervals)."""
     options = options or Options()
     model = load_model(options.model_file)
     for column in ("patient_id", "timepoint", "lesion_id"):
         if column not in table:
             raise CTTimeError(f"The lesions table has no {column!r} column (needs patient_id, timepoint, lesion_id "
                               "and the signature's features).", "input")
+    if table.empty:
+        raise CTTimeError("The lesions table has no rows (a header only); give the lesions.csv of a run.", "input")
+    hostile = [f"{r.patient_id!r} {r.timepoint!r} {r.lesion_id!r}" for r in table.itertuples()
+               if any(control_characters(text) for text in (r.patient_id, r.timepoint, r.lesion_id))]
+    if hostile:
+        raise CTTimeError(f"The lesions table has {len(hostile)} row(s) whose IDs hold control characters "
+                          f"({', '.join(hostile[:5])}); remove them from the IDs.", "input")
     twice = table[table.duplicated(["patient_id", "timepoint", "lesion_id"], keep="first")]
     if len(twice):
         listed = ", ".join(f"{r.patient_id} {r.timepoint} {r.lesion_id}" for r in twice.head(5).itertuples())
         raise CTTimeError(f"The lesions table lists {len(twice)} lesion(s) more than once ({listed}); keep one row per "
                           "patient, time point and lesion ID (rename the lesion or drop the repeated row).", "input")
     keep = [c for c in table.columns if not c.startswith("z_") and c not in (
-        "ct_time_score", "ct_time_status", "standardization", "longest_axial_diameter_mm", "recist_measurable")]
+        "ct_time_score", "ct_time_status", "standardization", "longest_axial_diameter_mm", "recist_measurable",
+        *robustness.COLUMNS)]
+    had_intervals = "ct_time_perturbations" in table and bool(
+        (pd.to_numeric(table["ct_time_perturbations"], errors="coerce").fillna(0) > 0).any())
     table = table[keep].copy()
+    notes = []
+    if perturbations is not None:
+        table = robustness.attach(table, perturbations, model.features)
+    elif had_intervals:
+        notes.append(f"the lesions table comes without its {run_folder.PERTURBATIONS_CSV}: score intervals "
+                     "(ct_time_score_low/high, ct_time_status_robust) are left empty")
+    counts = [len(p) for p in table.get(robustness.PERTURBED, pd.Series(dtype=object)) if isinstance(p, list)]
+    options = dataclasses.replace(options, perturbations=max(counts, default=0))
     if "location" not in table:
         table["location"] = table["lesion_id"].map(infer_location)
     errors = table["error"].fillna("").astype(str) if "error" in table else ""
     table["error"] = errors
     scored = score_table(table, model, resolve_standardization(options.standardize, model), options.group_by,
                          options.harmonize_by)
-    return _finish(scored, out_dir, options, model, None, [])
+    with run_folder.claim(out_dir) as out_dir:
+        return _finish(scored, out_dir, options, model, None, [], notes=notes)

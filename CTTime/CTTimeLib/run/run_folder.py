@@ -1,29 +1,79 @@
 """The run folder: every rule about its files in one place.
 
     lesions.csv                          one row per lesion (column order: ``order_lesion_columns``)
+    perturbations.csv                    one row per perturbed delineation of a lesion (``scoring.robustness``)
     patients.csv                         one row per patient and time point
     run.json                             versions, checksums, standardisation, warnings, summary
     <patient>_<timepoint>_cttime.seg.nrrd  the lesions coloured by score
     <patient>_<timepoint>_board.png      the tumour-board figure (and .pdf)
     <patient>_<timepoint>_screenshot.png the Slicer module's screenshot
+    <patient>_<timepoint>_cttime_seg.dcm  DICOM SEG of the lesions (``--dicom``, ``cttime dicom-export``)
+    <patient>_<timepoint>_cttime_sr.dcm   DICOM SR (TID 1500) of the results
+    cttime.log                           what other libraries printed (see ``log``)
     cache/                               raw results for resuming (see ``cache``)
+    .cttime.lock                         held by the run writing the folder (one run at a time)
+
+``<patient>_<timepoint>`` is ``study_key``: the IDs themselves when they make a safe file name, else their safe
+form and a hash of the exact IDs, so two studies never share a file name.
 """
 
+import contextlib
+import functools
+import hashlib
 import json
+import os
+import re
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..core.errors import CTTimeError
-from ..core.files import safe_name, write_table, write_text
+from ..core.files import FILE_MODE, atomic_path, output_folder, safe_name, write_table, write_text
+from ..io.images import read_image
+from ..io.segmentations import read_lesions
+from ..scoring import robustness
+from ..scoring.acquisition import COLUMNS as ACQUISITION_COLUMNS
+from ..scoring.extraction import FEATURE_PREFIX
+from ..scoring.soft_tissue import COLUMN as SOFT_TISSUE_SHARE
 
-LESIONS_CSV, PATIENTS_CSV, RUN_JSON, CACHE_DIR = "lesions.csv", "patients.csv", "run.json", "cache"
+LESIONS_CSV, PATIENTS_CSV, RUN_JSON, CACHE_DIR, LOG_FILE = "lesions.csv", "patients.csv", "run.json", "cache", \
+    "cttime.log"
+PERTURBATIONS_CSV = "perturbations.csv"
 SEGMENTATION_SUFFIX, BOARD_SUFFIX, SCREENSHOT_SUFFIX = "_cttime.seg.nrrd", "_board", "_screenshot.png"
+DICOM_SEG_SUFFIX, DICOM_SR_SUFFIX = "_cttime_seg.dcm", "_cttime_sr.dcm"
+LOCK_FILE = ".cttime.lock"
 LESION_KEYS = ["patient_id", "timepoint", "lesion_id", "location"]
+INPUT_COLUMNS = ("image", "segmentation")  # every lesion row names its study's files
 _TEXT_COLUMNS = ("error", "error_kind", "standardization", "warning")
+_KEY_LIMIT = 80
+_HASHED = re.compile(r"-[0-9a-f]{12}$")
+_STUDY_FILE = re.compile(rf"(.+)({re.escape(SEGMENTATION_SUFFIX)}|{BOARD_SUFFIX}\.png|{BOARD_SUFFIX}\.pdf|"
+                         rf"{re.escape(SCREENSHOT_SUFFIX)})$")
 
 
 def study_key(patient_id, timepoint):
-    """The file-name stem of one patient at one time point."""
-    return safe_name(f"{patient_id}_{timepoint}")
+    """The file-name stem of one patient at one time point: ``<patient>_<timepoint>`` when that is a safe file name
+    that says which study it is (the time point holds no "_"); else that name made safe, a "-" and 12 hex digits
+    of a hash of the exact IDs (``P/1`` and ``P_1``, ``Pä`` and ``Pa``, long IDs alike in their first 80
+    characters all get names of their own)."""
+    plain = f"{patient_id}_{timepoint}"
+    if safe_name(plain, _KEY_LIMIT) == plain and "_" not in str(timepoint) and not _HASHED.search(plain):
+        return plain
+    exact = json.dumps([str(patient_id), str(timepoint)], ensure_ascii=False).encode("utf-8")
+    return f"{safe_name(plain, _KEY_LIMIT)}-{hashlib.sha256(exact).hexdigest()[:12]}"
+
+
+def check_study_keys(studies):
+    """Refuse studies whose file names would coincide (``studies``: (patient, time point) pairs); names that differ
+    only in letter case count as one, as on Windows and macOS disks."""
+    seen, clashes = {}, []
+    for patient_id, timepoint in studies:
+        key = study_key(patient_id, timepoint).lower()
+        if key in seen and seen[key] != (patient_id, timepoint):
+            clashes.append(f"{seen[key][0]} {seen[key][1]} and {patient_id} {timepoint}")
+        seen.setdefault(key, (patient_id, timepoint))
+    if clashes:
+        raise CTTimeError(f"{len(clashes)} pair(s) of studies would write the same files ({'; '.join(clashes[:5])}): "
+                          "their IDs differ only in letter case; rename one of each pair.", "input")
 
 
 def segmentation_path(out_dir, patient_id, timepoint):
@@ -39,32 +89,156 @@ def screenshot_path(out_dir, patient_id, timepoint):
     return Path(out_dir) / f"{study_key(patient_id, timepoint)}{SCREENSHOT_SUFFIX}"
 
 
+def dicom_paths(out_dir, patient_id, timepoint):
+    """The DICOM SEG and SR of a study."""
+    stem = Path(out_dir) / study_key(patient_id, timepoint)
+    return stem.with_name(stem.name + DICOM_SEG_SUFFIX), stem.with_name(stem.name + DICOM_SR_SUFFIX)
+
+
+def read_study(run_dir, rows):
+    """The CT image and lesions (masks on its grid) of one patient and time point of a run (``rows``: its
+    lesions.csv rows): the lesions from the run's coloured .seg.nrrd, which names them as scored, else from the
+    input segmentation. CTTimeError when the CT is not recorded or cannot be read."""
+    first = rows.iloc[0]
+    path = str(first.get("image", "") or "")
+    if not path:
+        raise CTTimeError("CT image not recorded in lesions.csv (run made by an older CTTime): score it again",
+                          "input")
+    image = read_image(path)
+    candidates = [segmentation_path(run_dir, first["patient_id"], first["timepoint"])]
+    if str(first.get("segmentation", "") or ""):
+        candidates.append(Path(first["segmentation"]))
+    for candidate in candidates:
+        if candidate.exists():
+            return image, read_lesions(candidate, image)
+    return image, []
+
+
 def order_lesion_columns(frame, feature_names, model_features):
-    """lesions.csv column order: keys, extras (batch, acquisition), features, derived, scores, error."""
-    tail = (["longest_axial_diameter_mm", "recist_measurable"] + [f"z_{n}" for n in model_features]
-            + ["ct_time_score", "ct_time_status", "standardization", "warning", "error", "error_kind"])
-    known = LESION_KEYS + list(feature_names) + tail
-    extras = [c for c in frame.columns if c not in known]
-    missing = [column for column in known if column not in frame.columns]
-    frame = frame.reindex(columns=list(frame.columns) + missing)  # new columns empty (NaN), added at once
-    for column in missing:
-        if column in _TEXT_COLUMNS:
-            frame[column] = ""
-    return frame[LESION_KEYS + extras + list(feature_names) + tail]
+    """lesions.csv column order, what a reader needs first: identity, score and status, the robustness columns,
+    warning and error, standardisation, soft-tissue share, size, z-scores, then the extras (input paths, batch,
+    acquisition) and the pyradiomics features last. Missing columns are added empty; the perturbed delineations
+    are not columns (they go to perturbations.csv)."""
+    head = (LESION_KEYS + ["ct_time_score", "ct_time_status"] + list(robustness.COLUMNS)
+            + ["warning", "error", "error_kind", "standardization", SOFT_TISSUE_SHARE, "longest_axial_diameter_mm",
+               "recist_measurable"] + [f"z_{n}" for n in model_features])
+    features = [c for c in feature_names if c not in head]
+    hidden = {robustness.PERTURBED, robustness.PERTURBED_SCORES}
+    extras = [c for c in frame.columns if c not in head and c not in features and c not in hidden]
+    ordered = frame.reindex(columns=head + extras + features)  # one step: no column-by-column insertion
+    for column in _TEXT_COLUMNS:
+        if column not in frame.columns:
+            ordered[column] = ""
+    return ordered
 
 
-def write_tables(out_dir, lesions, patients):
-    """Write lesions.csv and patients.csv (atomically); their paths."""
-    files = [Path(out_dir) / LESIONS_CSV, Path(out_dir) / PATIENTS_CSV]
-    write_table(lesions, files[0])
-    write_table(patients, files[1])
-    return files
+def output_columns(names):
+    """Those of ``names`` that CTTime writes into lesions.csv itself (keys, inputs, acquisition, features, z-scores,
+    scores, errors): a carried column of that name would be mistaken for, or replace, the computed one."""
+    known = _named_output_columns()
+    return [name for name in names if name in known or str(name).startswith((FEATURE_PREFIX, "z_", "diagnostics_"))]
 
 
-def write_run_record(out_dir, record):
-    path = Path(out_dir) / RUN_JSON
-    write_text(path, json.dumps(record, indent=2))
-    return path
+@functools.lru_cache(maxsize=1)
+def _named_output_columns():
+    import pandas as pd
+
+    return frozenset(order_lesion_columns(pd.DataFrame(), [], [])) | set(INPUT_COLUMNS) | set(ACQUISITION_COLUMNS)
+
+
+def read_lesions_table(path, required=()):
+    """A lesions CSV (lesions.csv of a run) with its keys, errors and carried columns (those CTTime does not
+    compute) kept as text, byte for byte; ``required``: columns it must have."""
+    from ..io.tables import TEXT_KEYS, read_csv  # pandas: not at import (Slicer's module loads without it)
+
+    named = TEXT_KEYS + ("error", "error_kind", "location")
+    return read_csv(path, "Lesions table", required, strip=False,
+                    text=lambda column: column in named or not output_columns([column]))
+
+
+def read_perturbations_table(run_dir):
+    """perturbations.csv of a run folder with its IDs byte for byte (as ``read_lesions_table``), or None."""
+    from ..io.tables import TEXT_KEYS, read_csv  # pandas: not at import (Slicer's module loads without it)
+
+    path = Path(run_dir) / PERTURBATIONS_CSV
+    return read_csv(path, "Perturbations table", text=TEXT_KEYS + ("error",), strip=False) if path.exists() else None
+
+
+def write_results(out_dir, lesions, patients, record=None, perturbations=None):
+    """lesions.csv, patients.csv, perturbations.csv (when there are perturbations; an earlier run's is removed) and
+    run.json (when given), each written completely before any replaces its predecessor (a full disk leaves the
+    earlier files as they were); their paths."""
+    out_dir = Path(out_dir)
+    tables = [(out_dir / LESIONS_CSV, lesions), (out_dir / PATIENTS_CSV, patients)]
+    sidecar = out_dir / PERTURBATIONS_CSV
+    if perturbations is not None and len(perturbations):
+        tables.append((sidecar, perturbations))
+    with contextlib.ExitStack() as stack:
+        for path, frame in tables:
+            write_table(frame, stack.enter_context(atomic_path(path)))
+        if record is not None:
+            write_text(stack.enter_context(atomic_path(out_dir / RUN_JSON)), json.dumps(record, indent=2))
+    if sidecar.exists() and all(path != sidecar for path, _ in tables):
+        sidecar.unlink()
+    return [path for path, _ in tables] + ([out_dir / RUN_JSON] if record is not None else [])
+
+
+def leftovers(out_dir, written, studies):
+    """Study files in ``out_dir`` (coloured segmentations, boards, screenshots) that this run did not write:
+    files of studies it does not hold, and segmentations it did not write again (``written``: the paths it wrote;
+    ``studies``: its (patient, time point) pairs). Their names, sorted."""
+    keys = {study_key(p, t) for p, t in studies}
+    written = {Path(path).name for path in written}
+    found = []
+    for path in Path(out_dir).iterdir():
+        match = _STUDY_FILE.fullmatch(path.name)
+        if match and path.name not in written and (match.group(1) not in keys
+                                                   or match.group(2) == SEGMENTATION_SUFFIX):
+            found.append(path.name)
+    return sorted(found)
+
+
+@contextmanager
+def claim(out_dir):
+    """The run folder as an absolute path, checked writable and locked for this run until the block ends (a second
+    run into the same folder is refused with a message). Temporaries left by a killed run are removed."""
+    folder = output_folder(out_dir)
+    handle = _lock(folder / LOCK_FILE)
+    try:
+        for leftover in [*folder.glob(".*.part"), *(folder / CACHE_DIR).glob("**/.*.part")]:
+            leftover.unlink(missing_ok=True)
+        yield folder
+    finally:
+        _unlock(handle)
+
+
+def _lock(path):
+    try:
+        handle = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    except OSError as exc:
+        raise CTTimeError(f"Cannot create the lock file {path}: {exc.strerror}; choose a folder you can write to.",
+                          "input") from None
+    try:
+        if os.name == "nt":
+            import msvcrt
+
+            msvcrt.locking(handle, msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(handle, 64).decode("ascii", "replace").strip() or "unknown"
+        os.close(handle)
+        raise CTTimeError(f"Another CTTime run (process {holder}) is writing to {path.parent}; wait for it to end or "
+                          "give another output folder.", "input") from None
+    os.ftruncate(handle, 0)
+    os.write(handle, str(os.getpid()).encode("ascii"))
+    return handle
+
+
+def _unlock(handle):
+    os.close(handle)  # closing releases the lock; the file stays for the next run
 
 
 def read_run_record(run_dir, required=False):

@@ -49,6 +49,13 @@ def check(kvp, kernel, thickness, contrast):
     return "; ".join(problems)
 
 
+def warning_text(acquisition_warning):
+    """A study's acquisition warning as it reads among a lesion's warnings ("" when there is none)."""
+    if not isinstance(acquisition_warning, str) or not acquisition_warning:
+        return ""
+    return f"outside CT-TIME's training domain (scores less certain): {acquisition_warning}"
+
+
 def describe(image_path):
     """The acquisition columns of a study, or {} when its image has no DICOM header."""
     header = dicom.image_header(image_path)

@@ -1,16 +1,39 @@
 """Aggregation: one row per patient and time point from that patient's scored lesions.
 
 Scores are summarised by mean, median, min, max and SD (n-1); each aggregate has a status (> threshold =
-inflamed). The paper's best predictor of progression-free survival was the minimum. Heterogeneity follows the
-SD: < 0.1 low, 0.1-0.3 moderate, > 0.3 high; a single lesion has none.
+inflamed). The paper's best predictor of progression-free survival was the minimum; ``min_lesion_id`` names the
+lesion that sets it. Heterogeneity follows the SD: < 0.1 low, 0.1-0.3 moderate, > 0.3 high; a single lesion has
+none.
+
+Every row says what its aggregates stand on: ``n_lesions`` lesions in the study, ``n_scored`` of them scored,
+``n_failed`` failed rows (a study that could not be read is one), ``aggregate_complete`` (every lesion scored) and
+``aggregate_coverage`` in words. Aggregates over an incomplete set are kept but marked INCOMPLETE (also in
+``warning``); a study without any scored lesion has no aggregate and says NO SCORE.
+
+With score intervals (``robustness``), each aggregate's status is robust when it stays on its side of the threshold
+whatever perturbed delineation each lesion takes: mean, median, min and max grow with every lesion's score, so
+their extremes over all combinations are the aggregates of the lesions' low and of their high ends.
 """
 
 import numpy as np
 import pandas as pd
 
+from ..core.lesions import join_warnings, split_warnings
+
 AGGREGATES = ("mean", "median", "min", "max")
 PATIENT_KEYS = ["patient_id", "timepoint"]
 VOLUME, SURFACE = "original_shape_MeshVolume", "original_shape_SurfaceArea"
+
+
+def coverage(n_lesions, n_scored, unreadable=False):
+    """(complete, text) of a patient's aggregates: what they stand on."""
+    if unreadable:
+        return False, "NO SCORE: the study could not be read"
+    if n_scored == 0:
+        return False, f"NO SCORE: none of {n_lesions} lesion(s) could be scored"
+    if n_scored < n_lesions:
+        return False, f"INCOMPLETE: {n_scored} of {n_lesions} lesions scored"
+    return True, f"complete: {n_scored} of {n_lesions} lesion(s) scored"
 
 
 def heterogeneity(sd, n_lesions):
@@ -27,26 +50,47 @@ def summarize(lesions, threshold=0.5):
     rows = []
     for (patient_id, timepoint), group in lesions.groupby(PATIENT_KEYS, sort=False, dropna=False):
         scores = group["ct_time_score"].astype(float).dropna()
-        row = {"patient_id": patient_id, "timepoint": timepoint, "n_lesions": len(scores),
-               "n_failed": int(len(group) - len(scores))}
+        ids = group["lesion_id"].fillna("").astype(str) if "lesion_id" in group else pd.Series("?", group.index)
+        n_lesions = int((ids != "").sum())
+        complete, text = coverage(n_lesions, len(scores), unreadable=bool((ids == "").any()))
+        row = {"patient_id": patient_id, "timepoint": timepoint, "n_lesions": n_lesions, "n_scored": len(scores),
+               "n_failed": int(len(group) - len(scores)), "aggregate_complete": complete,
+               "aggregate_coverage": text}
         for name in AGGREGATES:
             row[f"ct_time_{name}"] = float(getattr(scores, name)()) if len(scores) else np.nan
         row["ct_time_sd"] = float(scores.std(ddof=1)) if len(scores) > 1 else np.nan
+        row["min_lesion_id"] = ids[scores.idxmin()] if len(scores) else ""
         for name in AGGREGATES:
             value = row[f"ct_time_{name}"]
             row[f"status_{name}"] = ("inflamed" if value > threshold else "uninflamed") if len(scores) else ""
+        row.update(_robust_statuses(group, threshold))
         row["heterogeneity"] = heterogeneity(row["ct_time_sd"], len(scores))
         for column, total in ((VOLUME, "total_volume_mm3"), (SURFACE, "total_surface_mm2")):
             row[total] = float(group[column].astype(float).sum()) if column in group and group[column].notna().any() \
                 else np.nan
         texts = group["standardization"].dropna().astype(str)
         row["standardization"] = "; ".join(dict.fromkeys(text for text in texts if text))
-        row["warning"] = "; ".join(dict.fromkeys(text for text in group.get("warning", pd.Series(dtype=str))
-                                                 .fillna("").astype(str) if text))
+        incomplete = [] if complete else [
+            f"{text}: the aggregates stand on the scored lesions only" if len(scores) else text]
+        row["warning"] = join_warnings(incomplete + [part for cell in group.get("warning", pd.Series(dtype=str))
+                                                     for part in split_warnings(cell)])
         rows.append(row)
     return pd.DataFrame(rows, columns=PATIENT_COLUMNS)
 
 
-PATIENT_COLUMNS = (PATIENT_KEYS + ["n_lesions", "n_failed"] + [f"ct_time_{n}" for n in AGGREGATES] + ["ct_time_sd"]
-                   + [f"status_{n}" for n in AGGREGATES]
+def _robust_statuses(group, threshold):
+    """status_<aggregate>_robust of one patient and time point: True/False, or None unless every scored lesion
+    has a score interval."""
+    scored = group[group["ct_time_score"].astype(float).notna()]
+    bounds = [scored[c].astype(float) if c in scored else pd.Series(np.nan, scored.index)
+              for c in ("ct_time_score_low", "ct_time_score_high")]
+    known = len(scored) and all(np.isfinite(bound).all() for bound in bounds)
+    return {f"status_{name}_robust": bool((getattr(bounds[0], name)() > threshold)
+                                          == (getattr(bounds[1], name)() > threshold)) if known else None
+            for name in AGGREGATES}
+
+
+PATIENT_COLUMNS = (PATIENT_KEYS + ["n_lesions", "n_scored", "n_failed", "aggregate_complete", "aggregate_coverage"]
+                   + [f"ct_time_{n}" for n in AGGREGATES] + ["ct_time_sd", "min_lesion_id"]
+                   + [f"status_{n}" for n in AGGREGATES] + [f"status_{n}_robust" for n in AGGREGATES]
                    + ["heterogeneity", "total_volume_mm3", "total_surface_mm2", "standardization", "warning"])

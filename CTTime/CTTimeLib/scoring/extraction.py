@@ -15,6 +15,7 @@ column, ``thread_safe`` when ``features`` may run in several threads at once):
 import contextlib
 import copy
 import logging
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import CTTimeError
+from ..core.files import check_regular
 from ..core.geometry import grid_offset, whole_mask
 from ..core.resources import PARAMETER_FILE
 from .resampling import CROPPABLE, label_bounding_box, resample_on_grid
@@ -85,6 +87,7 @@ def load_parameters(path):
     """The parameter file as a dict (YAML, safe loader)."""
     import yaml
 
+    check_regular(path, "Parameter file")
     try:
         with open(path, encoding="utf-8") as handle:
             parameters = yaml.safe_load(handle)
@@ -111,6 +114,7 @@ class FeatureExtractor:
         from radiomics.featureextractor import RadiomicsFeatureExtractor
 
         radiomics.setVerbosity(logging.ERROR)
+        logging.getLogger("radiomics").setLevel(logging.ERROR)  # no record below ERROR is even made
         self.parameter_file = str(parameter_file)
         self.parameters = load_parameters(parameter_file)
         self.is_fixed = self.parameters == load_parameters(PARAMETER_FILE)
@@ -123,16 +127,30 @@ class FeatureExtractor:
         self.pyradiomics_version = radiomics.__version__
         self.identity = f"pyradiomics {radiomics.__version__}"
         self._resampling = _resampling_settings(self._extractor.settings)
-        if self._resampling is not None:  # the same extraction for lesions this class has already resampled
-            self._on_grid = copy.deepcopy(self._extractor)
-            self._on_grid.settings.update(resampledPixelSpacing=None, preCrop=False, additionalInfo=False)
+        self._on_grid = _on_grid(self._extractor, self._resampling)
+
+    def restricted(self, feature_names):
+        """The same extraction computing only ``feature_names`` (e.g. the signature's, for perturbed delineations):
+        a second pyradiomics extractor from the parameter dict with only those features enabled, so every value
+        equals the full extraction's."""
+        from radiomics.featureextractor import RadiomicsFeatureExtractor
+
+        unknown = [name for name in feature_names if name not in self.feature_names]
+        if unknown:
+            raise CTTimeError(f"Parameter file {self.parameter_file} does not enable {', '.join(unknown)}.", "input")
+        classes = {}
+        for name in feature_names:
+            feature_class, feature = name[len(FEATURE_PREFIX):].split("_", 1)
+            classes.setdefault(feature_class, []).append(feature)
+        restricted = copy.copy(self)
+        restricted._extractor = RadiomicsFeatureExtractor(dict(copy.deepcopy(self.parameters), featureClass=classes))
+        restricted._on_grid = _on_grid(restricted._extractor, self._resampling)
+        restricted.feature_names = list(feature_names)
+        return restricted
 
     @property
     def warning(self):
-        if self.is_fixed:
-            return None
-        return (f"parameter file {self.parameter_file} differs from CTTime's fixed Table-2 file; "
-                "CT-TIME scores are only valid with the fixed file.")
+        return None if self.is_fixed else parameter_warning(self.parameter_file)
 
     def extract(self, image, mask, lesion_id="lesion"):
         """Features of one lesion: ``mask`` is a binary (0/1) mask on ``image``'s grid, CT-sized or cropped to the
@@ -170,6 +188,30 @@ class FeatureExtractor:
             if resampled is not None:
                 return (*resampled, True)
         return image, whole_mask(mask, image), False
+
+
+def _on_grid(extractor, resampling):
+    """The same extraction for lesions this class has already resampled (None when it does not resample)."""
+    if resampling is None:
+        return None
+    on_grid = copy.deepcopy(extractor)
+    on_grid.settings.update(resampledPixelSpacing=None, preCrop=False, additionalInfo=False)
+    return on_grid
+
+
+_PARAMETER_WARNING = ("parameter file {} differs from CTTime's fixed Table-2 file; CT-TIME scores are only valid with "
+                      "the fixed file.")
+
+
+def parameter_warning(path):
+    """The warning every output of a run with another parameter file than the fixed one repeats."""
+    return _PARAMETER_WARNING.format(path)
+
+
+def parameter_warnings_in(texts):
+    """The parameter-file warnings among warning texts (a rescore keeps those of the run it rescores)."""
+    pattern = re.compile(re.escape(_PARAMETER_WARNING).replace(re.escape("{}"), ".+?"))
+    return sorted({found for text in texts if isinstance(text, str) for found in pattern.findall(text)})
 
 
 @contextlib.contextmanager

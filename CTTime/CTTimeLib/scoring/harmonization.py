@@ -55,7 +55,7 @@ def harmonize(table, features, rows, batch_column):
     if batch_column not in table:
         raise CTTimeError(f"Cannot harmonise: the table has no column {batch_column!r} (add it to the manifest, "
                           "one batch name per study).", "standardization")
-    batches = table.loc[rows, batch_column].fillna("").astype(str).str.strip()
+    batches = _batch_names(table.loc[rows, batch_column])
     if (batches == "").any():
         raise CTTimeError(f"Cannot harmonise: {int((batches == '').sum())} lesion(s) have no {batch_column!r} value.",
                           "standardization")
@@ -76,3 +76,24 @@ def harmonize(table, features, rows, batch_column):
     result = features.copy()
     result.loc[rows, features.columns] = corrected[features.columns]
     return result
+
+
+def _batch_names(column):
+    return column.fillna("").astype(str).str.strip()
+
+
+def as_fitted(raw, corrected, batches):
+    """ComBat as fitted, for further rows of the same batches (e.g. perturbed delineations): ComBat without
+    covariates maps each feature of a batch by one affine function, recovered here from the ``raw`` and
+    ``corrected`` rows (frames of the same features) of each batch. Returns ``correct(frame, batch)``."""
+    batches = _batch_names(batches)
+    maps = {}
+    for batch, index in raw.groupby(batches).groups.items():
+        maps[batch] = {name: np.polyfit(raw.loc[index, name].to_numpy(float), corrected.loc[index, name].to_numpy(
+            float), 1) for name in raw.columns}
+
+    def correct(frame, batch):
+        fitted = maps[str(batch).strip()]
+        return pd.DataFrame({name: np.polyval(fitted[name], frame[name].to_numpy(float)) for name in frame.columns},
+                            index=frame.index)
+    return correct

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import CTTimeError
-from . import harmonization, standardization
+from . import harmonization, robustness, standardization
 from .standardization import COHORT
 
 RECIST_MIN_DIAMETER_MM = 10.0
@@ -20,10 +20,29 @@ def resolve_standardization(spec, model):
     return standardization.load(spec, model.features, model.name)
 
 
+def check_group_by(group_by, standardize, columns):
+    """--group-by must name columns of the table (``columns``, None: not known yet) and go with cohort
+    standardisation: a stored reference has one mean and SD per feature for every lesion."""
+    if not group_by:
+        return
+    if standardize != COHORT:
+        raise CTTimeError(f"--group-by {' '.join(group_by)} applies to cohort standardisation (--standardize "
+                          "cohort); a stored reference z-scores every lesion with the same means and SDs. Drop "
+                          "--group-by, or use --standardize cohort.", "input")
+    missing = [c for c in group_by if columns is not None and c not in columns]
+    if missing:
+        shown = [c for c in columns if not str(c).startswith(("original_", "z_"))]
+        raise CTTimeError(f"--group-by {', '.join(missing)}: the lesions table has no such column; group by one of "
+                          f"{', '.join(shown)}.", "input")
+
+
 def score_table(table, model, standardize=COHORT, group_by=(), harmonize_by=None, features_by=None):
     """Add z-scores, CT-TIME score, status and the standardisation used to a table of raw feature rows
-    (ComBat-harmonised across the ``harmonize_by`` column first, when given). ``features_by`` names what computed
-    the features when it is not pyradiomics; the standardization column says so."""
+    (ComBat-harmonised across the ``harmonize_by`` column first, when given). Rows holding perturbed delineations
+    (column ``robustness.PERTURBED``) also get their score interval, from the same harmonisation and z-scoring
+    as their lesion. ``features_by`` names what computed the features when it is not pyradiomics; the
+    standardization column says so."""
+    check_group_by(group_by, standardize, list(table.columns))
     table = table.copy()
     if "error" not in table:
         table["error"] = ""
@@ -35,7 +54,7 @@ def score_table(table, model, standardize=COHORT, group_by=(), harmonize_by=None
                           "features, as pyradiomics names them.", "input")
     for name in missing:  # every row failed before extraction: the rows still carry their errors
         table[name] = np.nan
-    features = table[model.features].apply(pd.to_numeric, errors="coerce")
+    features = table[model.features].apply(pd.to_numeric, errors="coerce").astype(float)
     scorable = (table["error"] == "") & np.isfinite(features).all(axis=1)
     for index in table.index[(table["error"] == "") & ~scorable]:
         bad = [name for name in model.features if not np.isfinite(features.at[index, name])]
@@ -43,9 +62,11 @@ def score_table(table, model, standardize=COHORT, group_by=(), harmonize_by=None
                                     f"signature feature(s) {', '.join(bad)} missing, NaN or infinite; extract the "
                                     "lesion again or correct its row.")
         table.at[index, "error_kind"] = "features"
-    prefix = f"{features_by} features, " if features_by else ""
+    prefix, correct, perturbed = (f"{features_by} features, " if features_by else ""), None, {}
     if harmonize_by:
-        features = harmonization.harmonize(table, features, table.index[scorable], harmonize_by)
+        raw, rows = features, table.index[scorable]
+        features = harmonization.harmonize(table, features, rows, harmonize_by)
+        correct = harmonization.as_fitted(raw.loc[rows], features.loc[rows], table.loc[rows, harmonize_by])
         prefix += harmonization.describe(harmonize_by) + ", then "
     for name in model.features:
         table[f"z_{name}"] = np.nan
@@ -65,10 +86,15 @@ def score_table(table, model, standardize=COHORT, group_by=(), harmonize_by=None
         z = reference.standardize(features.loc[index], model.features)
         table.loc[index, z.columns] = z
         table.loc[index, "standardization"] = prefix + reference.describe()
+        if robustness.PERTURBED in table:
+            batches = table.loc[index, harmonize_by] if harmonize_by else None
+            perturbed.update(robustness.perturbed_scores(table.loc[index, robustness.PERTURBED], model, reference,
+                                                         correct, batches))
     scores = model.score(table.loc[scorable, [f"z_{n}" for n in model.features]])
     table["ct_time_score"] = np.nan
     table.loc[scorable, "ct_time_score"] = scores
     table["ct_time_status"] = model.status(table["ct_time_score"])
+    robustness.add_intervals(table, perturbed, model.threshold)
     if DIAMETER_FEATURE in table:
         diameter = pd.to_numeric(table[DIAMETER_FEATURE], errors="coerce")
         table["longest_axial_diameter_mm"] = diameter

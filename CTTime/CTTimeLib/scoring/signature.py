@@ -36,14 +36,20 @@ class Model:
         return [name for name, _ in self.coefficients]
 
     def linear_predictor(self, z):
-        """eta = intercept + sum(b_i * z_i): the log-odds of uninflamed."""
-        z = _z_columns(z, self.features)
-        return self.intercept + z.to_numpy(dtype=float) @ np.array([b for _, b in self.coefficients])
+        """eta = intercept + sum(b_i * z_i): the log-odds of uninflamed. Summed feature by feature in the model's
+        order, so a lesion's value does not depend on which other rows are scored with it (a matrix product's
+        rounding varies with the number of rows)."""
+        values = _z_columns(z, self.features).to_numpy(dtype=float)
+        total = np.zeros(len(values))
+        for column, (_, coefficient) in enumerate(self.coefficients):
+            total = total + coefficient * values[:, column]
+        return self.intercept + total
 
     def score(self, z):
         """P(inflamed) for each row of z-scores."""
         z = _z_columns(z, self.features)
-        return pd.Series(1.0 / (1.0 + np.exp(self.linear_predictor(z))), index=z.index, name="ct_time_score")
+        with np.errstate(over="ignore"):  # exp overflows to inf for eta > 709: the score is then 0, as it should be
+            return pd.Series(1.0 / (1.0 + np.exp(self.linear_predictor(z))), index=z.index, name="ct_time_score")
 
     def status(self, scores):
         """'inflamed' where the score is above the threshold, else 'uninflamed' (missing scores stay missing)."""

@@ -14,6 +14,15 @@ CROP = (slice(10, 37), slice(40, 96), slice(40, 100))  # z, y, x: the tumour wit
 AIR_BOX = (slice(0, 3), slice(0, 5), slice(34, 39))  # a block of air (< -900 HU) inside the crop
 
 
+def write_basic(folder):
+    """``folder``/ct.nrrd (the cropped CT) and ``folder``/good.seg.nrrd (its two good lesions); the folder and
+    the CT."""
+    image = ct()
+    sitk.WriteImage(image, str(Path(folder) / "ct.nrrd"))
+    write_seg(Path(folder) / "good.seg.nrrd", good_lesions(), image)
+    return Path(folder), image
+
+
 def ct():
     """The cropped real CT (float32 HU, 0.98 x 0.98 x 3.27 mm)."""
     image = sitk.ReadImage(str(SOURCE / "CT_image.nii.gz"))
@@ -145,3 +154,60 @@ def series_4d(image):
 def vector(image):
     """The CT as a two-component vector image."""
     return sitk.Compose([image, image])
+
+
+def sleep_then_return(item):
+    """A task for worker processes: sleep ``item[1]`` seconds, return ``item[0]``."""
+    import time
+
+    time.sleep(item[1])
+    return item[0]
+
+
+def kill_own_worker_on(item):
+    """A task for worker processes: ``item[0]`` unless ``item[1]`` is true, then kill its own process (SIGKILL)."""
+    import os
+    import signal
+
+    if item[1]:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return item[0]
+
+
+def sloppy_lesion():
+    """The tumour's slices, drawn across the lower half of the crop: 40% soft tissue, the rest air and fat (a lesion
+    drawn with its surroundings). pyradiomics scores it; its soft-tissue share is below 0.5."""
+    mask = np.zeros_like(tumour())
+    slices = np.flatnonzero(tumour().any(axis=(1, 2)))
+    mask[slices[0]:slices[-1] + 1, 28:, :] = True
+    return mask
+
+
+def nrrd_with_directions(path, image, directions):
+    """``image`` as an uncompressed NRRD whose "space directions" header field is ``directions`` (text)."""
+    sitk.WriteImage(image, str(path), False)
+    data = Path(path).read_bytes()
+    header, separator, body = data.partition(b"\n\n")
+    lines = [b"space directions: " + directions.encode() if line.startswith(b"space directions:") else line
+             for line in header.split(b"\n")]
+    Path(path).write_bytes(b"\n".join(lines) + separator + body)
+    return Path(path)
+
+
+def nifti_with_pixdim(path, image, pixdim):
+    """``image`` as an uncompressed NIfTI whose header pixdim[1..3] are ``pixdim`` (e.g. NaN, 0)."""
+    import struct
+
+    sitk.WriteImage(image, str(path))
+    data = bytearray(Path(path).read_bytes())
+    struct.pack_into("<3f", data, 80, *pixdim)
+    Path(path).write_bytes(bytes(data))
+    return Path(path)
+
+
+def edit_header(path, source, old, new):
+    """A copy of a NRRD file (e.g. a .seg.nrrd) with ``old`` replaced by ``new`` in its header."""
+    header, separator, body = Path(source).read_bytes().partition(b"\n\n")
+    assert old.encode() in header, old
+    Path(path).write_bytes(header.replace(old.encode(), new.encode(), 1) + separator + body)
+    return Path(path)

@@ -7,9 +7,10 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import SimpleITK as sitk
 
 from conftest import SAMPLE_CASES, SAMPLE_DATA
-from CTTimeLib.core.resources import DEMO_REFERENCE
+from CTTimeLib.core.resources import DEMO_REFERENCE, PARAMETER_FILE
 from CTTimeLib.scoring.signature import load_model
 
 MODEL = load_model()
@@ -41,11 +42,15 @@ def test_cohort_outputs(cohort_run):
     assert list(lesions["patient_id"]) == list(SAMPLE_CASES) and (lesions["lesion_id"] == "lesion_1").all()
     features = [c for c in lesions.columns if c.startswith("original_")]
     assert len(features) == 107
-    assert list(lesions.columns[:4]) == ["patient_id", "timepoint", "lesion_id", "location"]
-    tail = (["longest_axial_diameter_mm", "recist_measurable"] + [f"z_{n}" for n in MODEL.features]
-            + ["ct_time_score", "ct_time_status", "standardization", "error"])
-    assert [c for c in lesions.columns if c in tail] == tail
-    assert list(lesions.columns).index(features[-1]) < list(lesions.columns).index(tail[0])
+    # what a reader needs first: identity, score, status, robustness, warnings; the 107 features last
+    head = (["patient_id", "timepoint", "lesion_id", "location", "ct_time_score", "ct_time_status",
+             "ct_time_score_low", "ct_time_score_high", "ct_time_perturbations", "ct_time_status_robust", "warning",
+             "error", "error_kind", "standardization", "soft_tissue_share", "longest_axial_diameter_mm",
+             "recist_measurable"] + [f"z_{n}" for n in MODEL.features])
+    assert list(lesions.columns[:len(head)]) == head
+    assert list(lesions.columns[-107:]) == features
+    assert lesions["warning"].str.contains("NOT CLINICALLY CALIBRATED: demo reference").all()
+    assert lesions["soft_tissue_share"].between(0.9, 1.0).all()
     assert lesions["error"].isna().all() and lesions["ct_time_score"].between(0, 1).all()
     assert (lesions["ct_time_status"] == np.where(lesions["ct_time_score"] > 0.5, "inflamed", "uninflamed")).all()
     assert (lesions["longest_axial_diameter_mm"] == lesions["original_shape_Maximum2DDiameterSlice"]).all()
@@ -139,3 +144,101 @@ def test_bad_command_lines_exit_2(tmp_path):
     result = cttime("score", "--image", tmp_path / "missing.nrrd", "--segmentation", tmp_path / "m.nrrd",
                     "--patient", "P", "--reference", DEMO_REFERENCE, "--out", tmp_path)
     assert result.returncode == 2 and "missing.nrrd" in result.stderr
+
+
+def test_run_json_says_what_the_training_domain_check_could_not_check(cohort_run):
+    out, result = cohort_run
+    summary = json.loads((out / "run.json").read_text())["summary"]
+    assert summary["studies_outside_training_domain"] == []  # always there; NIfTI inputs cannot be checked:
+    assert summary["studies_not_checked_for_training_domain"] == [
+        f"{case} BS: not checked: no DICOM header" for case in SAMPLE_CASES]
+    assert "training domain (kVp, kernel, slice thickness, contrast) not checked: no DICOM header for 3" in result.stdout
+
+
+def test_reference_build_leaves_out_unusable_features_the_model_does_not_use(cohort_run, tmp_path):
+    """A real lesions table whose unused Minimum is constant and whose unused Idmn is infinite in one lesion: the
+    reference keeps all 3 lesions and the model's features, leaves those two out and says so."""
+    out, _ = cohort_run
+    lesions = read(out / "lesions.csv")
+    lesions["original_firstorder_Minimum"] = -100.0
+    lesions.loc[1, "original_glcm_Idmn"] = np.inf
+    lesions.to_csv(tmp_path / "table.csv", index=False)
+    result = cttime("reference", "build", tmp_path / "table.csv", "-o", tmp_path / "ref.json")
+    assert result.returncode == 0, result.stderr
+    assert ("Note: 2 feature(s) the model does not use left out: original_firstorder_Minimum (SD 0 over 3 lesions); "
+            "original_glcm_Idmn (not finite in 1 of 3 lesions)") in result.stdout
+    payload = json.loads((tmp_path / "ref.json").read_text())
+    assert payload["n_lesions"] == 3 and len(payload["features"]) == 105
+    assert "original_glcm_Idmn" not in payload["features"] and set(MODEL.features) <= set(payload["features"])
+
+
+def _sform_scaled_nifti(source, path):
+    """A real sample NIfTI whose pixdim[1] disagrees in sign with its sform (as some converters write it): ITK reads
+    it, and prints its C++ warnings on file descriptor 2."""
+    import struct
+
+    sitk.WriteImage(sitk.ReadImage(str(source)), str(path))
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<f", data, 80, -struct.unpack_from("<f", data, 80)[0])
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_stderr_carries_cttime_messages_only(tmp_path):
+    """Real inputs that make ITK print C++ warnings, pykwalify dump its schema errors and (before) pandas warn for
+    every column: standard error holds CTTime's lines only; the others are in OUT/cttime.log."""
+    image = _sform_scaled_nifti(SAMPLE_DATA / "STS_019" / "CT_image.nii.gz", tmp_path / "ct.nii")
+    mask = _sform_scaled_nifti(SAMPLE_DATA / "STS_019" / "CT_mask.nii.gz", tmp_path / "mask.nii")
+    result = cttime("score", "--image", image, "--segmentation", mask, "--patient", "P", "--reference", "demo",
+                    "--out", tmp_path / "itk")
+    assert result.returncode == 0, result.stderr
+    assert "NiftiImageIO" not in result.stderr and "WARNING: In " not in result.stderr
+    assert all(line.startswith(("WARNING: NOT CLINICALLY", "  [1/1]")) for line in result.stderr.splitlines())
+    assert "has unexpected scales in sform" in (tmp_path / "itk" / "cttime.log").read_text()
+
+    params = tmp_path / "params.yaml"
+    params.write_text((PARAMETER_FILE.read_text()).replace("binWidth: 25", "binWidth: abc"))
+    (tmp_path / "pykwalify").mkdir()
+    result = cttime("score", "--image", image, "--segmentation", mask, "--patient", "P", "--reference", "demo",
+                    "--params", params, "--out", tmp_path / "pykwalify")
+    assert result.returncode == 2
+    assert result.stderr.startswith("cttime: error: Parameter file") and "All found errors" not in result.stderr
+    assert "validation.invalid" in (tmp_path / "pykwalify" / "cttime.log").read_text()
+
+    air = tmp_path / "air.nii.gz"  # every lesion fails: 107 empty feature columns
+    blank = sitk.ReadImage(str(SAMPLE_DATA / "STS_019" / "CT_mask.nii.gz")) * 0
+    blank[1:3, 1:3, 5] = 1
+    sitk.WriteImage(blank, str(air))
+    result = cttime("score", "--image", SAMPLE_DATA / "STS_019" / "CT_image.nii.gz", "--segmentation", air,
+                    "--patient", "P", "--reference", "demo", "--out", tmp_path / "air")
+    assert result.returncode == 3 and "Warning" not in result.stderr and "warnings.warn" not in result.stderr
+    assert not (tmp_path / "air" / "cttime.log").exists()  # nothing to log: no fragmented frame any more
+
+
+def test_an_absurd_reference_is_refused_without_numpy_warnings(tmp_path):
+    payload = json.loads(DEMO_REFERENCE.read_text())
+    payload["features"]["original_glcm_MaximumProbability"]["sd"] = 1e-300
+    (tmp_path / "ref.json").write_text(json.dumps(payload))
+    result = cttime("score", "--image", SAMPLE_DATA / "STS_019" / "CT_image.nii.gz", "--segmentation",
+                    SAMPLE_DATA / "STS_019" / "CT_mask.nii.gz", "--patient", "P", "--reference", tmp_path / "ref.json",
+                    "--out", tmp_path / "out")
+    assert result.returncode == 2 and "RuntimeWarning" not in result.stderr and "overflow" not in result.stderr
+    assert "is not on the scale of CT-TIME's features" in result.stderr
+
+
+def test_python_and_numpy_warnings_go_to_the_log(tmp_path):
+    """The log's mechanism in a real process: a Python warning, a numpy RuntimeWarning, a library's log record and
+    a C-level write to descriptor 2 all reach OUT/cttime.log; CTTime's own stderr line stays on stderr."""
+    script = ("import logging, os, sys, warnings, numpy as np\n"
+              "from CTTimeLib.run.log import third_party_output\n"
+              f"with third_party_output({str(tmp_path)!r}):\n"
+              "    warnings.warn('a library is unhappy')\n"
+              "    np.log(np.zeros(1))\n"
+              "    logging.getLogger('pykwalify.core').error('validation.invalid')\n"
+              "    os.write(2, b'ITK ERROR: a matrix dump\\n')\n"
+              "    print('cttime: error: our own message', file=sys.stderr)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stderr == "cttime: error: our own message\n"
+    log = (tmp_path / "cttime.log").read_text()
+    for text in ("a library is unhappy", "RuntimeWarning: divide by zero", "validation.invalid", "a matrix dump"):
+        assert text in log

@@ -198,9 +198,10 @@ def test_manifest_problems_are_reported_together(tmp_path, capsys):
     for expected in ("line 2: Lesion LU_1: unknown location 'brain'", "line 3: patient P1 at time point BS is listed "
                      "again", "line 3: labels expects LABEL_VALUE=LESION_ID", "line 4: image not found",
                      "line 4: labels gives two label values the same lesion ID", "several segments named LU_1",
-                     "line 5: empty timepoint", "line 5: locations names 'LU_1' twice"):
+                     "line 5: empty timepoint", "line 5: locations names 'LU_1' twice",
+                     "line 4: labels name labelmap values, but segmentation"):
         assert expected in text
-    assert text.count("\n  ") == 8
+    assert text.count("\n  ") == 9
     assert commands.main(["cohort", str(manifest), "--standardize", "cohort", "--out", str(tmp_path / "o")]) == 2
     (tmp_path / "bad.csv").write_text("patient,image\nP1,x.nii.gz\n")
     assert commands.main(["cohort", str(tmp_path / "bad.csv"), "--standardize", "cohort", "--out", str(tmp_path)]) == 2
@@ -238,6 +239,16 @@ def test_dicom_series_and_seg_give_pyradiomics_features_and_acquisition_flags(di
         assert flag in row["acquisition_warning"]
     flagged = json.loads((tmp_path / "out" / "run.json").read_text())["summary"]["studies_outside_training_domain"]
     assert len(flagged) == 1 and flagged[0].startswith("STS_019 BS: 100 kVp")
+    # the lesion's warning cell carries it beside the demo reference's, and so does the tumour board's banner
+    assert "outside CT-TIME's training domain (scores less certain): 100 kVp" in row["warning"]
+    assert "NOT CLINICALLY CALIBRATED: demo reference" in row["warning"]
+    from CTTimeLib.figures import tumour_board
+
+    lesions = tumour_board.read_table(tmp_path / "out" / "lesions.csv", "lesions")
+    image_read, masks, _ = tumour_board.load_case(tmp_path / "out", lesions)
+    board = tumour_board.board_figure("STS_019", "BS", lesions, None, image_read, masks)
+    assert any(w.startswith("outside CT-TIME's training domain (scores less certain): 100 kVp")
+               for w in board.warnings)
 
 
 def test_in_domain_acquisition_is_not_flagged(tmp_path):

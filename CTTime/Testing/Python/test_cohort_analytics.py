@@ -336,7 +336,7 @@ def test_cohort_report_is_one_html_file_with_every_section(features, tmp_path, c
     _run(["cohort-report", single, "--out", tmp_path / "single.html"], capsys)
     text = (tmp_path / "single.html").read_text()
     assert text.count("data:image/png;base64,") == 2 and "Longitudinal" not in text
-    assert "No standardisation warning" in text
+    assert "No warning." in text
 
 
 @pytest.mark.parametrize("command", ["longitudinal", "evaluate", "survival", "train", "cohort-report"])
@@ -345,3 +345,55 @@ def test_help(command, capsys):
         commands.main([command, "--help"])
     assert exit_info.value.code == 0
     assert "LESIONS.csv" in capsys.readouterr().out
+
+
+def test_every_analysis_repeats_the_runs_warnings(features, tmp_path, capsys):
+    """A cohort scored against the demo reference, one lesion drawn with too little soft tissue and one that
+    failed: longitudinal, evaluate, survival, train and cohort-report print and write those warnings (the run's
+    in run.json, the lesion's with its patient and time point) and an incomplete patient aggregate."""
+    cohort = _longitudinal_cohort(features)
+    first = (cohort["patient_id"] == "P1") & (cohort["lesion_id"] == "L1")
+    cohort["soft_tissue_share"] = np.where(first & (cohort["timepoint"] == "BS"), 0.3, 0.98)
+    cohort["error"] = np.where((cohort["patient_id"] == "P2") & (cohort["lesion_id"] == "L2")
+                               & (cohort["timepoint"] == "BS"), "Lesion L2 is empty", "")
+    lesions_csv = _written(cohort, tmp_path / "run", standardize="demo")
+    lesions = pd.read_csv(lesions_csv)
+    baseline = lesions[lesions["timepoint"] == "BS"]
+    minimum = baseline.groupby("patient_id")["ct_time_score"].min()
+    pd.DataFrame({"patient_id": minimum.index, "label": np.arange(len(minimum)) % 2}).to_csv(
+        tmp_path / "labels.csv", index=False)
+    _clinical(baseline).to_csv(tmp_path / "clinical.csv", index=False)
+    run_wide, lesion = "NOT CLINICALLY CALIBRATED: demo reference", "P1 BS: lesion L1: soft-tissue share 0.30 (< 0.5)"
+    incomplete = "P2 BS (INCOMPLETE: 1 of 2 lesions scored)"
+
+    out = _run(["longitudinal", lesions_csv, "--out", tmp_path / "long"], capsys).out
+    assert f"WARNING: {run_wide}" in out and f"WARNING: {lesion}" in out
+    table = pd.read_csv(tmp_path / "long" / "longitudinal.csv", keep_default_na=False).set_index("patient_id")
+    assert run_wide in table.loc["P3", "warning"] and "soft-tissue share" not in table.loc["P3", "warning"]
+    assert "BS: lesion L1: soft-tissue share 0.30" in table.loc["P1", "warning"]
+    assert table.loc["P2", "n_lesions_BS"] == 2 and table.loc["P2", "n_matched_lesions"] == 1
+
+    out = _run(["evaluate", lesions_csv, "--labels", tmp_path / "labels.csv", "--timepoint", "BS", "--out",
+                tmp_path / "ev"], capsys).out
+    result = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
+    assert run_wide in result["warnings"] and lesion in " ".join(result["warnings"])
+    assert any(incomplete in note for note in result["notes"]) and f"WARNING: {run_wide}" in out
+    scores = pd.read_csv(tmp_path / "ev" / "evaluation_scores.csv", keep_default_na=False).set_index("patient_id")
+    assert scores.loc["P2", "aggregate_coverage"] == "INCOMPLETE: 1 of 2 lesions scored"
+
+    out = _run(["survival", lesions_csv, "--clinical", tmp_path / "clinical.csv", "--timepoint", "BS", "--out",
+                tmp_path / "s"], capsys).out
+    result = json.loads((tmp_path / "s" / "survival.json").read_text())
+    assert run_wide in result["warnings"] and result["n_incomplete"] == 1
+    assert any(incomplete in w for w in result["warnings"]) and f"WARNING: {lesion}" in " ".join(out.splitlines())
+
+    out = _run(["train", lesions_csv, "--labels", tmp_path / "labels.csv", "--timepoint", "BS", "--out",
+                tmp_path / "t", "--alphas", "1", "--lambdas", "0.01", "--repeats", "1", "--folds", "2"], capsys).out
+    assert f"WARNING: {lesion}" in out
+    assert any(lesion in w for w in json.loads((tmp_path / "t" / "model.json").read_text())["provenance"][
+        "input_warnings"])
+
+    out = _run(["cohort-report", lesions_csv, "--out", tmp_path / "report.html"], capsys).out
+    text = (tmp_path / "report.html").read_text()
+    assert run_wide in text and "lesion L1: soft-tissue share 0.30" in text and "INCOMPLETE: 1 of 2" in text
+    assert f"WARNING: {lesion}" in out

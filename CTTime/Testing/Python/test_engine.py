@@ -23,8 +23,8 @@ from CTTimeLib.core.geometry import lesion_mask
 from CTTimeLib.core.resources import DEMO_REFERENCE, PARAMETER_FILE
 from CTTimeLib.io.images import read_image
 from CTTimeLib.io.segmentations import read_lesions
-from CTTimeLib.cli.commands import read_lesions_table
 from CTTimeLib.run import pipeline
+from CTTimeLib.run.run_folder import read_lesions_table
 from CTTimeLib.scoring.engine import ENGINE_FEATURES, EngineExtractor, mesh
 from CTTimeLib.scoring.extraction import TABLE2_FEATURES, FeatureExtractor
 from conftest import SAMPLE_CASES, SAMPLE_DATA

@@ -97,3 +97,36 @@ def test_a_changed_parameter_file_is_flagged(tmp_path):
     extractor = FeatureExtractor(changed)
     assert not extractor.is_fixed
     assert "only valid with the fixed file" in extractor.warning
+
+
+def _pyradiomics_share(image, mask):
+    """pyradiomics' own count: voxels after re-segmentation / voxels after its resampling (its diagnostics)."""
+    from radiomics.featureextractor import RadiomicsFeatureExtractor
+
+    reference = RadiomicsFeatureExtractor(str(PARAMETER_FILE))
+    reference.disableAllFeatures()  # the diagnostics come with the resampling and re-segmentation alone
+    result = reference.execute(image, mask, label=1)
+    return int(result["diagnostics_Mask-resegmented_VoxelNum"]) / int(result["diagnostics_Mask-interpolated_VoxelNum"])
+
+
+def test_soft_tissue_share_is_what_pyradiomics_keeps(shared_sts, sample_case, extractor):
+    """The share counted on the prepared (resampled) image and mask equals pyradiomics' own diagnostics, for real
+    sarcomas (shares 0.92 to 1.00) and for a lesion drawn across air and fat (0.40)."""
+    import hostile_corpus as corpus
+
+    from CTTimeLib.core.geometry import whole_mask
+    from CTTimeLib.io.images import read_image
+    from CTTimeLib.io.segmentations import read_lesions
+    from CTTimeLib.scoring.soft_tissue import SHARE_THRESHOLD, soft_tissue_share
+
+    ct = corpus.ct()
+    cases = [(ct, corpus.mask_image(corpus.sloppy_lesion(), ct))]
+    for folder in (shared_sts / "STS_035", shared_sts / "STS_003", sample_case[0].parent):
+        image = read_image(folder / "CT_image.nii.gz")
+        cases.append((image, whole_mask(read_lesions(folder / "CT_mask.nii.gz", image)[0].mask, image)))
+    shares = []
+    for image, mask in cases:
+        prepared = extractor.prepare(image, mask)
+        shares.append(soft_tissue_share(prepared.image, prepared.mask, extractor.parameters))
+        assert shares[-1] == _pyradiomics_share(image, mask)
+    assert shares[0] < SHARE_THRESHOLD < min(shares[1:]) and min(shares[1:]) > 0.9

@@ -46,11 +46,7 @@ def cttime(*argv):
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """The cropped real CT and a .seg.nrrd of its two good (overlapping) lesions."""
-    folder = tmp_path_factory.mktemp("corpus")
-    ct = corpus.ct()
-    sitk.WriteImage(ct, str(folder / "ct.nrrd"))
-    corpus.write_seg(folder / "good.seg.nrrd", corpus.good_lesions(), ct)
-    return folder, ct
+    return corpus.write_basic(tmp_path_factory.mktemp("corpus"))
 
 
 def score(data, tmp_path, segmentation, *extra, image=None):
@@ -116,6 +112,47 @@ def _segmentation(name, make):
     return build
 
 
+def _geometry_image(name, make):
+    def build(folder, ct):
+        return {"image": make(folder / name, ct)}
+    return build
+
+
+def _edited_seg(name, old, new):
+    def build(folder, ct):
+        good = corpus.write_seg(folder / f"good_{name}", corpus.good_lesions(), ct)
+        return {"segmentation": corpus.edit_header(folder / name, good, old, new)}
+    return build
+
+
+SPACING = "(0.9765620231628418,0,0) (0,0.9765620231628418,0) (0,0,3.2699999809265137)"
+GEOMETRY_STUDIES = {  # bad geometry, read as "1 mm", scored on another lesion's voxels or a SWIG error before
+    "NaN voxel size (NIfTI)": (_geometry_image("nanpix.nii", lambda path, ct: corpus.nifti_with_pixdim(
+        path, ct, (float("nan"), 0.9765620231628418, 3.27))),
+        ["nanpix.nii", "voxel size in the NIfTI header (pixdim nan x", "ITK would silently take 1 mm",
+         "export it again"]),
+    "zero voxel size (NIfTI)": (_geometry_image("zeropix.nii", lambda path, ct: corpus.nifti_with_pixdim(
+        path, ct, (0.9765620231628418, 0.0, 3.27))), ["zeropix.nii", "(pixdim 0.976562 x 0 x 3.27 mm)"]),
+    "tiny voxel size": (_geometry_image("tiny.nrrd", lambda path, ct: corpus.nrrd_with_directions(
+        path, ct, "(1e-30,0,0) (0,1e-30,0) (0,0,1e-30)")),
+        ["tiny.nrrd", "voxel size (1e-30 x 1e-30 x 1e-30 mm) is not a CT's", "0.01 and 100 mm"]),
+    "degenerate direction": (_geometry_image("singular.nrrd", lambda path, ct: corpus.nrrd_with_directions(
+        path, ct, "(0.97,0,0) (0.97,0,0) (0,0,3.27)")),
+        ["singular.nrrd", "orientation is degenerate", "two axes point the same way", "export it again"]),
+    "skewed axes": (_geometry_image("skew.nrrd", lambda path, ct: corpus.nrrd_with_directions(
+        path, ct, "(0.97,0,0) (0.5,0.8,0) (0,0,3.27)")),
+        ["skew.nrrd", "not at right angles", "58.0 degrees", "gantry-tilted", "Resample"]),
+    "zero space direction (segmentation)": (_edited_seg("zero.seg.nrrd", "(0,0.9765620231628418,0)", "(0,0,0)"),
+                                            ["zero.seg.nrrd", "voxel size (0.9766 x 0 x 3.27 mm) is not a real size"]),
+    "segment layer -1": (_edited_seg("layer.seg.nrrd", "Segment0_Layer:=0", "Segment0_Layer:=-1"),
+                         ["layer.seg.nrrd", "segment 'tumour' says it is stored in layer -1",
+                          "file has 2 layer(s)", "another segment's", "save it again from Slicer"]),
+    "segment layer out of range": (_edited_seg("layer5.seg.nrrd", "Segment1_Layer:=1", "Segment1_Layer:=5"),
+                                   ["layer5.seg.nrrd", "'tumour_top' says it is stored in layer 5"]),
+    "segment label value 0": (_edited_seg("label0.seg.nrrd", "Segment1_LabelValue:=1", "Segment1_LabelValue:=0"),
+                              ["label0.seg.nrrd", "label value 0", "0 is the background"]),
+}
+
 BAD_STUDIES = {
     "missing image": (lambda folder, ct: {"image": folder / "no_such_ct.nrrd"},
                       ["Image not found", "no_such_ct.nrrd", "Check the path"]),
@@ -145,6 +182,7 @@ BAD_STUDIES = {
                                                            "Save it again"]),
     "no lesion": (_segmentation("zero.nrrd", lambda path, ct: corpus.mask_image(np.zeros_like(corpus.tumour()), ct)),
                   ["zero.nrrd", "holds no lesion"]),
+    **GEOMETRY_STUDIES,
 }
 
 
@@ -213,23 +251,60 @@ BAD_LESIONS = {
 def lesion_run(data, tmp_path_factory):
     folder, ct = data
     tmp = tmp_path_factory.mktemp("lesions")
-    segments = dict(corpus.good_lesions(), single_slice=corpus.single_slice(),
+    segments = dict(corpus.good_lesions(), single_slice=corpus.single_slice(), sloppy=corpus.sloppy_lesion(),
                     **{name: make() for name, (make, _) in BAD_LESIONS.items()})
     seg = corpus.write_seg(tmp / "mixed.seg.nrrd", segments, ct)
     code, out, err = score(data, tmp, seg)
-    return code, out, tmp / "out"
+    return code, out, tmp / "out", err
 
 
 def test_bad_lesions_cost_only_their_own_rows(lesion_run, baseline):
-    code, out, folder = lesion_run
+    code, out, folder, _ = lesion_run
     assert code == 3, out
     assert_good_kept(folder, baseline)
-    assert f"Scored 3 lesion(s), {len(BAD_LESIONS)} failed" in out
+    assert f"Scored 4 lesion(s), {len(BAD_LESIONS)} failed" in out
+
+
+def test_the_patient_aggregate_says_it_stands_on_an_incomplete_set(lesion_run):
+    """3 of 7 lesions failed: the minimum over the 4 scored is kept, named, marked INCOMPLETE everywhere."""
+    _, out, folder, err = lesion_run
+    table = lesions(folder)
+    scored = table[table["error"] == ""]
+    patient = pd.read_csv(folder / "patients.csv", keep_default_na=False).iloc[0]
+    assert (patient["n_lesions"], patient["n_scored"], patient["n_failed"]) == (7, 4, 3)
+    assert not patient["aggregate_complete"]
+    assert patient["aggregate_coverage"] == "INCOMPLETE: 4 of 7 lesions scored"
+    minimum = scored.loc[scored["ct_time_score"].astype(float).idxmin()]
+    assert patient["min_lesion_id"] == minimum["lesion_id"]
+    assert float(patient["ct_time_min"]) == pytest.approx(float(minimum["ct_time_score"]), rel=1e-12)
+    assert "INCOMPLETE: 4 of 7 lesions scored: the aggregates stand on the scored lesions only" in patient["warning"]
+    assert f"P BS: INCOMPLETE: 4 of 7 lesions scored (aggregates over the scored lesions only), CT-TIME min " \
+           f"{float(minimum['ct_time_score']):.3f}" in out and f"set by {minimum['lesion_id']}" in out
+    assert "WARNING: 1 patient aggregate(s) stand on an incomplete set of lesions or on none: P BS" in err
+
+
+def test_a_lesion_mostly_outside_soft_tissue_is_scored_and_flagged(lesion_run):
+    """The sloppy lesion (40% soft tissue) gets a score, and a warning in its row, on stderr and in patients.csv;
+    the real tumour (96%) none."""
+    _, _, folder, err = lesion_run
+    rows = lesions(folder).set_index("lesion_id")
+    share = float(rows.loc["sloppy", "soft_tissue_share"])
+    assert 0.3 < share < 0.5 and rows.loc["sloppy", "error"] == "" and 0 < float(rows.loc["sloppy", "ct_time_score"])
+    assert "lesion sloppy: soft-tissue share 0.40 (< 0.5): only 40% of its voxels lie within -100..300 HU" in \
+        rows.loc["sloppy", "warning"]
+    assert "NOT CLINICALLY CALIBRATED: demo reference" in rows.loc["sloppy", "warning"]  # every warning, one cell
+    assert float(rows.loc["tumour", "soft_tissue_share"]) > 0.9 and "soft-tissue" not in rows.loc["tumour", "warning"]
+    assert float(rows.loc["in_air", "soft_tissue_share"]) == 0.0  # measured before its features failed
+    assert re.search(r"WARNING: 2 lesion\(s\) with a soft-tissue share below 0.5 .*P BS sloppy: 0.40", err)
+    patient = pd.read_csv(folder / "patients.csv", keep_default_na=False).iloc[0]
+    assert "lesion sloppy: soft-tissue share 0.40" in patient["warning"]
+    summary = json.loads((folder / "run.json").read_text())["summary"]
+    assert summary["low_soft_tissue_share"] == ["P BS sloppy: 0.40", "P BS in_air: 0.00"]
 
 
 @pytest.mark.parametrize("lesion_id", BAD_LESIONS)
 def test_bad_lesion_message(lesion_run, lesion_id):
-    _, out, folder = lesion_run
+    _, out, folder, _ = lesion_run
     row = lesions(folder).set_index("lesion_id").loc[lesion_id]
     assert row["ct_time_score"] == "" and row["ct_time_status"] == ""
     for word in BAD_LESIONS[lesion_id][1]:
@@ -252,6 +327,81 @@ def test_failed_lesions_are_yellow_in_the_coloured_segmentation(lesion_run):
     for lesion_id in BAD_LESIONS:
         assert segments[lesion_id]["tags"]["CTTime.Status"] == "failed"
         assert segments[lesion_id]["color"] == pytest.approx(colormap.score_color(None), abs=1e-5)
+
+
+def test_a_study_where_every_lesion_failed_has_no_score_and_says_so(data, tmp_path):
+    seg = corpus.write_seg(tmp_path / "failed.seg.nrrd", {"in_air": corpus.air_lesion(),
+                                                          "one_voxel": corpus.one_voxel()}, data[1])
+    code, out, err = score(data, tmp_path, seg)
+    assert code == 3
+    patient = pd.read_csv(tmp_path / "out" / "patients.csv", keep_default_na=False).iloc[0]
+    assert patient["ct_time_min"] == "" and patient["status_min"] == "" and patient["min_lesion_id"] == ""
+    assert patient["aggregate_coverage"] == "NO SCORE: none of 2 lesion(s) could be scored"
+    assert "P BS: NO SCORE: none of 2 lesion(s) could be scored" in out and "NO SCORE" in err
+
+
+# ---- options that name something must name something that exists ------------------------------------------------
+
+@pytest.mark.parametrize("options, words", [
+    (["--label-name", "7=liver_1"], ["mask.nii.gz has no label 7 to name", "its labels are 1"]),
+    (["--label-name", "one=liver_1"], ["--label-name expects LABEL_VALUE=LESION_ID", "one=liver_1"]),
+    (["--location", "tumour=lung"], ["has no lesion 'tumour' to give a location", "its lesions are 'lesion_1'"]),
+    (["--group-by", "timepoint"], ["--group-by timepoint applies to cohort standardisation", "Drop --group-by"]),
+    (["--standardize", "cohort", "--group-by", "scanner"], ["--group-by scanner: the lesions table has no such column",
+                                                            "group by one of patient_id, timepoint"]),
+])
+def test_an_option_naming_what_does_not_exist_is_refused(options, words, data, tmp_path):
+    folder, ct = data
+    labelmap = corpus.write_image(tmp_path / "mask.nii.gz", corpus.tumour().astype(np.uint8), ct)
+    reference = [] if "--standardize" in options else ["--reference", DEMO_REFERENCE]
+    code, out, err = score(data, tmp_path, labelmap, *options, *reference)
+    assert code == 2, out + err
+    assert all(word in err for word in words), err
+    assert not (tmp_path / "out" / "lesions.csv").exists()
+
+
+def test_label_names_on_a_slicer_segmentation_are_refused(data, tmp_path):
+    code, _, err = score(data, tmp_path, data[0] / "good.seg.nrrd", "--label-name", "1=LU_1", "--reference",
+                         DEMO_REFERENCE)
+    assert code == 2 and "label names (--label-name, the manifest's labels) apply to labelmaps only" in err
+
+
+def test_a_manifest_location_for_a_segment_that_does_not_exist(data, tmp_path):
+    folder, _ = data
+    (tmp_path / "m.csv").write_text("patient_id,timepoint,image,segmentation,locations\n"
+                                    f"P,BS,{folder / 'ct.nrrd'},{folder / 'good.seg.nrrd'},tumor=lung\n",
+                                    encoding="utf-8")
+    code, _, err = cttime("cohort", tmp_path / "m.csv", "--out", tmp_path / "out", "--reference", DEMO_REFERENCE)
+    assert code == 2 and "line 2: locations names 'tumor', which segmentation" in err
+    assert "(its segments: tumour, tumour_top)" in err and not (tmp_path / "out").exists()
+
+
+def test_a_harmonisation_column_no_study_has_is_refused_before_extraction(data, tmp_path):
+    folder, _ = data
+    (tmp_path / "m.csv").write_text("patient_id,timepoint,image,segmentation,batch\n"
+                                    f"P,BS,{folder / 'ct.nrrd'},{folder / 'good.seg.nrrd'},A\n", encoding="utf-8")
+    code, _, err = cttime("cohort", tmp_path / "m.csv", "--out", tmp_path / "out", "--standardize", "cohort",
+                          "--harmonize", "scanner")
+    assert code == 2 and "--harmonize scanner: no study has such a column" in err and "batch" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_reference_demo_names_the_shipped_demo_reference(data, baseline, tmp_path):
+    code, _, err = score(data, tmp_path, data[0] / "good.seg.nrrd", "--reference", "demo")
+    assert code == 0 and "NOT CLINICALLY CALIBRATED: demo reference" in err
+    assert_good_kept(tmp_path / "out", baseline)
+
+
+def test_info_lists_the_resources_with_checksums_and_the_engines():
+    from CTTimeLib.core.files import digest
+    from CTTimeLib.core.resources import MODEL_FILE
+
+    code, out, _ = cttime("info")
+    assert code == 0
+    for path in (MODEL_FILE, PARAMETER_FILE, DEMO_REFERENCE):
+        assert str(path) in out and f"sha256 {digest(path)}" in out
+    assert "--reference demo" in out and re.search(r"pyradiomics v?3\.\S+: available", out)
+    assert "CTTime's own engine (scoring.engine):" in out
 
 
 # ---- geometry: another grid that overlaps is resampled; padding is not "not CT" -------------------------------
@@ -319,7 +469,7 @@ def test_hostile_names_keep_their_ids_and_give_safe_file_names(data, baseline, t
     written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
     assert all(p.parts[0] == "out" or p.name == "names.seg.nrrd" for p in written)  # nothing outside --out
     colored = [p for p in (tmp_path / "out").iterdir() if p.name.endswith(".seg.nrrd")]
-    assert [p.name for p in colored] == ["Pa_tient_1_B_S_cttime.seg.nrrd"]
+    assert [p.name for p in colored] == ["Pa_tient_1_B_S-8bd7d6ac5ec6_cttime.seg.nrrd"]  # safe name + hash of the IDs
     for path in (tmp_path / "out").rglob("*"):
         assert re.fullmatch(r"[A-Za-z0-9._-]+", path.name), path.name
     import slicerio
@@ -366,7 +516,7 @@ def test_changed_parameter_file_warns_in_every_output(data, tmp_path):
 def test_fixed_parameter_file_gives_no_warning(baseline, data, tmp_path):
     code, _, err = score(data, tmp_path, data[0] / "good.seg.nrrd")
     assert code == 0 and "parameter file" not in err
-    assert set(lesions(tmp_path / "out")["warning"]) == {""}
+    assert set(lesions(tmp_path / "out")["warning"]) == {"NOT CLINICALLY CALIBRATED: demo reference"}
 
 
 # ---- tables: manifests, references, standardisation, non-finite features, duplicate rows ------------------------

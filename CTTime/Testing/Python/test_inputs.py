@@ -102,3 +102,77 @@ def test_binary_mask_and_label_names(sample_case):
     (named,) = read_lesions(sample_case[1], image, names={1: "LN_7"}, locations={"LN_7": "bone"})
     assert default.lesion_id == "lesion_1" and default.location == "other"
     assert (named.lesion_id, named.location) == ("LN_7", "bone")
+
+
+# ---- labelmap lesions named by the labelmap's own label names ---------------------------------------------------
+
+def _two_label_labelmap(sample_case, folder, name="lesions.nii.gz"):
+    """The sample tumour split in two labels (upper and lower slices), as a labelmap beside which tables go."""
+    mask = sitk.ReadImage(str(sample_case[1]))
+    array = sitk.GetArrayFromImage(mask).astype(np.uint8)
+    slices = np.flatnonzero(array.any(axis=(1, 2)))
+    array[slices[len(slices) // 2]:] *= 2
+    labels = sitk.GetImageFromArray(array)
+    labels.CopyInformation(mask)
+    sitk.WriteImage(labels, str(folder / name))
+    return folder / name
+
+
+SLICER_CTBL = "# Color table file {}\n# 3 values\n0 Background 0 0 0 0\n1 LU_right_lower 216 101 79 255\n" \
+              "2 liver_segment_7 241 214 145 255\n3 unused 1 2 3 255\n"
+ITK_SNAP = ("################################################\n# ITK-SnAP Label Description File\n"
+            "################################################\n    0     0    0    0        0  0  0    \"Clear Label\"\n"
+            "    1   255    0    0        1  1  1    \"LN hilar\"\n    2     0  255    0        1  1  1    \"bone T7\"\n")
+SLICER_CSV = "LabelValue,Name,Color_R,Color_G,Color_B,Color_A\n1,lung nodule,216,101,79,255\n2,other mass,1,2,3,255\n"
+
+
+@pytest.mark.parametrize("table_name, text, expected", [
+    ("lesions_ColorTable.ctbl", SLICER_CTBL, [("LU_right_lower", "lung"), ("liver_segment_7", "liver")]),
+    ("lesions.ctbl", SLICER_CTBL, [("LU_right_lower", "lung"), ("liver_segment_7", "liver")]),
+    ("lesions_ColorTable.txt", ITK_SNAP, [("LN hilar", "lymph node"), ("bone T7", "bone")]),
+    ("lesions_ColorTable.csv", SLICER_CSV, [("lung nodule", "lung"), ("other mass", "other")]),
+])
+def test_labelmap_lesions_take_names_and_locations_from_a_colour_table(sample_case, tmp_path, table_name, text,
+                                                                       expected):
+    labelmap = _two_label_labelmap(sample_case, tmp_path)
+    (tmp_path / table_name).write_text(text.format(tmp_path / table_name), encoding="utf-8")
+    image = read_image(sample_case[0])
+    read = read_lesions(labelmap, image)
+    assert [(lesion.lesion_id, lesion.location) for lesion in read] == expected
+    named = read_lesions(labelmap, image, names={2: "LU_given"})  # a name given wins over the table
+    assert [lesion.lesion_id for lesion in named] == [expected[0][0], "LU_given"]
+
+
+def test_a_broken_colour_table_is_named_in_the_error(sample_case, tmp_path):
+    labelmap = _two_label_labelmap(sample_case, tmp_path)
+    (tmp_path / "lesions_ColorTable.ctbl").write_text("1 LU_1 1 2 3 255\nnot a line\n", encoding="utf-8")
+    with pytest.raises(CTTimeError, match=r"lesions_ColorTable.ctbl, line 2: expected"):
+        read_lesions(labelmap, read_image(sample_case[0]))
+
+
+def test_a_nrrd_with_slicer_segment_fields_is_a_slicer_segmentation(sample_case, tmp_path):
+    """A labelmap saved as plain .nrrd with Slicer's Segment<N>_* header fields (VolView, MONAI Label, scripts)
+    keeps its segment names: they are the NRRD's label names."""
+    image = read_image(sample_case[0])
+    segmentation = slicerio.create_segmentation(image.GetSize(), ijk_to_lps(image))
+    mask = sitk.GetArrayFromImage(sitk.ReadImage(str(sample_case[1]))).astype(bool)
+    slicerio.add_segment(segmentation, mask.transpose(2, 1, 0), {"id": "S1", "name": "liver_dome",
+                                                                 "color": [1, 0, 0]})
+    slicerio.write_segmentation(str(tmp_path / "labels.nrrd"), segmentation)
+    (lesion,) = read_lesions(tmp_path / "labels.nrrd", image)
+    assert (lesion.lesion_id, lesion.location) == ("liver_dome", "liver")
+    assert np.array_equal(sitk.GetArrayFromImage(whole_mask(lesion.mask, image)).astype(bool), mask)
+
+
+def test_unnamed_labels_left_at_other_are_said_and_a_new_colour_table_misses_the_cache(sample_case, tmp_path):
+    labelmap = _two_label_labelmap(sample_case, tmp_path)
+    case = pipeline.Case("P", "BS", str(sample_case[0]), str(labelmap))
+    options = pipeline.Options(standardize="demo")
+    first = pipeline.run([case], tmp_path / "out", options)
+    assert first.summary["unnamed_labels_located_other"] == ["P BS lesion_1", "P BS lesion_2"]
+    (tmp_path / "lesions.ctbl").write_text(SLICER_CTBL, encoding="utf-8")
+    second = pipeline.run([case], tmp_path / "out", options)
+    assert second.summary["studies_from_cache"] == 0  # the names changed: extracted again, not a stale ID
+    assert list(second.lesions["lesion_id"]) == ["LU_right_lower", "liver_segment_7"]
+    assert list(second.lesions["location"]) == ["lung", "liver"] and second.summary["unnamed_labels_located_other"] == []
+    np.testing.assert_allclose(second.lesions["ct_time_score"], first.lesions["ct_time_score"], rtol=1e-12)

@@ -59,3 +59,16 @@ def test_batch_usage_errors_exit_2(tmp_path):
     done = _batch("--out", tmp_path / "out", cwd=tmp_path)
     assert done.returncode == EXIT_USAGE and "--manifest" in done.stderr
     assert _batch("--help", cwd=tmp_path).returncode == EXIT_OK
+
+
+def test_batch_perturbations_match_cttime_cohort(manifest, tmp_path):
+    done = _batch("--manifest", manifest, "--out", tmp_path / "batch", "--perturbations", 2, cwd=tmp_path)
+    assert done.returncode == EXIT_OK, done.stderr
+    assert commands.main(["cohort", str(manifest), "--standardize", "cohort", "--perturbations", "2", "--out",
+                          str(tmp_path / "cli")]) == 0
+    for name in ("lesions.csv", "perturbations.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "batch" / name), pd.read_csv(tmp_path / "cli" / name),
+                                      check_exact=False, rtol=1e-12)
+    assert (pd.read_csv(tmp_path / "batch" / "lesions.csv")["ct_time_perturbations"] == 2).all()
+    bad = _batch("--manifest", manifest, "--out", tmp_path / "bad", "--perturbations", -1, cwd=tmp_path)
+    assert bad.returncode == EXIT_USAGE and "--perturbations" in bad.stderr

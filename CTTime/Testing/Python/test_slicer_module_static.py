@@ -75,6 +75,7 @@ def test_every_self_ui_name_exists_in_the_ui():
 
 
 WIDGET_FOR_TYPE = [(r"^pathlib\.Path$", {"ctkPathLineEdit"}), (r"^bool$", {"QCheckBox"}), (r"^str$", {"QLineEdit"}),
+                   (r"^int$", {"QSpinBox"}),
                    (r"^Annotated\[str, Choice", {"QComboBox"}), (r"^slicer\.vtkMRML\w+Node$", {"qMRMLNodeComboBox"})]
 
 

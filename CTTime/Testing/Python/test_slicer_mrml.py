@@ -63,10 +63,11 @@ def _load_study(scene, case, lesion_name="LU_1"):
     return study
 
 
-def _cli(cases, out, standardize, names=None, features="signature"):
+def _cli(cases, out, standardize, names=None, perturbations=0, features="signature"):
     return pipeline.run([pipeline.Case(c, "BS", str(SAMPLE_DATA / c / "CT_image.nii.gz"),
                                        str(SAMPLE_DATA / c / "CT_mask.nii.gz"), names={1: (names or {}).get(c, "LU_1")})
-                         for c in cases], out, pipeline.Options(standardize=str(standardize), features=features))
+                         for c in cases], out, pipeline.Options(standardize=str(standardize),
+                                                                perturbations=perturbations, features=features))
 
 
 def test_volume_node_becomes_the_ct_simpleitk_reads(scene):
@@ -164,7 +165,14 @@ def test_recolouring_tags_and_table(scene):
     assert cell[(1, "Status")] == "failed" and "empty" in cell[(1, "Note")]
     assert [cell[(r, "Lesion")] for r in range(2, 6)] == [f"[patient {n}]" for n in ("min", "median", "mean", "max")]
     assert float(cell[(2, "CT-TIME score")]) == pytest.approx(score, rel=1e-5)
-    assert "1 lesion(s), 1 failed" in cell[(2, "Note")]
+    # what the aggregates stand on, and the lesion that sets the minimum
+    assert "INCOMPLETE: 1 of 2 lesions scored, 1 failed" in cell[(2, "Note")] and "minimum set by LU_1" in cell[(2, "Note")]
+    assert cell[(0, "Patient minimum")] == CTTimeMRML.results.MINIMUM_MARK and cell[(1, "Patient minimum")] == ""
+    assert cell[(2, "Patient minimum")] == "LU_1" and "INCOMPLETE" in cell[(2, "Warning")]
+    assert 0.9 < float(cell[(0, "Soft-tissue share")]) <= 1.0
+    assert "NOT CLINICALLY CALIBRATED" in cell[(0, "Warning")]
+    lines = CTTimeMRML.summary_lines(results)
+    assert lines[0].startswith("STS_019 BS: INCOMPLETE: 1 of 2 lesions scored") and "set by LU_1" in lines[0]
 
 
 def test_coloured_segmentation_written_by_slicer_reads_back(scene, tmp_path):
@@ -231,12 +239,52 @@ def test_empty_segmentation_and_non_ct_volume_are_user_errors(scene):
         CTTimeMRML.volume_to_image(study.volume_node)
 
 
+def test_names_that_cannot_keep_their_identity_are_user_errors(scene):
+    study = _load_study(scene, "STS_019", lesion_name="LU\r1")
+    with pytest.raises(CTTimeError, match="segment name 'LU\\\\r1' holds the control character"):
+        CTTimeMRML.compute([study], DEMO_REFERENCE)
+    CTTimeMRML.segments(study.segmentation_node)[0][1].SetName("LU_1")
+    other = CTTimeMRML.Study(study.segmentation_node, study.volume_node, "sts_019", "BS")
+    with pytest.raises(CTTimeError, match="differ only in letter case"):
+        CTTimeMRML.compute([study, other], DEMO_REFERENCE)
+
+
 def test_tumour_board_figure_from_the_scene(scene, tmp_path):
     study = _load_study(scene, "STS_019")
     results = CTTimeMRML.compute([study], DEMO_REFERENCE)
     [path] = CTTimeMRML.write_board(tmp_path, results, study)
     png = sitk.ReadImage(str(path))
     assert png.GetSize()[0] > 500 and png.GetSize()[1] > 300
+
+
+def test_dicom_seg_and_sr_from_the_scene_equal_the_cli(scene, tmp_path):
+    """The panel's "Export DICOM SEG + SR" (given the CT's DICOM files, as Slicer's DICOM database holds them)
+    writes what `cttime score --dicom` writes: the same masks, labels and values."""
+    pytest.importorskip("highdicom", reason="highdicom's releases for Python 3.9 predate NumPy 2")
+    import pydicom
+    from dicom_fixtures import write_ct_series
+
+    ct_files = [str(d.filename) for d in write_ct_series(
+        sitk.ReadImage(str(SAMPLE_DATA / "STS_019" / "CT_image.nii.gz")), tmp_path / "ct")]
+    study = _load_study(scene, "STS_019")
+    results = CTTimeMRML.compute([study], DEMO_REFERENCE)
+    seg_path, sr_path = CTTimeMRML.write_dicom(tmp_path / "scene", results, study, ct_files)
+    cli = _cli(["STS_019"], tmp_path / "cli", DEMO_REFERENCE)  # the same voxels, as the CLI scores them
+    from CTTimeLib.run import dicom_results, study as cli_study
+
+    case = pipeline.Case("STS_019", "BS", str(SAMPLE_DATA / "STS_019" / "CT_image.nii.gz"),
+                         str(SAMPLE_DATA / "STS_019" / "CT_mask.nii.gz"), names={1: "LU_1"})
+    image, lesions = cli_study.read_case(case)
+    cli_files = dicom_results.write_study(tmp_path / "cli", ct_files, image, lesions, cli.lesions,
+                                          cli.patients.iloc[0].to_dict())
+    scene_seg, cli_seg = pydicom.dcmread(seg_path), pydicom.dcmread(cli_files[0])
+    assert np.array_equal(scene_seg.pixel_array, cli_seg.pixel_array) and scene_seg.pixel_array.any()
+    assert [s.SegmentLabel for s in scene_seg.SegmentSequence] == ["LU_1"]
+    values = [[(item.ConceptNameCodeSequence[0].CodeValue, float(item.MeasuredValueSequence[0].FloatingPointValue))
+               for item in pydicom.dcmread(path).ContentSequence[-2].ContentSequence[0].ContentSequence
+               if item.ValueType == "NUM"] for path in (sr_path, cli_files[1])]
+    assert values[0] == values[1] and len(values[0]) == 7
+    assert scene_seg.PatientID == pydicom.dcmread(ct_files[0]).PatientID
 
 
 def test_missing_packages_are_named_by_their_pip_requirement():
@@ -257,6 +305,31 @@ def test_progress_reaches_the_end_and_cancel_stops(scene):
     with pytest.raises(Cancelled):
         CTTimeMRML.compute(studies, DEMO_REFERENCE, cancelled=lambda: True)
     assert colours == [segment.GetColor() for s in studies for _, segment in CTTimeMRML.segments(s.segmentation_node)]
+
+
+def test_perturbations_give_the_clis_intervals_tags_table_and_export(scene, tmp_path):
+    study = _load_study(scene, "STS_019")
+    results = CTTimeMRML.compute([study], DEMO_REFERENCE, perturbations=3)
+    cli = _cli(("STS_019",), tmp_path / "cli", str(DEMO_REFERENCE), perturbations=3).lesions
+    columns = ["ct_time_score_low", "ct_time_score_high", "ct_time_perturbations"]
+    np.testing.assert_allclose(results.lesions[columns].to_numpy(float), cli[columns].to_numpy(float), rtol=1e-9)
+    row = results.lesions.iloc[0]
+    assert row["ct_time_perturbations"] == 3 and row["ct_time_score_low"] <= row["ct_time_score"]
+    CTTimeMRML.apply_results(study, results)
+    lesion = CTTimeMRML.segments(study.segmentation_node)[0][1]
+    assert CTTimeMRML.get_tag(lesion, tags.SCORE_INTERVAL_TAG) == \
+        f"{row['ct_time_score_low']:.6f}-{row['ct_time_score_high']:.6f}"
+    assert CTTimeMRML.get_tag(lesion, tags.STATUS_ROBUST_TAG) == ("robust" if row["ct_time_status_robust"]
+                                                                  else "uncertain")
+    table = scene.AddNewNodeByClass("vtkMRMLTableNode")
+    CTTimeMRML.fill_table_node(table, results)
+    header = [table.GetColumnName(i) for i in range(table.GetNumberOfColumns())]
+    assert float(table.GetCellText(0, header.index("Score low"))) == pytest.approx(row["ct_time_score_low"], rel=1e-5)
+    assert table.GetCellText(0, header.index("Re-delineations")) == "3"
+    assert table.GetCellText(2, header.index("Status under re-delineation")) in ("robust", "uncertain")
+    files = CTTimeMRML.export(tmp_path / "export", results, [study])
+    assert [f.name for f in files][:3] == ["lesions.csv", "patients.csv", "perturbations.csv"]
+    assert len(pd.read_csv(files[2])) == 3
 
 
 def _edit(node, segment_id, change):

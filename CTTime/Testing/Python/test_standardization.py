@@ -1,6 +1,8 @@
-"""Cohort z-scoring equals R's scale(); references are built, stored, validated and flagged when weak."""
+"""Cohort z-scoring equals R's scale(); references are built, stored, validated (on the scale of CT-TIME's
+features) and flagged when weak."""
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -14,11 +16,16 @@ from CTTimeLib.scoring.signature import load_model
 
 MODEL = load_model()
 FEATURES = MODEL.features
+DEMO = json.loads(DEMO_REFERENCE.read_text())["features"]
 
 
 def lesion_table(values):
-    """A lesions table whose four signature features are ``values``, scaled and shifted per feature."""
-    columns = {name: np.asarray(values, float) * (i + 1) + 10 * i for i, name in enumerate(FEATURES)}
+    """A lesions table whose four signature features are ``values``, standardised and put on the demo reference's
+    scale (mean, and SD times 1 to 1.3), so that z-scores are those of ``values``."""
+    v = np.asarray(values, float)
+    spread = v.std(ddof=1) if len(v) > 1 and v.std() > 0 else 1.0
+    columns = {name: DEMO[name]["mean"] + DEMO[name]["sd"] * (1 + 0.1 * i) * (v - v.mean()) / spread
+               for i, name in enumerate(FEATURES)}
     return pd.DataFrame(dict(columns, patient_id=[f"P{i}" for i in range(len(values))], timepoint="BS",
                              lesion_id="L1"))
 
@@ -99,3 +106,75 @@ def test_invalid_references_are_refused_with_the_reason(tmp_path, edit, message)
     path.write_text(json.dumps(payload))
     with pytest.raises(CTTimeError, match=message):
         standardization.load(path, FEATURES, MODEL.name)
+
+
+def _edited_demo(tmp_path, edit):
+    payload = json.loads(DEMO_REFERENCE.read_text())
+    edit(payload)
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(payload))
+    return path
+
+
+@pytest.mark.parametrize("edit", [
+    lambda d: d["features"][FEATURES[1]].update(sd=1e-300),
+    lambda d: d["features"][FEATURES[0]].update(mean=1e308),
+    lambda d: d["features"][FEATURES[3]].update(sd=DEMO[FEATURES[3]]["sd"] * 2000),
+])
+def test_a_reference_off_the_features_scale_is_refused(tmp_path, edit):
+    """Against these every score would be exactly 0 or 1: refused, with the numbers and what to do."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy overflow warning on the way
+        with pytest.raises(CTTimeError, match="not on the scale of CT-TIME's features: .*every score would be 0 or 1"
+                                              ".*rebuild it"):
+            standardization.load(_edited_demo(tmp_path, edit), FEATURES, MODEL.name)
+
+
+def test_an_unusual_reference_scale_is_warned_about_in_every_output(tmp_path):
+    """A cohort of small lesions: SizeZoneNonUniformity's SD 25 times smaller than the sarcomas'. Scored, loudly."""
+    name = "original_glszm_SizeZoneNonUniformity"
+    path = _edited_demo(tmp_path, lambda d: d["features"][name].update(sd=DEMO[name]["sd"] / 25))
+    reference = standardization.load(path, FEATURES, MODEL.name)
+    assert reference.scale_warnings == [f"SD of {name} 25x smaller than the demo reference's"]
+    assert "UNUSUAL REFERENCE SCALE: SD of" in reference.describe()
+    scored = lesion_scores.score_table(lesion_table(np.linspace(0, 1, 5)), MODEL, reference)
+    assert scored["standardization"].str.contains("UNUSUAL REFERENCE SCALE").all()
+    shifted = _edited_demo(tmp_path, lambda d: d["features"][FEATURES[1]].update(
+        mean=DEMO[FEATURES[1]]["mean"] + 7 * DEMO[FEATURES[1]]["sd"]))
+    assert standardization.load(shifted, FEATURES, MODEL.name).scale_warnings == [
+        f"mean of {FEATURES[1]} 7 demo SDs from the demo reference's"]
+
+
+def test_the_demo_reference_is_on_its_own_scale():
+    assert standardization.check_scale(*(lambda r: (r.means, r.sds))(standardization.load(
+        DEMO_REFERENCE, FEATURES, MODEL.name)), FEATURES) == ([], [])
+
+
+@pytest.mark.parametrize("value", [-5, 0, 3.5, "12", True, None, float("inf")])
+def test_n_lesions_must_be_a_positive_whole_number(tmp_path, value):
+    path = _edited_demo(tmp_path, lambda d: d.update(n_lesions=value))
+    with pytest.raises(CTTimeError, match="n_lesions is .*a whole number of at least 1"):
+        standardization.load(path, FEATURES, MODEL.name)
+
+
+def test_demo_is_a_name_for_the_shipped_demo_reference():
+    named = standardization.load("demo", FEATURES, MODEL.name)
+    assert named.is_demo and named.means == standardization.load(DEMO_REFERENCE, FEATURES, MODEL.name).means
+
+
+def test_reference_build_needs_only_the_model_features():
+    """A feature the model does not use with SD 0, or not finite in one lesion, is left out with the reason; that
+    lesion still counts for the model's features."""
+    table = lesion_table(np.linspace(0, 1, 25)).assign(original_firstorder_Minimum=-100.0,
+                                                       original_glcm_Idmn=np.linspace(0.9, 0.99, 25))
+    table.loc[3, "original_glcm_Idmn"] = np.inf
+    table["original_firstorder_Mean"] = np.linspace(30, 60, 25)
+    reference = standardization.build(table, FEATURES, "lung-like", MODEL.name, "test",
+                                      optional=["original_firstorder_Minimum", "original_glcm_Idmn",
+                                                "original_firstorder_Mean"])
+    assert reference.n_lesions == 25
+    assert reference.extra["left_out"] == {"original_firstorder_Minimum": "SD 0 over 25 lesions",
+                                           "original_glcm_Idmn": "not finite in 1 of 25 lesions"}
+    assert set(reference.means) == set(FEATURES) | {"original_firstorder_Mean"}
+    with pytest.raises(CTTimeError, match="SD 0"):  # the model's own features must be usable
+        standardization.build(table.assign(**{FEATURES[0]: 1.0}), FEATURES, "flat", MODEL.name, "test")

@@ -208,7 +208,7 @@ def test_failed_lesion_is_shown_with_its_reason(run_dir, tables):
     assert "FAILED" in drawn and " ".join(row["error"].split())[:20] in " ".join(drawn.split())
     fill = panel["image_axes"].get_images()[1].get_array()
     assert np.allclose(fill[fill[..., 3] > 0][0][:3], colormap.FAILED_COLOR)
-    assert board.summary["Lesions"] == f"{len(board.panels) - 1} scored, 1 failed"
+    assert board.summary["Lesions"] == f"{len(board.panels) - 1} of {len(board.panels)} scored, 1 failed"
 
 
 def test_unreadable_study_gets_a_text_panel(run_dir, tables):
@@ -250,3 +250,131 @@ def test_cli_report_writes_deterministic_pngs(run_dir, tables, capsys):
     assert png.GetWidth() >= 1600 and math.isclose(png.GetWidth() / png.GetHeight(), 11.69 / 8.27, rel_tol=0.01)
     assert commands.main(["report", str(run_dir), "--patient", "NOBODY"]) == EXIT_USAGE
     assert "NOBODY" in capsys.readouterr().err
+
+
+# ---- honest and legible: what the aggregates stand on, warnings, texts over any anatomy, fills for every score ---
+
+def _render(board):
+    board.figure.canvas.draw()
+    return np.asarray(board.figure.canvas.buffer_rgba())[..., :3].astype(float) / 255
+
+
+def _luminance(pixels):
+    return pixels @ np.array([0.299, 0.587, 0.114])
+
+
+def test_texts_on_the_images_are_legible_over_any_anatomy(run_dir, tmp_path):
+    """Scale bar, R / A and window letters: light text in a dark outline, so both light and dark pixels are under
+    every text, on lung-window panels (bright) and soft-tissue ones alike."""
+    board = _board(run_dir, "MANY", "BS")
+    tumour_board.save(board, tmp_path / "many.png")
+    pixels = _render(board)
+    height = pixels.shape[0]
+    checked = 0
+    for panel in (p for p in board.panels if p["has_image"]):
+        for text in panel["image_axes"].texts:
+            assert text.get_color() == "white"
+            (stroke,) = text.get_path_effects()
+            assert stroke._gc["foreground"] == tumour_board.OUTLINE
+            box = text.get_window_extent()
+            under = _luminance(pixels[int(height - box.y1):int(height - box.y0), int(box.x0):int(box.x1)])
+            assert under.max() > 0.9 and under.min() < 0.15, (panel["lesion_id"], text.get_text())
+            checked += 1
+    assert checked == 4 * len([p for p in board.panels if p["has_image"]])  # "N mm", R, A, window
+
+
+def test_statuses_are_never_cut(run_dir, tables, tmp_path):
+    """Thirteen uninflamed lesions in the 4-column layout: "0.123  UNINFLAMED" whole under every image."""
+    lesions = tables[0].copy()
+    many = lesions["patient_id"] == "MANY"
+    lesions.loc[many & (lesions["error"] == ""), ["ct_time_score", "ct_time_status"]] = [0.123, "uninflamed"]
+    image, masks, reason = tumour_board.load_case(run_dir, lesions[many])
+    board = tumour_board.board_figure("MANY", "BS", lesions, None, image, masks, image_reason=reason)
+    tumour_board.save(board, tmp_path / "uninflamed.png")
+    assert board.layout["columns"] == 4
+    board.figure.canvas.draw()
+    for panel in (p for p in board.panels if not p["error"]):
+        assert "0.123  UNINFLAMED" in panel["texts"] and not any("…" in t for t in panel["texts"][1:2])
+        image_box = panel["image_axes"].get_window_extent()
+        assert all(t.get_window_extent().x1 <= image_box.x1 + 1 for t in panel["caption"])
+    assert _overlaps(_boxes(board, "text")) == []
+
+
+def _fill_visibility(board, panel):
+    """Mean over the lesion's interior of how much the fill (and hatch) changes the drawn pixels (largest channel
+    difference, 0..1); the outline is hidden, so this is the fill alone."""
+    from scipy import ndimage
+
+    ax = panel["image_axes"]
+    _, fill = ax.get_images()
+    hatches = ax.findobj(lambda artist: artist.get_gid() == "hatch")
+    for contour in (c for c in ax.collections if c.get_gid() != "hatch"):
+        contour.set_visible(False)
+    shown = _render(board)
+    for artist in [fill] + hatches:
+        artist.set_visible(False)
+    plain = _render(board)
+    solid = fill.get_array().copy()
+    solid[solid[..., 3] > 0] = (1, 0, 1, 1)  # the interior, found by painting it magenta
+    fill.set_data(solid)
+    fill.set_visible(True)
+    marked = _render(board)
+    interior = ndimage.binary_erosion((marked[..., 0] > 0.95) & (marked[..., 1] < 0.05) & (marked[..., 2] > 0.95),
+                                      iterations=3)
+    return float(np.abs(shown - plain).max(axis=2)[interior].mean())
+
+
+@pytest.mark.parametrize("score", [0.0, 0.25, 0.45, 0.5, 0.55, 0.8, 1.0])
+def test_the_fill_is_visible_for_every_score(run_dir, tables, score):
+    """On the grey soft tissue of a real sarcoma: a dark-grey fill alone changed the pixels by 0.04 to 0.06 (barely
+    seen); uninflamed lesions are now hatched in a contrasting colour, and every score changes them by > 0.1."""
+    lesions = tables[0].copy()
+    trend = (lesions["patient_id"] == "TREND") & (lesions["timepoint"] == "BS")
+    lesions.loc[trend, ["ct_time_score", "ct_time_status"]] = [score, "inflamed" if score > 0.5 else "uninflamed"]
+    image, masks, reason = tumour_board.load_case(run_dir, lesions[trend])
+    board = tumour_board.board_figure("TREND", "BS", lesions[trend], None, image, masks, image_reason=reason)
+    (panel,) = board.panels
+    assert bool(panel["image_axes"].findobj(lambda a: a.get_gid() == "hatch")) == (score <= 0.5)
+    assert _fill_visibility(board, panel) > 0.1
+
+
+def test_window_follows_the_lesion_location_or_the_option(run_dir, tables):
+    board = _board(run_dir, "MANY", "BS")
+    for panel in (p for p in board.panels if p["has_image"]):
+        ct = panel["image_axes"].get_images()[0]
+        expected = (-1350.0, 150.0) if panel["location"] == "lung" else (-160.0, 240.0)
+        assert ct.get_clim() == expected and panel["window"] == ("lung" if panel["location"] == "lung" else "soft")
+        label = "lung W1500 L-600" if panel["location"] == "lung" else "soft W400 L40"
+        assert label in [t.get_text() for t in panel["image_axes"].texts]
+    assert {p["location"] for p in board.panels} >= {"lung", "liver", "bone"}
+    lesions, _ = tables
+    rows = lesions[lesions["patient_id"] == "MANY"]
+    image, masks, reason = tumour_board.load_case(run_dir, rows)
+    soft = tumour_board.board_figure("MANY", "BS", lesions, None, image, masks, image_reason=reason, window="soft")
+    assert {p["image_axes"].get_images()[0].get_clim() for p in soft.panels if p["has_image"]} == {(-160.0, 240.0)}
+    assert commands.main(["board", str(run_dir), "--patient", "MANY", "--window", "lung"]) == 0
+    with pytest.raises(SystemExit):
+        commands.main(["board", str(run_dir), "--window", "bone"])
+
+
+def test_the_minimum_lesion_incomplete_aggregates_and_soft_tissue_are_on_the_board(run_dir, tables):
+    lesions, patients = tables
+    patient = patients[patients["patient_id"] == "MANY"].iloc[0]
+    board = _board(run_dir, "MANY", "BS")
+    marked = [p for p in board.panels if p["sets_minimum"]]
+    assert [p["lesion_id"] for p in marked] == [patient["min_lesion_id"]] and patient["min_lesion_id"]
+    assert tumour_board.MINIMUM_MARK in marked[0]["texts"]
+    assert {s.get_linewidth() for s in marked[0]["image_axes"].spines.values()} == {3.0}
+    assert board.summary["minimum_set_by"] == patient["min_lesion_id"]
+    assert any(text.startswith(f"* set by {patient['min_lesion_id']};") for text in board.texts())
+    # 12 of 13 lesions scored: in the banner, the summary and the Lesions line
+    assert patient["aggregate_coverage"] == "INCOMPLETE: 12 of 13 lesions scored"
+    assert "INCOMPLETE: 12 of 13 lesions scored: the aggregates stand on the scored lesions only" in board.warnings
+    assert board.summary["coverage"] in board.texts() and board.summary["Lesions"] == "12 of 13 scored, 1 failed"
+    air = next(p for p in board.panels if p["lesion_id"] == AIR_LESION)
+    assert air["soft_tissue_share"] == 0.0 and "⚠ soft tissue only 0% (< 50%)" in air["texts"]
+    scored = [p for p in board.panels if not p["error"]]
+    assert all(not any("soft tissue only" in t for t in p["texts"]) for p in scored)  # real tumour: > 50%
+    complete = _board(run_dir, "TREND", "BS")
+    assert "coverage" in complete.summary and complete.summary["coverage"] not in complete.texts()
+    assert not any("INCOMPLETE" in w for w in complete.warnings)

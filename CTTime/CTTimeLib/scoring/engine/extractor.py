@@ -2,6 +2,8 @@
 pyradiomics computes them with the fixed Table-2 file, with the ``prepare`` / ``features`` interface of
 ``scoring.extraction.FeatureExtractor`` (so a run can use either)."""
 
+import copy
+
 import numpy as np
 import SimpleITK as sitk
 
@@ -37,9 +39,18 @@ class EngineExtractor:
                               "engine computes the fixed file only: install pyradiomics and use --features all.",
                               "input")
         setting = parameters["setting"]
-        self.parameter_file, self.is_fixed, self.warning = str(parameter_file), True, None
+        self.parameters, self.parameter_file, self.is_fixed, self.warning = parameters, str(parameter_file), True, None
         self._spacing, self._pad = setting["resampledPixelSpacing"], setting["padDistance"]
         self._window, self._bin_width = tuple(setting["resegmentRange"]), setting["binWidth"]
+
+    def restricted(self, feature_names):
+        """The same extraction giving only ``feature_names`` (e.g. the signature's, for perturbed delineations)."""
+        unknown = [name for name in feature_names if name not in ENGINE_FEATURES]
+        if unknown:
+            raise CTTimeError(f"CTTime's engine does not compute {', '.join(unknown)}.", "input")
+        restricted = copy.copy(self)
+        restricted.feature_names = list(feature_names)
+        return restricted
 
     def extract(self, image, mask, lesion_id="lesion"):
         return self.features(self.prepare(image, mask, lesion_id))
@@ -72,7 +83,7 @@ class EngineExtractor:
         with reported(prepared.lesion_id, prepared.voxels):
             values = compute(sitk.GetArrayViewFromImage(prepared.image), sitk.GetArrayViewFromImage(prepared.mask),
                              prepared.image.GetSpacing(), self._window, self._bin_width)
-        return finite(prepared.lesion_id, values)
+        return finite(prepared.lesion_id, {name: values[name] for name in self.feature_names})
 
 
 def compute(image, mask, spacing, window, bin_width):
