@@ -28,7 +28,7 @@ from CTTimeLib.core.files import atomic_path
 from CTTimeLib.core.lesions import LOCATIONS
 from CTTimeLib.core.resources import DEMO_REFERENCE, SAMPLE_DATA
 from CTTimeLib.run import run_folder
-from CTTimeLib.scoring.robustness import DEFAULT_PERTURBATIONS
+from CTTimeLib.scoring.robustness import default_perturbations
 
 REFERENCE_FILE, SCENE_COHORT = "Reference file", "Cohort: all lesions in the scene"
 # Semi-automatic tools first, as the paper's radiologist worked; "Local Threshold" needs SegmentEditorExtraEffects.
@@ -68,7 +68,7 @@ class CTTimeParameterNode:
     limitToWindow: bool = True
     standardization: Annotated[str, Choice([REFERENCE_FILE, SCENE_COHORT])] = REFERENCE_FILE
     referenceFile: pathlib.Path = DEMO_REFERENCE
-    perturbations: int = DEFAULT_PERTURBATIONS
+    perturbations: int = default_perturbations("signature")  # the module scores with the engine
     outputFolder: pathlib.Path = pathlib.Path.home() / "CTTime"
     results: slicer.vtkMRMLTableNode
     segmentEditor: slicer.vtkMRMLSegmentEditorNode
@@ -540,7 +540,7 @@ class CTTimeLogic(ScriptedLoadableModuleLogic):
                 "the Python console: slicer.util.pip_install(['--no-build-isolation', 'pyradiomics']). Scoring does "
                 "not need it.")
 
-    def compute(self, studies, standardize, progress=None, cancelled=None, perturbations=DEFAULT_PERTURBATIONS):
+    def compute(self, studies, standardize, progress=None, cancelled=None, perturbations=0):
         """Score the studies with CTTime's engine (the CLI's `--features signature`)."""
         from CTTimeLib.scoring.engine import EngineExtractor
 

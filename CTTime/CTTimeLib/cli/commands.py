@@ -74,10 +74,11 @@ def _add_extraction(parser):
 
 
 def _add_perturbations(parser):
-    parser.add_argument("--perturbations", type=_count, default=robustness.DEFAULT_PERTURBATIONS, metavar="N",
+    defaults = ", ".join(f"{n} with --features {name}" for name, n in robustness.DEFAULT_PERTURBATIONS.items())
+    parser.add_argument("--perturbations", type=_count, metavar="N",
                         help="score N perturbed delineations of every lesion (grown, shrunk, contour randomised by "
                              "about one voxel) for a score interval and whether the status is robust; 0 switches it "
-                             f"off (default {robustness.DEFAULT_PERTURBATIONS}; see docs/robustness.md)")
+                             f"off (default: {defaults}; see docs/robustness.md)")
 
 
 def _count(text):
@@ -226,7 +227,7 @@ def _options(args):
                             features=getattr(args, "features", ALL),
                             write_segmentations=not getattr(args, "no_segmentation", False),
                             harmonize_by=getattr(args, "harmonize", None),
-                            perturbations=getattr(args, "perturbations", robustness.DEFAULT_PERTURBATIONS),
+                            perturbations=getattr(args, "perturbations", None),
                             max_voxels=getattr(args, "max_voxels", None))
 
 

@@ -53,7 +53,7 @@ class Options:
     scheduler: str = None  # tcp://host:port of a Dask scheduler: extract on that cluster instead
     cache: bool = True  # keep raw results in <out>/cache and reuse them (resume)
     strict: bool = False  # a study that cannot be read stops the run (bad input) instead of becoming an error row
-    perturbations: int = robustness.DEFAULT_PERTURBATIONS  # perturbed delineations per lesion (0: no interval)
+    perturbations: int = None  # perturbed delineations per lesion (0: no interval; None: the extractor's default)
     max_voxels: int = None  # the largest image or segmentation read (None: io.images.voxel_limit's default)
 
 
@@ -255,6 +255,8 @@ def run(cases, out_dir, options=None, progress=None, cancelled=None, events=None
                           "batch).", "input")
     _check_cases(cases, options)
     extractor, note = make_extractor(options.features, options.parameter_file)
+    if options.perturbations is None:
+        options = dataclasses.replace(options, perturbations=robustness.default_perturbations(extractor.feature_set))
     run_notes = [note] if note else []
     started = time.perf_counter()
     cases = [study.absolute(case) for case in cases]

@@ -29,7 +29,15 @@ import SimpleITK as sitk
 from ..core.errors import CTTimeError
 from ..core.geometry import grid_offset, lesion_mask
 
-DEFAULT_PERTURBATIONS = 0  # perturbed delineations per lesion unless asked otherwise (0: off); see docs/robustness.md
+# Perturbed delineations per lesion unless asked otherwise, by the run's feature extractor: with CTTime's engine
+# ("signature") 3 add about 1 s to a 10-lesion patient (0.8 s -> 1.8 s end to end on the 512 x 512 x 61 chest CT,
+# 2-core machine; docs/robustness.md), with pyradiomics they would add several seconds, so there it is off.
+DEFAULT_PERTURBATIONS = {"signature": 3, "all": 0}
+
+
+def default_perturbations(feature_set):
+    """How many perturbed delineations a run scores when not asked (``feature_set``: its extractor's)."""
+    return DEFAULT_PERTURBATIONS.get(feature_set, 0)
 METHOD = "cttime-delineation-1"  # changes whenever the perturbations below change
 SHIFT = 0.5  # voxels: a perturbation's global grow/shrink at level 1 lies within +-SHIFT
 WIGGLE = 0.5  # voxels: SD of the local displacement at level 1
