@@ -126,17 +126,18 @@ def in_child(method, dataset):
 
 
 def cttime(dataset, features, folder):
-    """`cttime score` (one study) or `cttime cohort --workers 1` end to end: (seconds, peak MB)."""
+    """`cttime score` (one study) or `cttime cohort --workers 1` end to end: (seconds, peak MB). No robustness
+    intervals (``--perturbations 0``; on by default with the engine), so both paths compute what the loops do."""
     out = str(Path(folder) / features)
     if len(dataset) == 1:
         argv = ["score", "--image", dataset[0][0], "--segmentation", dataset[0][1], "--patient", "P",
-                "--standardize", "cohort", "--features", features, "--out", out]
+                "--standardize", "cohort", "--features", features, "--perturbations", "0", "--out", out]
     else:
         manifest = Path(folder) / "manifest.csv"
         manifest.write_text("patient_id,timepoint,image,segmentation\n" + "".join(
             f"P{n:03d},BS,{image},{mask}\n" for n, (image, mask) in enumerate(dataset)))
         argv = ["cohort", str(manifest), "--standardize", "cohort", "--features", features, "--workers", "1",
-                "--quiet", "--out", out]
+                "--perturbations", "0", "--quiet", "--out", out]
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", CLI.format(library=str(LIBRARY), argv=argv)], capture_output=True,
                           text=True)
