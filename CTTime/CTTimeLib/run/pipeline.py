@@ -173,7 +173,7 @@ def _finish(scored, out_dir, options, model, extractor, cases, runner=None, note
                      list(run_notes))
 
 
-def _check_cases(cases, options):
+def _check_cases(cases):
     """Refuse, before any extraction, cases that cannot keep their identity (control characters in an ID or a
     carried value, carried columns named like computed ones, studies whose file names would coincide)."""
     problems = []
@@ -253,7 +253,7 @@ def run(cases, out_dir, options=None, progress=None, cancelled=None, events=None
         raise CTTimeError(f"--harmonize {options.harmonize_by}: no study has such a column; harmonise across one of "
                           f"{', '.join(k for k in known if k not in run_folder.LESION_KEYS)} (e.g. a manifest column "
                           "batch).", "input")
-    _check_cases(cases, options)
+    _check_cases(cases)
     extractor, note = make_extractor(options.features, options.parameter_file)
     if options.perturbations is None:
         options = dataclasses.replace(options, perturbations=robustness.default_perturbations(extractor.feature_set))
