@@ -51,7 +51,7 @@ studies = [(image, read_lesions(segmentation, image)) for image, segmentation in
 rows = []
 if method in ("engine", "pyradiomics-path"):
     from CTTimeLib.run.study import extract_lesions
-    from CTTimeLib.scoring.extraction import extractor_for
+    from CTTimeLib.scoring.extractors import extractor_for
     extractor = extractor_for("signature" if method == "engine" else "all")
     clock = time.perf_counter()
     for image, lesions in studies:

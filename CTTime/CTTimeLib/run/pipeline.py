@@ -27,7 +27,8 @@ from ..core.text import control_characters
 from ..io.colored_segmentation import write_colored_segmentation
 from ..io.images import voxel_limit
 from ..scoring import acquisition, aggregation, harmonization, robustness, soft_tissue
-from ..scoring.extraction import ALL, FEATURE_PREFIX, make_extractor, parameter_warnings_in
+from ..scoring.extraction import ALL, FEATURE_PREFIX, parameter_warnings_in
+from ..scoring.extractors import make_extractor
 from ..scoring.lesion_scores import check_group_by, resolve_standardization, score_table
 from ..scoring.signature import load_model
 from ..scoring.standardization import COHORT

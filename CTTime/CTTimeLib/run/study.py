@@ -180,7 +180,7 @@ def use_extractor(extractor):
 def _extractor(feature_set, parameter_file, features=None):
     """This thread's extractor of ``feature_set`` ("all": pyradiomics, "signature": CTTime's engine) and
     ``parameter_file``, restricted to ``features`` when given."""
-    from ..scoring.extraction import extractor_for
+    from ..scoring.extractors import extractor_for
 
     key = feature_set, parameter_file
     if key not in getattr(_LOCAL, "extractors", {}):

@@ -9,7 +9,7 @@ column, ``thread_safe`` when ``features`` may run in several threads at once):
 * ``engine.EngineExtractor``: CTTime's own numpy code for the signature's four features and the shape class, equal
   to pyradiomics' to 1e-12 (``test_engine``), for the fixed file only; no compiler, no pyradiomics.
 
-``make_extractor`` picks one for ``--features all|signature``.
+``scoring.extractors`` picks one for ``--features all|signature``.
 """
 
 import contextlib
@@ -59,30 +59,6 @@ TABLE2_FEATURES = tuple(f"{FEATURE_PREFIX}{feature_class}_{name}" for feature_cl
 _FEATURE_CLASS_ORDER = tuple(_FEATURE_CLASSES)
 
 
-def make_extractor(features=ALL, parameter_file=PARAMETER_FILE):
-    """The extractor for ``features`` and a note for the user when "all" falls back to CTTime's engine because
-    pyradiomics cannot be imported (else None)."""
-    if features not in FEATURE_SETS:
-        raise CTTimeError(f"Unknown feature set {features!r}; choose one of {', '.join(FEATURE_SETS)}.", "input")
-    try:
-        return extractor_for(features, parameter_file), None
-    except ImportError:
-        return extractor_for(SIGNATURE, parameter_file), (
-            "pyradiomics cannot be imported here, so CTTime's engine computed the signature's four features and the "
-            "shape class (equal to pyradiomics' to 1e-12); the other feature columns of lesions.csv are left empty. "
-            "Install pyradiomics for all 107 features.")
-
-
-def extractor_for(features, parameter_file=PARAMETER_FILE):
-    """The extractor of ``features`` exactly: "all" is pyradiomics (ImportError without it), "signature" the
-    engine."""
-    if features == ALL:
-        return FeatureExtractor(parameter_file)
-    from .engine import EngineExtractor
-
-    return EngineExtractor(parameter_file)
-
-
 def load_parameters(path):
     """The parameter file as a dict (YAML, safe loader)."""
     import yaml
@@ -110,7 +86,7 @@ class FeatureExtractor:
     thread_safe = False  # features() sets warning filters, which are process-wide
 
     def __init__(self, parameter_file=PARAMETER_FILE):
-        import radiomics  # ImportError where pyradiomics is not installed (``make_extractor`` falls back)
+        import radiomics  # ImportError where pyradiomics is not installed (``extractors.make_extractor`` falls back)
         from radiomics.featureextractor import RadiomicsFeatureExtractor
 
         radiomics.setVerbosity(logging.ERROR)
