@@ -26,7 +26,7 @@ from ..core.resources import MODEL_FILE, PARAMETER_FILE
 from ..core.text import control_characters
 from ..io.colored_segmentation import write_colored_segmentation
 from ..io.images import voxel_limit
-from ..scoring import acquisition, aggregation, harmonization, robustness, soft_tissue
+from ..scoring import acquisition, aggregation, harmonization, reference_interval, robustness, soft_tissue
 from ..scoring.extraction import ALL, FEATURE_PREFIX, parameter_warnings_in
 from ..scoring.extractors import make_extractor
 from ..scoring.lesion_scores import check_group_by, resolve_standardization, score_table
@@ -83,6 +83,7 @@ def _run_record(options, model, reference_text, warnings, extractor=None, notes=
     if options.harmonize_by:
         record["harmonization"] = harmonization.record(options.harmonize_by)
     record["robustness"] = dict(robustness.settings(), perturbations=options.perturbations)
+    record["reference_interval"] = reference_interval.settings()
     if extractor is not None:
         record.update(parameter_file=extractor.parameter_file,
                       parameter_file_sha256=digest(extractor.parameter_file),
@@ -96,7 +97,8 @@ def _run_record(options, model, reference_text, warnings, extractor=None, notes=
 def result_tables(scored, model, extractor=None):
     """The lesions.csv and patients.csv frames of a scored table, and the run's warnings (those every output
     repeats: parameter file, standardisation). A lesion's ``warning`` cell holds every warning that applies to it:
-    the run's, its study's acquisition outside the training domain, its soft-tissue share."""
+    the run's, its study's acquisition outside the training domain, its soft-tissue share, its signature features
+    outside the reference."""
     feature_names = extractor.columns if extractor else [c for c in scored if c.startswith(FEATURE_PREFIX)]
     if extractor is not None:
         warnings = [extractor.warning] if extractor.warning else []
@@ -107,12 +109,14 @@ def result_tables(scored, model, extractor=None):
                        lesions["standardization"].fillna("").astype(str)]
     parameters = extractor.parameters if extractor is not None else None
     acquisition_warnings = lesions.get("acquisition_warning", pd.Series("", index=lesions.index))
+    outside = [reference_interval.outside_warning(row["lesion_id"], row, model.features)
+               for row in lesions.to_dict("records")]
     lesions["warning"] = [
         join_warnings(warnings + [reference, acquisition.warning_text(acquired),
-                                  soft_tissue.share_warning(lesion_id, share, parameters)])
-        for lesion_id, reference, acquired, share in zip(lesions["lesion_id"], standardization, acquisition_warnings,
-                                                         lesions[soft_tissue.COLUMN])]
-    patients = aggregation.summarize(lesions, model.threshold)
+                                  soft_tissue.share_warning(lesion_id, share, parameters), beyond])
+        for lesion_id, reference, acquired, share, beyond in zip(
+            lesions["lesion_id"], standardization, acquisition_warnings, lesions[soft_tissue.COLUMN], outside)]
+    patients = aggregation.summarize(lesions, model.threshold, scored.get(reference_interval.DRAW_SCORES))
     return lesions, patients, warnings + sorted(set(standardization) - {""})
 
 
@@ -303,7 +307,7 @@ def rescore(table, out_dir, options=None, perturbations=None):
                           "patient, time point and lesion ID (rename the lesion or drop the repeated row).", "input")
     keep = [c for c in table.columns if not c.startswith("z_") and c not in (
         "ct_time_score", "ct_time_status", "standardization", "longest_axial_diameter_mm", "recist_measurable",
-        *robustness.COLUMNS)]
+        *robustness.COLUMNS, *reference_interval.COLUMNS)]
     had_intervals = "ct_time_perturbations" in table and bool(
         (pd.to_numeric(table["ct_time_perturbations"], errors="coerce").fillna(0) > 0).any())
     table = table[keep].copy()

@@ -30,7 +30,7 @@ from ..core.errors import CTTimeError
 from ..core.files import FILE_MODE, atomic_path, output_folder, safe_name, write_table, write_text
 from ..io.images import read_image
 from ..io.segmentations import read_lesions
-from ..scoring import robustness
+from ..scoring import reference_interval, robustness
 from ..scoring.acquisition import COLUMNS as ACQUISITION_COLUMNS
 from ..scoring.extraction import FEATURE_PREFIX
 from ..scoring.soft_tissue import COLUMN as SOFT_TISSUE_SHARE
@@ -118,12 +118,14 @@ def order_lesion_columns(frame, feature_names, model_features):
     """lesions.csv column order, what a reader needs first: identity, score and status, the robustness columns,
     warning and error, standardisation, soft-tissue share, size, z-scores, then the extras (input paths, batch,
     acquisition) and the pyradiomics features last. Missing columns are added empty; the perturbed delineations
-    are not columns (they go to perturbations.csv)."""
+    are not columns (they go to perturbations.csv), nor are the reference's draws. The robustness columns: the
+    delineation interval, then the reference's (``reference_interval``) and whether the lesion lies outside it."""
     head = (LESION_KEYS + ["ct_time_score", "ct_time_status"] + list(robustness.COLUMNS)
+            + list(reference_interval.COLUMNS)
             + ["warning", "error", "error_kind", "standardization", SOFT_TISSUE_SHARE, "longest_axial_diameter_mm",
                "recist_measurable"] + [f"z_{n}" for n in model_features])
     features = [c for c in feature_names if c not in head]
-    hidden = {robustness.PERTURBED, robustness.PERTURBED_SCORES}
+    hidden = {robustness.PERTURBED, robustness.PERTURBED_SCORES, reference_interval.DRAW_SCORES}
     extras = [c for c in frame.columns if c not in head and c not in features and c not in hidden]
     ordered = frame.reindex(columns=head + extras + features)  # one step: no column-by-column insertion
     for column in _TEXT_COLUMNS:

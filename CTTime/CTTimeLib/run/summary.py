@@ -12,6 +12,7 @@ from pathlib import Path
 from ..core.errors import Cancelled, CTTimeError
 from ..core.tags import robust_text
 from ..core.lesions import is_default_label_name
+from ..scoring.reference_interval import mismatch
 from ..scoring.soft_tissue import COLUMN as SHARE, SHARE_THRESHOLD
 
 NOT_CHECKED = "not checked: no DICOM header"
@@ -35,7 +36,8 @@ def exit_status(program, action):
 def run_summary(lesions, **extra):
     """Lesions ok and failed, failures by kind of error; the studies outside CT-TIME's training domain and those
     the acquisition check could not check (no DICOM header: NIfTI, NRRD); lesions with a low soft-tissue share;
-    unnamed labelmap lesions left at location "other"."""
+    unnamed labelmap lesions left at location "other"; the reference's and the lesions' reference-robust statuses,
+    and when at least half the lesions lie outside the reference, that it does not describe them."""
     failed = lesions[lesions["error"] != ""]
     kinds = Counter(str(kind) or "other" for kind in (failed["error_kind"] if "error_kind" in failed
                                                       else ["other"] * len(failed)))
@@ -44,6 +46,11 @@ def run_summary(lesions, **extra):
     robust = [robust_text(value) for value in lesions.get("ct_time_status_robust", ())]
     if any(robust):
         summary["status_robust"] = {"robust": robust.count("robust"), "with_interval": sum(map(bool, robust))}
+    robust = [robust_text(value) for value in lesions.get("ct_time_status_reference_robust", ())]
+    if any(robust):
+        summary["status_reference_robust"] = {"robust": robust.count("robust"), "with_interval": sum(map(bool, robust))}
+    if mismatch(lesions):
+        summary["reference_mismatch"] = mismatch(lesions)
     read = lesions[lesions["lesion_id"].fillna("").astype(str) != ""]  # a study that could not be read: unknown
     acquired = read["acquisition_warning"] if "acquisition_warning" in read else [None] * len(read)
     outside, unchecked = set(), set()
@@ -66,7 +73,8 @@ def run_summary(lesions, **extra):
 
 def patient_line(row):
     """One patient and time point in a line: what the aggregates stand on, the minimum (the paper's predictor,
-    whether its status survives re-delineation when known, and the lesion that sets it), median, heterogeneity."""
+    whether its status survives re-delineation when known or flips within the reference's uncertainty, and the
+    lesion that sets it), median, heterogeneity."""
     head = f"{row['patient_id']} {row['timepoint']}: "
     if not row["n_scored"]:
         return head + str(row["aggregate_coverage"])
@@ -74,6 +82,7 @@ def patient_line(row):
         f"{row['aggregate_coverage']} (aggregates over the scored lesions only)"
     robust = {"robust": ", robust", "uncertain": ", flips under re-delineation"}.get(
         robust_text(row.get("status_min_robust")), "")
+    robust += {"uncertain": ", flips with the reference"}.get(robust_text(row.get("status_min_reference_robust")), "")
     return (f"{head}{stands_on}, CT-TIME min {row['ct_time_min']:.3f} ({row['status_min']}{robust}, set by "
             f"{row['min_lesion_id']}), median {row['ct_time_median']:.3f}, heterogeneity {row['heterogeneity']}")
 
@@ -98,6 +107,12 @@ def print_report(result, stream=None, quiet=False):
     if robust:
         say(f"Status robust to re-delineation: {robust['robust']} of {robust['with_interval']} lesion(s) with a "
             "score interval.")
+    robust = summary.get("status_reference_robust")
+    if robust:
+        say(f"Status robust to the reference's sampling uncertainty: {robust['robust']} of {robust['with_interval']} "
+            "lesion(s).")
+    if summary.get("reference_mismatch"):
+        print(f"WARNING: {summary['reference_mismatch']}.", file=sys.stderr)
     flagged = summary.get("studies_outside_training_domain", [])
     if flagged:
         say(f"{len(flagged)} study(ies) outside CT-TIME's training domain (scores less certain):")

@@ -13,12 +13,18 @@ Every row says what its aggregates stand on: ``n_lesions`` lesions in the study,
 With score intervals (``robustness``), each aggregate's status is robust when it stays on its side of the threshold
 whatever perturbed delineation each lesion takes: mean, median, min and max grow with every lesion's score, so
 their extremes over all combinations are the aggregates of the lesions' low and of their high ends.
+
+With the scores of the lesions under each draw of the reference (``reference_interval``), each aggregate also gets
+its standardisation interval: the aggregate computed per draw (all lesions of a study share the draw), then its
+2.5th and 97.5th percentiles; ``status_<aggregate>_reference_robust`` when the aggregate and both ends lie on the
+same side of the threshold.
 """
 
 import numpy as np
 import pandas as pd
 
 from ..core.lesions import join_warnings, split_warnings
+from . import reference_interval
 
 AGGREGATES = ("mean", "median", "min", "max")
 PATIENT_KEYS = ["patient_id", "timepoint"]
@@ -45,8 +51,10 @@ def heterogeneity(sd, n_lesions):
     return "moderate" if sd <= 0.3 else "high"
 
 
-def summarize(lesions, threshold=0.5):
-    """patients.csv rows from lesions.csv rows (failed lesions are counted, not scored)."""
+def summarize(lesions, threshold=0.5, draws=None):
+    """patients.csv rows from lesions.csv rows (failed lesions are counted, not scored); ``draws``: row index ->
+    the lesion's scores under the reference's draws (``reference_interval.DRAW_SCORES``), for the aggregates'
+    standardisation intervals (left empty without)."""
     rows = []
     for (patient_id, timepoint), group in lesions.groupby(PATIENT_KEYS, sort=False, dropna=False):
         scores = group["ct_time_score"].astype(float).dropna()
@@ -64,6 +72,7 @@ def summarize(lesions, threshold=0.5):
             value = row[f"ct_time_{name}"]
             row[f"status_{name}"] = ("inflamed" if value > threshold else "uninflamed") if len(scores) else ""
         row.update(_robust_statuses(group, threshold))
+        row.update(_reference_intervals(row, scores.index, draws, threshold))
         row["heterogeneity"] = heterogeneity(row["ct_time_sd"], len(scores))
         for column, total in ((VOLUME, "total_volume_mm3"), (SURFACE, "total_surface_mm2")):
             row[total] = float(group[column].astype(float).sum()) if column in group and group[column].notna().any() \
@@ -90,7 +99,23 @@ def _robust_statuses(group, threshold):
             for name in AGGREGATES}
 
 
+def _reference_intervals(row, scored, draws, threshold):
+    """ct_time_<aggregate>_ref_low/high and status_<aggregate>_reference_robust of one patient and time point
+    (``scored``: the row index of its scored lesions); empty unless every scored lesion has its draws."""
+    found = [draws.get(index) if draws is not None else None for index in scored]
+    if not len(found) or any(not isinstance(lesion, np.ndarray) for lesion in found):
+        return {}
+    result = {}
+    for name, (low, high) in reference_interval.aggregate_intervals(np.vstack(found), AGGREGATES).items():
+        result.update({f"ct_time_{name}_ref_low": float(low), f"ct_time_{name}_ref_high": float(high),
+                       f"status_{name}_reference_robust": reference_interval.robust(row[f"ct_time_{name}"], low,
+                                                                                    high, threshold)})
+    return result
+
+
 PATIENT_COLUMNS = (PATIENT_KEYS + ["n_lesions", "n_scored", "n_failed", "aggregate_complete", "aggregate_coverage"]
                    + [f"ct_time_{n}" for n in AGGREGATES] + ["ct_time_sd", "min_lesion_id"]
                    + [f"status_{n}" for n in AGGREGATES] + [f"status_{n}_robust" for n in AGGREGATES]
+                   + [f"ct_time_{n}_ref_{end}" for n in AGGREGATES for end in ("low", "high")]
+                   + [f"status_{n}_reference_robust" for n in AGGREGATES]
                    + ["heterogeneity", "total_volume_mm3", "total_surface_mm2", "standardization", "warning"])

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import CTTimeError
-from . import harmonization, robustness, standardization
+from . import harmonization, reference_interval, robustness, standardization
 from .standardization import COHORT
 
 RECIST_MIN_DIAMETER_MM = 10.0
@@ -62,7 +62,7 @@ def score_table(table, model, standardize=COHORT, group_by=(), harmonize_by=None
                                     f"signature feature(s) {', '.join(bad)} missing, NaN or infinite; extract the "
                                     "lesion again or correct its row.")
         table.at[index, "error_kind"] = "features"
-    prefix, correct, perturbed = (f"{features_by} features, " if features_by else ""), None, {}
+    prefix, correct, perturbed, drawn = (f"{features_by} features, " if features_by else ""), None, {}, {}
     if harmonize_by:
         raw, rows = features, table.index[scorable]
         features = harmonization.harmonize(table, features, rows, harmonize_by)
@@ -86,6 +86,7 @@ def score_table(table, model, standardize=COHORT, group_by=(), harmonize_by=None
         z = reference.standardize(features.loc[index], model.features)
         table.loc[index, z.columns] = z
         table.loc[index, "standardization"] = prefix + reference.describe()
+        drawn.update(reference_interval.draw_scores(features.loc[index], reference, model))
         if robustness.PERTURBED in table:
             batches = table.loc[index, harmonize_by] if harmonize_by else None
             perturbed.update(robustness.perturbed_scores(table.loc[index, robustness.PERTURBED], model, reference,
@@ -95,6 +96,7 @@ def score_table(table, model, standardize=COHORT, group_by=(), harmonize_by=None
     table.loc[scorable, "ct_time_score"] = scores
     table["ct_time_status"] = model.status(table["ct_time_score"])
     robustness.add_intervals(table, perturbed, model.threshold)
+    reference_interval.add_columns(table, drawn, model.features, model.threshold)
     if DIAMETER_FEATURE in table:
         diameter = pd.to_numeric(table[DIAMETER_FEATURE], errors="coerce")
         table["longest_axial_diameter_mm"] = diameter

@@ -4,7 +4,9 @@ Two modes, one mechanism (a ``Reference`` of per-feature mean and SD):
 
 * cohort: the reference is computed from the lesions scored together (mean and sample SD, n-1, like R's
   ``scale()`` in the published code), optionally per group (e.g. per time point);
-* reference: a stored JSON file {"features": {name: {"mean", "sd"}}, "n_lesions", "source", ...}.
+* reference: a stored JSON file {"features": {name: {"mean", "sd"}}, "n_lesions", "source", ...}; ``n_lesions``
+  (at least 2) is what the standardisation interval (``reference_interval``) draws the means' and SDs'
+  uncertainty from, so a file without it is refused.
 
 A reference built from fewer than ``MIN_RELIABLE_LESIONS`` lesions, or marked as a demo, carries a warning that
 every output repeats. ``--reference demo`` names the demo reference shipped with CTTime.
@@ -35,9 +37,11 @@ from ..io.tables import read_json
 COHORT = "cohort"  # standardise over the lesions scored together
 DEMO_ALIAS = "demo"  # --reference demo: the shipped demo reference
 MIN_RELIABLE_LESIONS = 20
+MIN_REFERENCE_LESIONS = 2  # a stored reference needs 2 lesions for an SD (and the SD's sampling uncertainty)
 Z_PREFIX = "z_"
 WARN_FACTOR, REFUSE_FACTOR = 20.0, 1000.0  # SD of a stored reference against the demo reference's
 WARN_SDS, REFUSE_SDS = 5.0, 100.0  # distance of its mean from the demo mean, in demo SDs
+QUANTILES = (("min", 0), ("p2.5", 2.5), ("median", 50), ("p97.5", 97.5), ("max", 100))  # kept by ``build``
 
 
 @dataclass
@@ -130,13 +134,18 @@ def from_lesions(frame, features, source, mode="reference", optional=(), **extra
 
 
 def build(frame, features, source, model_name, tool_version, demo=False, optional=()):
-    """A reference to store as JSON, with its creation date, tool version and model: ``features`` (the model's)
-    must be usable, ``optional`` ones are kept where usable (see ``from_lesions``). Its scale is checked against
+    """A reference to store as JSON, with its creation date, tool version, model and the quantiles of the model's
+    ``features`` over its lesions (where they lay: a reader's check, the z-scores use the means and SDs); those
+    features must be usable, ``optional`` ones are kept where usable (see ``from_lesions``). Its scale is checked against
     the demo reference (``scale_warnings``; a built reference is never refused, the lesions are what they are)."""
     extra = {"created": datetime.date.today().isoformat(), "tool_version": tool_version, "model": model_name}
     if demo:
         extra["demo"] = True
     reference = from_lesions(frame, features, source, optional=optional, **extra)
+    values = frame[list(features)].astype(float)
+    values = values[np.isfinite(values).all(axis=1)]
+    reference.extra["quantiles"] = {name: {label: float(np.percentile(values[name], q)) for label, q in QUANTILES}
+                                    for name in features}
     reference.scale_warnings = check_scale(reference.means, reference.sds, features)[1]
     return reference
 
@@ -183,7 +192,9 @@ def load(path, features, model_name=None):
     for key in ("features", "n_lesions", "source"):
         if key not in payload:
             raise CTTimeError(f"Reference file {path} lacks the required key {key!r} (needs features, n_lesions, "
-                              "source).", "standardization")
+                              "source)" + (": without the number of lesions behind its means and SDs neither the "
+                              "score nor its standardisation interval can be trusted; build the reference with "
+                              "`cttime reference build`" if key == "n_lesions" else "") + ".", "standardization")
     if model_name and payload.get("model") not in (None, model_name):
         raise CTTimeError(f"Reference file {path} was made for model {payload['model']!r}, not {model_name!r}; "
                           "build a reference for this model.", "standardization")
@@ -200,12 +211,14 @@ def load(path, features, model_name=None):
     n_lesions = payload["n_lesions"]
     try:
         whole = not isinstance(n_lesions, bool) and isinstance(n_lesions, (int, float)) and \
-            float(n_lesions).is_integer() and n_lesions >= 1
+            float(n_lesions).is_integer() and n_lesions >= MIN_REFERENCE_LESIONS
     except OverflowError:  # an integer beyond any float
         whole = False
     if not whole:
         raise CTTimeError(f"Reference file {path}: n_lesions is {n_lesions!r}; it must be the number of lesions the "
-                          "reference was built from, a whole number of at least 1.", "standardization")
+                          f"reference was built from, a whole number of at least {MIN_REFERENCE_LESIONS} (an SD, and "
+                          "the standardisation interval, need 2); build the reference with `cttime reference build` "
+                          "from a lesions table.", "standardization")
     refusals, warnings = check_scale(means, sds, features)
     if refusals:
         raise CTTimeError(f"Reference file {path} is not on the scale of CT-TIME's features: "

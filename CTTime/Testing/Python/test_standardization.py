@@ -150,10 +150,10 @@ def test_the_demo_reference_is_on_its_own_scale():
         DEMO_REFERENCE, FEATURES, MODEL.name)), FEATURES) == ([], [])
 
 
-@pytest.mark.parametrize("value", [-5, 0, 3.5, "12", True, None, float("inf")])
-def test_n_lesions_must_be_a_positive_whole_number(tmp_path, value):
+@pytest.mark.parametrize("value", [-5, 0, 1, 3.5, "12", True, None, float("inf")])
+def test_n_lesions_must_be_a_whole_number_of_at_least_2(tmp_path, value):
     path = _edited_demo(tmp_path, lambda d: d.update(n_lesions=value))
-    with pytest.raises(CTTimeError, match="n_lesions is .*a whole number of at least 1"):
+    with pytest.raises(CTTimeError, match="n_lesions is .*a whole number of at least 2.*cttime reference build"):
         standardization.load(path, FEATURES, MODEL.name)
 
 
