@@ -16,7 +16,9 @@ from .studies import node_source
 
 TABLE_COLUMNS = (("Patient", "s"), ("Time point", "s"), ("Lesion", "s"), ("Location", "s"), ("Target", "s"),
                  ("CT-TIME score", "d"), ("Status", "s"), ("Score low", "d"), ("Score high", "d"),
-                 ("Re-delineations", "d"), ("Status under re-delineation", "s"), ("Patient minimum", "s"),
+                 ("Re-delineations", "d"), ("Status under re-delineation", "s"), ("Reference low", "d"),
+                 ("Reference high", "d"), ("Status within the reference's uncertainty", "s"),
+                 ("Outside reference", "s"), ("Patient minimum", "s"),
                  ("Soft-tissue share", "d"), ("Longest axial diameter (mm)", "d"), ("Volume (mm3)", "d"),
                  ("Standardization", "s"), ("Warning", "s"), ("Note", "s"))
 MINIMUM_MARK = "sets the patient minimum"
@@ -108,8 +110,8 @@ def targets(studies):
 
 
 def table_rows(results, targets=None):
-    """The results table: one row per lesion (the lesion that sets its patient's minimum marked, its soft-tissue
-    share and warnings), then the aggregates of each patient and time point with what they stand on."""
+    """The results table: one row per lesion (the lesion that sets its patient's minimum marked, its intervals,
+    whether it lies outside the reference, its soft-tissue share and warnings), then the aggregates of each patient and time point with what they stand on."""
     targets = targets or {}
     minimum = {(row["patient_id"], row["timepoint"]): row["min_lesion_id"] for row in results.patients.to_dict("records")}
     rows = []
@@ -121,6 +123,8 @@ def table_rows(results, targets=None):
                      row["ct_time_status"] if _finite(row["ct_time_score"]) else "failed",
                      row.get("ct_time_score_low"), row.get("ct_time_score_high"), row.get("ct_time_perturbations"),
                      robust_text(row.get("ct_time_status_robust")),
+                     row.get("ct_time_score_ref_low"), row.get("ct_time_score_ref_high"),
+                     robust_text(row.get("ct_time_status_reference_robust")), _outside_text(row),
                      MINIMUM_MARK if sets_minimum else "", row.get("soft_tissue_share"),
                      row.get("longest_axial_diameter_mm"), row.get("original_shape_MeshVolume"),
                      row["standardization"], row.get("warning", ""), row["error"]])
@@ -130,10 +134,20 @@ def table_rows(results, targets=None):
         for name in ("min", "median", "mean", "max"):
             rows.append([row["patient_id"], row["timepoint"], f"[patient {name}]", "", "", row[f"ct_time_{name}"],
                          row[f"status_{name}"], np.nan, np.nan, np.nan, robust_text(row.get(f"status_{name}_robust")),
+                         row.get(f"ct_time_{name}_ref_low"), row.get(f"ct_time_{name}_ref_high"),
+                         robust_text(row.get(f"status_{name}_reference_robust")), "",
                          row["min_lesion_id"] if name == "min" else "", np.nan, np.nan,
                          row["total_volume_mm3"] if name == "min" else np.nan, row["standardization"],
                          row["warning"], note])
     return rows
+
+
+def _outside_text(row):
+    """"OUTSIDE" for a lesion with a signature feature beyond |z| = 3 of its reference, "no" inside, "" unscored."""
+    flag = row.get("outside_reference")
+    if flag is None or (isinstance(flag, float) and np.isnan(flag)):
+        return ""
+    return "OUTSIDE" if flag in (True, "True", "true") else "no"
 
 
 def fill_table_node(table_node, results, targets=None):

@@ -66,6 +66,7 @@ def findings_of(rows, patient_row, lesions, record):
                               "input")
         score = _number(row.get("ct_time_score"))
         low, high = _number(row.get("ct_time_score_low")), _number(row.get("ct_time_score_high"))
+        ref_low, ref_high = _number(row.get("ct_time_score_ref_low")), _number(row.get("ct_time_score_ref_high"))
         found.append(dicom_export.LesionFinding(
             lesion_id=row["lesion_id"], location=row.get("location") or "other", mask=masks[row["lesion_id"]],
             score=score, inflamed=row.get("ct_time_status") == INFLAMED if score is not None else None,
@@ -73,8 +74,12 @@ def findings_of(rows, patient_row, lesions, record):
             volume_mm3=_number(row.get(VOLUME)), long_axis_mm=_number(row.get("longest_axial_diameter_mm")),
             score_interval=(low, high) if score is not None and low is not None and high is not None else None,
             robust=_flag(row.get("ct_time_status_robust")) if score is not None else None,
+            reference_interval=(ref_low, ref_high) if None not in (score, ref_low, ref_high) else None,
+            reference_robust=_flag(row.get("ct_time_status_reference_robust")) if score is not None else None,
+            outside_reference=_flag(row.get("outside_reference")) if score is not None else None,
             error=str(row.get("error") or "")))
     first = rows.iloc[0]
+    intervals, robust = _reference_of(patient_row)
     acquisition = sorted(set(rows.get("acquisition_warning", pd.Series(dtype=str)).fillna("").astype(str)) - {""})
     return dicom_export.StudyFindings(
         patient_id=str(first["patient_id"]), timepoint=str(first["timepoint"]),
@@ -83,6 +88,7 @@ def findings_of(rows, patient_row, lesions, record):
         aggregates={name: patient_row.get(f"ct_time_{name}") for name in AGGREGATES + ("sd",)},
         aggregate_inflamed={name: patient_row[f"status_{name}"] == INFLAMED for name in AGGREGATES
                             if patient_row.get(f"status_{name}")},
+        aggregate_reference_intervals=intervals, aggregate_reference_robust=robust,
         heterogeneity=str(patient_row.get("heterogeneity") or ""),
         total_volume_mm3=_number(patient_row.get("total_volume_mm3")),
         total_surface_mm2=_number(patient_row.get("total_surface_mm2")),
@@ -91,6 +97,19 @@ def findings_of(rows, patient_row, lesions, record):
                                        for text in acquisition],
         comment=_comment(record), algorithm=record.get("model") or "CT-TIME",
         algorithm_version=f"CTTime {record.get('tool_version') or __version__}")
+
+
+def _reference_of(patient_row):
+    """The aggregates' standardisation intervals and reference-robust statuses of a patients.csv row (dict)."""
+    intervals, robust = {}, {}
+    for name in AGGREGATES:
+        low, high = (_number(patient_row.get(f"ct_time_{name}_ref_{end}")) for end in ("low", "high"))
+        if low is not None and high is not None:
+            intervals[name] = (low, high)
+        flag = _flag(patient_row.get(f"status_{name}_reference_robust"))
+        if flag is not None:
+            robust[name] = flag
+    return intervals, robust
 
 
 def write_study(out_dir, ct_source, image, lesions, rows, patient_row, record=None):

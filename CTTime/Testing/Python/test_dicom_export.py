@@ -159,6 +159,8 @@ def test_every_sr_measurement_equals_the_tables(study):
         assert segment_labels[int(reference.ReferencedSegmentNumber)] == group.tracking_identifier
         found = _measurements(group)
         expected = {("SCORE", "99CTTIME", None): (row["ct_time_score"], "1"),
+                    ("SCORE-REF-LOW", "99CTTIME", None): (row["ct_time_score_ref_low"], "1"),
+                    ("SCORE-REF-HIGH", "99CTTIME", None): (row["ct_time_score_ref_high"], "1"),
                     ("118565006", "SCT", None): (row["original_shape_MeshVolume"], "mm3"),
                     ("103339001", "SCT", None): (row["longest_axial_diameter_mm"], "mm")}
         for feature in SIGNATURE:
@@ -167,6 +169,9 @@ def test_every_sr_measurement_equals_the_tables(study):
         assert found == expected, group.tracking_identifier
         status = [e for e in group.get_qualitative_evaluations() if e.name.value == "STATUS"]
         assert [e.value.value for e in status] == [row["ct_time_status"].upper()]
+        flags = {e.name.value: e.value.value for e in group.get_qualitative_evaluations()}
+        assert flags["REF-ROBUST"] == ("373066001" if row["ct_time_status_reference_robust"] else "373067005")
+        assert flags["OUTSIDE-REF"] == ("373066001" if row["outside_reference"] else "373067005")
     [group] = patient_groups
     found = _measurements(group)
     assert found[("LESIONS", "99CTTIME", None)] == (patient["n_lesions"], "1")
@@ -174,10 +179,14 @@ def test_every_sr_measurement_equals_the_tables(study):
     for name, code in (("mean", "373098007"), ("median", "373099004"), ("min", "255605001"), ("max", "56851009"),
                        ("sd", "386136009")):
         assert found[("SCORE", "99CTTIME", code)] == (patient[f"ct_time_{name}"], "1"), name
+        if name != "sd":
+            assert found[("SCORE-REF-LOW", "99CTTIME", code)] == (patient[f"ct_time_{name}_ref_low"], "1"), name
+            assert found[("SCORE-REF-HIGH", "99CTTIME", code)] == (patient[f"ct_time_{name}_ref_high"], "1"), name
     assert found[("118565006", "SCT", "255619001")] == (patient["total_volume_mm3"], "mm3")
     assert found[("C0JK", "IBSI", "255619001")] == (patient["total_surface_mm2"], "mm2")
     statuses = {e.name.value: e.value.value for e in group.get_qualitative_evaluations()}
     assert statuses["STATUS-MIN"] == patient["status_min"].upper()
+    assert statuses["REFROBUST-MIN"] == ("373066001" if patient["status_min_reference_robust"] else "373067005")
     assert statuses["HETEROGENEITY"] == codes.HETEROGENEITY_LEVELS[patient["heterogeneity"]].value
     texts = {}
     for item in pydicom.dcmread(study["sr"]).ContentSequence[-1].ContentSequence:
@@ -319,7 +328,8 @@ def test_dcmqi_reads_back_the_masks_colours_and_values(study, tmp_path):
                     str(tmp_path / "sr.json")], check=True, capture_output=True)
     groups = json.loads((tmp_path / "sr.json").read_text(encoding="utf-8"))["Measurements"]
     by_code = {"SCORE": "ct_time_score", "118565006": "original_shape_MeshVolume",
-               "103339001": "longest_axial_diameter_mm"}
+               "103339001": "longest_axial_diameter_mm", "SCORE-REF-LOW": "ct_time_score_ref_low",
+               "SCORE-REF-HIGH": "ct_time_score_ref_high"}
     by_code.update({codes.FEATURES[f][0].value: f for f in SIGNATURE})
     checked = 0
     for group in groups:
@@ -331,4 +341,4 @@ def test_dcmqi_reads_back_the_masks_colours_and_values(study, tmp_path):
             # DS text holds up to 16 characters: the value to its printed precision
             assert float(item["value"]) == pytest.approx(row[column], rel=1e-10, abs=1e-300), column
             checked += 1
-    assert checked == lesions["ct_time_score"].notna().sum() * (3 + len(SIGNATURE))
+    assert checked == lesions["ct_time_score"].notna().sum() * (5 + len(SIGNATURE))

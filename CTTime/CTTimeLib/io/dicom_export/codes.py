@@ -56,6 +56,8 @@ SURFACE_AREA = _code("IBSI", "C0JK", "Surface area")
 SCORE = private("SCORE", "CT-TIME score")
 SCORE_LOW = private("SCORE-LOW", "CT-TIME score, delineation-robustness interval lower bound")
 SCORE_HIGH = private("SCORE-HIGH", "CT-TIME score, delineation-robustness interval upper bound")
+SCORE_REF_LOW = private("SCORE-REF-LOW", "CT-TIME score, standardisation interval lower bound")
+SCORE_REF_HIGH = private("SCORE-REF-HIGH", "CT-TIME score, standardisation interval upper bound")
 LESIONS_SCORED = private("LESIONS", "Number of lesions scored")
 LESIONS_FAILED = private("LESIONS-FAILED", "Number of lesions not scored")
 
@@ -69,6 +71,8 @@ TOTAL = _sct("255619001", "Total")
 STATUS = private("STATUS", "CT-TIME status")
 INFLAMED, UNINFLAMED = private("INFLAMED", "Inflamed"), private("UNINFLAMED", "Uninflamed")
 STATUS_ROBUST = private("STATUS-ROBUST", "CT-TIME status robust to delineation")
+STATUS_REF_ROBUST = private("REF-ROBUST", "CT-TIME status robust to the reference's uncertainty")  # 64 chars max
+OUTSIDE_REFERENCE = private("OUTSIDE-REF", "Lesion outside the standardisation reference")
 YES, NO = _sct("373066001", "Yes"), _sct("373067005", "No")
 HETEROGENEITY = private("HETEROGENEITY", "CT-TIME heterogeneity")
 HETEROGENEITY_LEVELS = {"low": _sct("62482003", "Low"), "moderate": _sct("6736007", "Moderate"),
@@ -103,6 +107,12 @@ def aggregate_status_code(name):
     """The qualitative evaluation "CT-TIME status of the <aggregate>"."""
     meaning = {"min": "minimum", "max": "maximum"}.get(name, name)
     return private(f"STATUS-{name.upper()}"[:16], f"CT-TIME status of the {meaning}")
+
+
+def aggregate_reference_robust_code(name):
+    """The qualitative evaluation "CT-TIME <aggregate> status robust to the reference"."""
+    meaning = {"min": "minimum", "max": "maximum"}.get(name, name)
+    return private(f"REFROBUST-{name.upper()}", f"CT-TIME {meaning} status robust to the reference")
 
 
 def timepoint_type(timepoint, baseline):

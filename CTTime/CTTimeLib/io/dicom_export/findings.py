@@ -19,7 +19,8 @@ POSITION_TOLERANCE_MM = 0.01  # a slice of the series must lie on a slice of the
 class LesionFinding:
     """One lesion: its mask (on the CT's grid, cropped; see ``core.geometry``) and its results. ``score`` is None
     for a lesion that was not scored (``error`` says why); ``score_interval`` (low, high) and ``robust`` are None
-    where the delineation-robustness check did not run."""
+    where the delineation-robustness check did not run, ``reference_interval`` (low, high), ``reference_robust``
+    and ``outside_reference`` where the run has no standardisation interval."""
 
     lesion_id: str
     location: str
@@ -31,6 +32,9 @@ class LesionFinding:
     long_axis_mm: object = None
     score_interval: object = None
     robust: object = None
+    reference_interval: object = None
+    reference_robust: object = None
+    outside_reference: object = None
     error: str = ""
 
 
@@ -46,6 +50,8 @@ class StudyFindings:
     n_failed: int = 0
     aggregates: dict = field(default_factory=dict)  # "mean", "median", "min", "max", "sd" -> score
     aggregate_inflamed: dict = field(default_factory=dict)  # "mean", ... -> True (inflamed) / False
+    aggregate_reference_intervals: dict = field(default_factory=dict)  # "mean", ... -> (low, high)
+    aggregate_reference_robust: dict = field(default_factory=dict)  # "mean", ... -> True / False
     heterogeneity: str = ""
     total_volume_mm3: object = None
     total_surface_mm2: object = None

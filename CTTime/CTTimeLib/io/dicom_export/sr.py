@@ -3,9 +3,11 @@
     Imaging Measurements
       per scored lesion: a volumetric ROI group (TID 1411) - tracking identifier (lesion ID) and UID, the referenced
         SEG segment, finding (neoplasm) and site, time point, algorithm; the CT-TIME score (and its
-        delineation-robustness interval), the signature's four raw features, volume and long axis; the status
+        delineation-robustness and standardisation intervals), the signature's four raw features, volume and long
+        axis; the status, whether it is robust, whether the lesion lies outside the reference
       the patient at this time point: a group (TID 1501) - lesions scored and not, score aggregates (derivation mean,
-        median, minimum, maximum, SD), total volume and surface; the status of each aggregate, heterogeneity
+        median, minimum, maximum, SD) and their standardisation intervals, total volume and surface; the status of
+        each aggregate (and whether it holds within the reference's uncertainty), heterogeneity
     Qualitative Evaluations: the standardisation, every warning, each lesion not scored and why, a comment
 """
 
@@ -38,6 +40,9 @@ def _lesion_group(lesion, segmentation, segment, context):
     if lesion.score_interval is not None:
         items += [_measurement(codes.SCORE_LOW, lesion.score_interval[0], codes.NO_UNITS),
                   _measurement(codes.SCORE_HIGH, lesion.score_interval[1], codes.NO_UNITS)]
+    if lesion.reference_interval is not None:
+        items += [_measurement(codes.SCORE_REF_LOW, lesion.reference_interval[0], codes.NO_UNITS),
+                  _measurement(codes.SCORE_REF_HIGH, lesion.reference_interval[1], codes.NO_UNITS)]
     for feature, value in lesion.features.items():
         name, unit = codes.feature_code(feature)
         items.append(_measurement(name, value, unit))
@@ -48,6 +53,10 @@ def _lesion_group(lesion, segmentation, segment, context):
     evaluations = [hd.sr.QualitativeEvaluation(codes.STATUS, codes.status_code(lesion.inflamed))]
     if lesion.robust is not None:
         evaluations.append(hd.sr.QualitativeEvaluation(codes.STATUS_ROBUST, codes.YES if lesion.robust else codes.NO))
+    for concept, flag in ((codes.STATUS_REF_ROBUST, lesion.reference_robust),
+                          (codes.OUTSIDE_REFERENCE, lesion.outside_reference)):
+        if flag is not None:
+            evaluations.append(hd.sr.QualitativeEvaluation(concept, codes.YES if flag else codes.NO))
     location = codes.LOCATIONS.get(lesion.location)
     return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=tracking_uid(context["patient_id"], lesion.lesion_id),
@@ -64,12 +73,18 @@ def _patient_group(findings, context):
     for name, value in findings.aggregates.items():
         if is_finite(value):
             items.append(_measurement(codes.SCORE, value, codes.NO_UNITS, codes.AGGREGATES[name]))
+    for name, (low, high) in findings.aggregate_reference_intervals.items():
+        items += [_measurement(codes.SCORE_REF_LOW, low, codes.NO_UNITS, codes.AGGREGATES[name]),
+                  _measurement(codes.SCORE_REF_HIGH, high, codes.NO_UNITS, codes.AGGREGATES[name])]
     if is_finite(findings.total_volume_mm3):
         items.append(_measurement(codes.VOLUME, findings.total_volume_mm3, codes.CUBIC_MILLIMETER, codes.TOTAL))
     if is_finite(findings.total_surface_mm2):
         items.append(_measurement(codes.SURFACE_AREA, findings.total_surface_mm2, codes.SQUARE_MILLIMETER, codes.TOTAL))
     evaluations = [hd.sr.QualitativeEvaluation(codes.aggregate_status_code(name), codes.status_code(inflamed))
                    for name, inflamed in findings.aggregate_inflamed.items()]
+    evaluations += [hd.sr.QualitativeEvaluation(codes.aggregate_reference_robust_code(name),
+                                                codes.YES if robust else codes.NO)
+                    for name, robust in findings.aggregate_reference_robust.items()]
     if findings.heterogeneity in codes.HETEROGENEITY_LEVELS:
         evaluations.append(hd.sr.QualitativeEvaluation(codes.HETEROGENEITY,
                                                        codes.HETEROGENEITY_LEVELS[findings.heterogeneity]))
