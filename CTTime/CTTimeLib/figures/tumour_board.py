@@ -7,7 +7,10 @@ dark outline, legible over bone and air), and its ID, location, volume, score an
 that sets the patient's minimum is framed and says so; a soft-tissue share below 0.5 is flagged on its panel; a
 lesion that failed is shown as failed with the reason. With score intervals (perturbed delineations,
 ``scoring.robustness``), each lesion says whether its status is robust or flips under re-delineation, and its
-marker on the colour bar has a whisker over its interval. Beside the lesions: the patient's aggregates and statuses
+marker on the colour bar has a whisker over its interval. With the standardisation interval
+(``scoring.reference_interval``) a second whisker, in its own colour and named in a legend, spans it; each lesion
+says whether its status holds within the reference's uncertainty, a lesion outside the reference is flagged, and
+an aggregate status that flips gets a ‡. Beside the lesions: the patient's aggregates and statuses
 with what they stand on (lesions scored of lesions in the study, INCOMPLETE when some failed), heterogeneity,
 total tumour volume, the standardisation, the colour bar of the score map and, with several time points, the
 trend of the aggregates. A red banner repeats every warning: standardisation, parameter file, acquisition outside
@@ -57,6 +60,7 @@ TEXT_COLUMNS = (("patient_id", "timepoint", "lesion_id", "location", "error", "s
                  "aggregate_coverage", "min_lesion_id")
                 + tuple(f"status_{n}" for n in aggregation.AGGREGATES))
 MINIMUM_MARK = "▼ sets the patient minimum"
+REFERENCE_COLOUR = "#5e3c99"  # the standardisation interval's whisker and texts (apart from the score palette)
 OUTLINE = "#111111"  # dark outline of every text drawn on a CT image
 STYLE = {"font.family": "DejaVu Sans", "font.size": 9, "axes.linewidth": 0.8, "savefig.dpi": DPI,
          "pdf.fonttype": 42, "svg.hashsalt": "cttime", "path.simplify": False}
@@ -443,6 +447,12 @@ def _lesion_panel(row, width, lesion, image_reason, minimum_id="", window="auto"
         if robustness:
             lines.append(_shrunk(robustness, width, 8, {"fontweight": "bold", "color": "#333333"
                                                         if robustness.startswith("robust") else "#8a6d00"}))
+        reference = _reference_text(row)
+        if reference:
+            lines.append(_shrunk(reference, width, 8, {"fontweight": "bold", "color": REFERENCE_COLOUR
+                                                       if reference.endswith("robust") else "#8a6d00"}))
+        if str(row.get("outside_reference")).strip().lower() in ("true", "1", "1.0"):
+            lines.insert(2, _shrunk(_outside_text(row), width, 8.5, {"fontweight": "bold", "color": "#b35900"}))
     share = row.get(SHARE)
     if _finite(share) and float(share) < SHARE_THRESHOLD:
         lines.insert(2, _shrunk(f"⚠ soft tissue only {float(share):.0%} (< {SHARE_THRESHOLD:.0%})", width, 8.5,
@@ -464,6 +474,27 @@ def _robustness_text(row):
         return ""
     interval = f"{score_text(low)}–{score_text(high)}"
     return f"robust ({interval})" if robust == "robust" else f"uncertain: flips under re-delineation ({interval})"
+
+
+def _reference_text(row):
+    """"reference low–high: robust" or "reference low–high: status uncertain", or "" without the interval."""
+    robust = robust_text(row.get("ct_time_status_reference_robust"))
+    low, high = row.get("ct_time_score_ref_low"), row.get("ct_time_score_ref_high")
+    if not robust or not (_finite(low) and _finite(high)):
+        return ""
+    return f"reference {score_text(low)}–{score_text(high)}: " + ("robust" if robust == "robust" else
+                                                                  "status uncertain")
+
+
+def _outside_text(row):
+    """"⚠ outside the reference: <feature> z +3.8" for the signature feature furthest outside."""
+    found = {}
+    for column, value in row.items():
+        if str(column).startswith("z_") and _finite(value):
+            found[column[2:]] = float(value)
+    name = max(found, key=lambda feature: abs(found[feature]), default=None)
+    short = name.rsplit("_", 1)[-1] if name else ""
+    return f"⚠ outside the reference: {short} z {found[name]:+.1f}" if name else "⚠ outside the reference"
 
 
 def _summary_lines(patient):
@@ -496,7 +527,7 @@ def _draw_summary(fig, patient, lesion_rows, warnings, x, y, width, size, histor
     ax.text(1.55, line, "CT-TIME", fontsize=8, color="#555555")
     ax.text(2.2, line, "Status", fontsize=8, color="#555555")
     line += LINE
-    flips = False
+    flips = uncertain = False
     for name in ("min", "median", "mean", "max"):
         value, status = patient.get(f"ct_time_{name}"), str(patient.get(f"status_{name}") or "")
         label = "min *" if name == "min" else name
@@ -510,7 +541,10 @@ def _draw_summary(fig, patient, lesion_rows, warnings, x, y, width, size, histor
         bold = "bold" if name == "min" else "normal"
         ax.text(0.12, line, label, fontsize=10, fontweight=bold)
         ax.text(1.55, line, summary[name], fontsize=10, fontweight=bold)
-        dagger = " †" if summary[f"status_{name}_robust"] == "uncertain" else ""
+        summary[f"status_{name}_reference_robust"] = robust_text(patient.get(f"status_{name}_reference_robust"))
+        uncertain = uncertain or summary[f"status_{name}_reference_robust"] == "uncertain"
+        dagger = (" †" if summary[f"status_{name}_robust"] == "uncertain" else "") + (
+            " ‡" if summary[f"status_{name}_reference_robust"] == "uncertain" else "")
         ax.text(2.2, line, (_status_label(status) if status else "-") + dagger, fontsize=9, fontweight=bold,
                 color=colormap.INFLAMED_HEX if status == "inflamed" else "#333333")
         line += LINE + 0.01
@@ -523,6 +557,16 @@ def _draw_summary(fig, patient, lesion_rows, warnings, x, y, width, size, histor
     line += LINE + 0.02
     if flips:
         ax.text(0.12, line - 0.06, "† status flips under re-delineation of the lesions", fontsize=7, style="italic",
+                color="#8a6d00")
+        line += LINE - 0.02
+    low, high = patient.get("ct_time_min_ref_low"), patient.get("ct_time_min_ref_high")
+    if _finite(low) and _finite(high):
+        summary["min_reference_interval"] = f"{score_text(low)}–{score_text(high)}"
+        ax.text(0.12, line - 0.06, f"min within the reference's uncertainty: {summary['min_reference_interval']}",
+                fontsize=7, style="italic", color=REFERENCE_COLOUR)
+        line += LINE - 0.02
+    if uncertain:
+        ax.text(0.12, line - 0.06, "‡ status flips within the reference's uncertainty", fontsize=7, style="italic",
                 color="#8a6d00")
         line += LINE - 0.02
     for label, value in _summary_lines(patient):
@@ -554,7 +598,8 @@ def _draw_colorbar(fig, lesion_rows, x, y, width, size):
     from matplotlib.colors import Normalize
 
     intervals = "ct_time_score_low" in lesion_rows and lesion_rows["ct_time_score_low"].map(_finite).any()
-    title = "CT-TIME score map (▼ lesions, |–| re-delineation)" if intervals else \
+    references = "ct_time_score_ref_low" in lesion_rows and lesion_rows["ct_time_score_ref_low"].map(_finite).any()
+    title = "CT-TIME score map (▼ lesions, intervals below)" if intervals or references else \
         "CT-TIME score map (▼ this patient's lesions)"
     Block(fig, x, y, "colorbar-title").text(0, 0.02, title, fontsize=9, fontweight="bold")
     bar = _inch_axes(fig, x + 0.1, y + 0.36, width - 0.2, 0.22, size)
@@ -570,13 +615,25 @@ def _draw_colorbar(fig, lesion_rows, x, y, width, size):
             whisker, = bar.plot([float(low), float(high)], [1.15, 1.15], color="black", linewidth=1.0,
                                 marker="|", markersize=6, clip_on=False)
             whisker.set_gid(f"whisker:{row.get('lesion_id')}")
+        low, high = row.get("ct_time_score_ref_low"), row.get("ct_time_score_ref_high")
+        if _finite(row.get("ct_time_score")) and _finite(low) and _finite(high):
+            whisker, = bar.plot([float(low), float(high)], [1.45, 1.45], color=REFERENCE_COLOUR, linewidth=2.0,
+                                marker="|", markersize=5, clip_on=False)
+            whisker.set_gid(f"reference-whisker:{row.get('lesion_id')}")
     bar.plot(scores, [1.15] * len(scores), marker="v", linestyle="none", color="black", markersize=6,
              clip_on=False)
     labels = Block(fig, x, y + 0.8, "colorbar-labels")
     labels.text(0.1, 0, "≤ 0.5 uninflamed", fontsize=8, color="#333333")
     labels.text(width - 0.1, 0, "> 0.5 inflamed", fontsize=8, ha="right", color=colormap.INFLAMED_HEX,
                 fontweight="bold")
-    return y + 1.0
+    legend = [(text, colour) for shown, text, colour in (
+        (intervals, "|–| re-delineation", "black"), (references, "|–| reference (standardisation)", REFERENCE_COLOUR))
+        if shown]
+    left, key = 0.1, Block(fig, x, y + 1.0, "interval-legend")
+    for text, colour in legend:  # which whisker is which
+        key.text(left, 0, text, fontsize=7.5, color=colour, fontweight="bold")
+        left += text_width(text, 7.5, bold=True) + 0.2
+    return y + (1.2 if legend else 1.0)
 
 
 def _draw_trend(fig, history, timepoint, x, y, width, size):
