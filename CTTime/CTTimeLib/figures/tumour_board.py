@@ -477,13 +477,12 @@ def _robustness_text(row):
 
 
 def _reference_text(row):
-    """"reference low–high: robust" or "reference low–high: status uncertain", or "" without the interval."""
+    """"reference low–high: robust" or "reference low–high: uncertain", or "" without the interval."""
     robust = robust_text(row.get("ct_time_status_reference_robust"))
     low, high = row.get("ct_time_score_ref_low"), row.get("ct_time_score_ref_high")
     if not robust or not (_finite(low) and _finite(high)):
         return ""
-    return f"reference {score_text(low)}–{score_text(high)}: " + ("robust" if robust == "robust" else
-                                                                  "status uncertain")
+    return f"reference {score_text(low)}–{score_text(high)}: {robust}"
 
 
 def _outside_text(row):
@@ -550,23 +549,14 @@ def _draw_summary(fig, patient, lesion_rows, warnings, x, y, width, size, histor
         line += LINE + 0.01
     minimum = str(patient.get("min_lesion_id") or "")
     summary["minimum_set_by"] = minimum
-    note = (f"* set by {minimum}; " if minimum else "* ") + "the minimum over lesions: best PFS predictor in the paper"
+    note = (f"* set by {minimum}; " if minimum else "* ") + "the minimum over lesions: best PFS predictor in the paper" \
+        + (" · ‡ status flips within the reference's uncertainty" if uncertain else "")
     for number, text in enumerate(_wrap(note, width - 0.24, 7, 3)):
         line += LINE - 0.06 if number else 0
         ax.text(0.12, line, text, fontsize=7, style="italic", color="#555555")
     line += LINE + 0.02
     if flips:
         ax.text(0.12, line - 0.06, "† status flips under re-delineation of the lesions", fontsize=7, style="italic",
-                color="#8a6d00")
-        line += LINE - 0.02
-    low, high = patient.get("ct_time_min_ref_low"), patient.get("ct_time_min_ref_high")
-    if _finite(low) and _finite(high):
-        summary["min_reference_interval"] = f"{score_text(low)}–{score_text(high)}"
-        ax.text(0.12, line - 0.06, f"min within the reference's uncertainty: {summary['min_reference_interval']}",
-                fontsize=7, style="italic", color=REFERENCE_COLOUR)
-        line += LINE - 0.02
-    if uncertain:
-        ax.text(0.12, line - 0.06, "‡ status flips within the reference's uncertainty", fontsize=7, style="italic",
                 color="#8a6d00")
         line += LINE - 0.02
     for label, value in _summary_lines(patient):
@@ -599,9 +589,15 @@ def _draw_colorbar(fig, lesion_rows, x, y, width, size):
 
     intervals = "ct_time_score_low" in lesion_rows and lesion_rows["ct_time_score_low"].map(_finite).any()
     references = "ct_time_score_ref_low" in lesion_rows and lesion_rows["ct_time_score_ref_low"].map(_finite).any()
-    title = "CT-TIME score map (▼ lesions, intervals below)" if intervals or references else \
+    title = "CT-TIME score map (▼ lesions)" if intervals or references else \
         "CT-TIME score map (▼ this patient's lesions)"
     Block(fig, x, y, "colorbar-title").text(0, 0.02, title, fontsize=9, fontweight="bold")
+    legend = [(text, colour) for shown, text, colour in (
+        (intervals, "|–| re-delineation", "black"), (references, "|–| reference", REFERENCE_COLOUR)) if shown]
+    right, key = width, Block(fig, x, y + 0.03, "interval-legend")
+    for text, colour in reversed(legend):  # which whisker is which, right of the title
+        key.text(right, 0, text, fontsize=7.5, color=colour, fontweight="bold", ha="right")
+        right -= text_width(text, 7.5, bold=True) + 0.12
     bar = _inch_axes(fig, x + 0.1, y + 0.36, width - 0.2, 0.22, size)
     bar.set_gid("colorbar")
     colorbar = ColorbarBase(bar, cmap=colormap.matplotlib_colormap(), norm=Normalize(0, 1), orientation="horizontal",
@@ -626,14 +622,7 @@ def _draw_colorbar(fig, lesion_rows, x, y, width, size):
     labels.text(0.1, 0, "≤ 0.5 uninflamed", fontsize=8, color="#333333")
     labels.text(width - 0.1, 0, "> 0.5 inflamed", fontsize=8, ha="right", color=colormap.INFLAMED_HEX,
                 fontweight="bold")
-    legend = [(text, colour) for shown, text, colour in (
-        (intervals, "|–| re-delineation", "black"), (references, "|–| reference (standardisation)", REFERENCE_COLOUR))
-        if shown]
-    left, key = 0.1, Block(fig, x, y + 1.0, "interval-legend")
-    for text, colour in legend:  # which whisker is which
-        key.text(left, 0, text, fontsize=7.5, color=colour, fontweight="bold")
-        left += text_width(text, 7.5, bold=True) + 0.2
-    return y + (1.2 if legend else 1.0)
+    return y + 1.0
 
 
 def _draw_trend(fig, history, timepoint, x, y, width, size):
