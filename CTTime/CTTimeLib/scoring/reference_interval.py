@@ -25,7 +25,7 @@ import numpy as np
 
 from .standardization import MIN_REFERENCE_LESIONS
 
-DRAWS = 1000  # Monte Carlo draws of the reference's means and SDs
+DRAWS = 2000  # Monte Carlo draws of the reference's means and SDs (docs/method.md: the error this leaves)
 LEVEL = 95.0  # percent: the interval is the central LEVEL% of the draws' scores
 OUTSIDE_Z = 3.0  # |z| beyond this on a signature feature: the lesion lies outside the reference
 COLUMNS = ("ct_time_score_ref_low", "ct_time_score_ref_high", "ct_time_status_reference_robust", "outside_reference")
@@ -34,18 +34,20 @@ _CHUNK = 256  # lesions scored per block of draws (bounds the memory of one bloc
 
 
 def seed_of(reference, features):
-    """A seed from what the reference says about ``features`` (n, means, SDs): the same reference, the same
-    draws, whatever its file is called or which lesions it scores."""
-    content = json.dumps([reference.n_lesions] + [[name, repr(float(reference.means[name])),
-                                                   repr(float(reference.sds[name]))] for name in features])
+    """A seed from what the reference says about ``features`` (n, and means and SDs to 12 significant digits):
+    the same reference, the same draws, whatever its file is called, which lesions it scores or in which order
+    its lesions were summed."""
+    content = json.dumps([reference.n_lesions] + [[name, f"{reference.means[name]:.12g}",
+                                                   f"{reference.sds[name]:.12g}"] for name in features])
     return int.from_bytes(hashlib.sha256(content.encode("utf-8")).digest()[:8], "little")
 
 
-def draws(reference, features):
+def draws(reference, features, seed=None):
     """(means, sds): arrays of shape (DRAWS, len(features)), the reference's means and SDs as drawn (module
-    docstring), from NumPy's PCG64 generator seeded by ``seed_of``."""
+    docstring), from NumPy's PCG64 generator seeded by ``seed_of`` (or ``seed``: to measure the Monte Carlo
+    error)."""
     n = reference.n_lesions
-    rng = np.random.Generator(np.random.PCG64(seed_of(reference, features)))
+    rng = np.random.Generator(np.random.PCG64(seed_of(reference, features) if seed is None else seed))
     chi2 = rng.standard_gamma((n - 1) / 2.0, size=(DRAWS, len(features))) * 2.0
     normal = rng.standard_normal(size=(DRAWS, len(features)))
     means = np.array([reference.means[name] for name in features], dtype=float)
@@ -54,14 +56,14 @@ def draws(reference, features):
     return means + drawn_sds * normal / np.sqrt(n), drawn_sds
 
 
-def draw_scores(frame, reference, model):
+def draw_scores(frame, reference, model, seed=None):
     """Row index -> the lesion's score under each draw of the reference (``frame``: the lesions' raw, or
     harmonised, signature features); {} when the reference has fewer than ``MIN_REFERENCE_LESIONS`` lesions."""
     import pandas as pd
 
     if reference.n_lesions < MIN_REFERENCE_LESIONS:
         return {}
-    means, sds = draws(reference, model.features)
+    means, sds = draws(reference, model.features, seed)
     values = frame[model.features].to_numpy(dtype=float)
     scores = np.empty((len(values), DRAWS))
     columns = [f"z_{name}" for name in model.features]

@@ -134,6 +134,7 @@ def test_aggregates_and_rescore_fill_the_intervals(sarcomas, tmp_path):
     rescore` of the run's lesions.csv writes the same numbers."""
     table = sarcomas.copy()
     table.loc[:2, "patient_id"] = "THREE"
+    table.loc[:2, "lesion_id"] = ["L1", "L2", "L3"]
     first = pipeline.rescore(table, tmp_path / "a", pipeline.Options(standardize=str(DEMO_REFERENCE)))
     lesions, patients = first.lesions, first.patients.set_index("patient_id")
     one = lesions.iloc[5]

@@ -170,6 +170,12 @@ def test_recolouring_tags_and_table(scene):
     assert cell[(0, "Patient minimum")] == CTTimeMRML.results.MINIMUM_MARK and cell[(1, "Patient minimum")] == ""
     assert cell[(2, "Patient minimum")] == "LU_1" and "INCOMPLETE" in cell[(2, "Warning")]
     assert 0.9 < float(cell[(0, "Soft-tissue share")]) <= 1.0
+    # the standardisation interval of the lesion and of the patient's minimum, and the lesion inside the reference
+    low, high = float(cell[(0, "Reference low")]), float(cell[(0, "Reference high")])
+    assert low < score < high and (low, high) == (float(cell[(2, "Reference low")]), float(cell[(2, "Reference high")]))
+    assert cell[(0, "Status within the reference's uncertainty")] == ("robust" if (low > 0.5) == (high > 0.5)
+                                                                      else "uncertain")
+    assert cell[(0, "Outside reference")] == "no" and cell[(1, "Outside reference")] == ""
     assert "NOT CLINICALLY CALIBRATED" in cell[(0, "Warning")]
     lines = CTTimeMRML.summary_lines(results)
     assert lines[0].startswith("STS_019 BS: INCOMPLETE: 1 of 2 lesions scored") and "set by LU_1" in lines[0]
@@ -283,7 +289,7 @@ def test_dicom_seg_and_sr_from_the_scene_equal_the_cli(scene, tmp_path):
     values = [[(item.ConceptNameCodeSequence[0].CodeValue, float(item.MeasuredValueSequence[0].FloatingPointValue))
                for item in pydicom.dcmread(path).ContentSequence[-2].ContentSequence[0].ContentSequence
                if item.ValueType == "NUM"] for path in (sr_path, cli_files[1])]
-    assert values[0] == values[1] and len(values[0]) == 7
+    assert values[0] == values[1] and len(values[0]) == 9  # score and its interval, 4 features, size
     assert scene_seg.PatientID == pydicom.dcmread(ct_files[0]).PatientID
 
 
