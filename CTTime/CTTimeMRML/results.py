@@ -111,7 +111,8 @@ def targets(studies):
 
 def table_rows(results, targets=None):
     """The results table: one row per lesion (the lesion that sets its patient's minimum marked, its intervals,
-    whether it lies outside the reference, its soft-tissue share and warnings), then the aggregates of each patient and time point with what they stand on."""
+    whether it lies outside the reference, its soft-tissue share and warnings), then the aggregates of each patient
+    and time point with what they stand on."""
     targets = targets or {}
     minimum = {(row["patient_id"], row["timepoint"]): row["min_lesion_id"] for row in results.patients.to_dict("records")}
     rows = []
@@ -175,8 +176,10 @@ def fill_table_node(table_node, results, targets=None):
 def summary_lines(results):
     """Short text of the results for the panel and the tumour-board screenshot: each patient's line (what its
     aggregates stand on, the lesion that sets its minimum), the run's warnings, lesions with a low soft-tissue
-    share."""
+    share, and whether the reference describes the lesions at all."""
+    from CTTimeLib.scoring.reference_interval import mismatch
     from CTTimeLib.scoring.soft_tissue import share_warning
 
     low = [share_warning(row["lesion_id"], row.get("soft_tissue_share")) for row in results.lesions.to_dict("records")]
+    low.append(mismatch(results.lesions))
     return patient_lines(results.patients) + results.warnings + [f"WARNING: {text}" for text in low if text]

@@ -549,8 +549,8 @@ def _draw_summary(fig, patient, lesion_rows, warnings, x, y, width, size, histor
         line += LINE + 0.01
     minimum = str(patient.get("min_lesion_id") or "")
     summary["minimum_set_by"] = minimum
-    note = (f"* set by {minimum}; " if minimum else "* ") + "the minimum over lesions: best PFS predictor in the paper" \
-        + (" · ‡ status flips within the reference's uncertainty" if uncertain else "")
+    note = ((f"* set by {minimum}; " if minimum else "* ") + "the minimum over lesions: best PFS predictor in the paper"
+            + (" · ‡ status flips within the reference's uncertainty" if uncertain else ""))
     for number, text in enumerate(_wrap(note, width - 0.24, 7, 3)):
         line += LINE - 0.06 if number else 0
         ax.text(0.12, line, text, fontsize=7, style="italic", color="#555555")

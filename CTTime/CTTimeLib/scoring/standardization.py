@@ -136,8 +136,9 @@ def from_lesions(frame, features, source, mode="reference", optional=(), **extra
 def build(frame, features, source, model_name, tool_version, demo=False, optional=()):
     """A reference to store as JSON, with its creation date, tool version, model and the quantiles of the model's
     ``features`` over its lesions (where they lay: a reader's check, the z-scores use the means and SDs); those
-    features must be usable, ``optional`` ones are kept where usable (see ``from_lesions``). Its scale is checked against
-    the demo reference (``scale_warnings``; a built reference is never refused, the lesions are what they are)."""
+    features must be usable, ``optional`` ones are kept where usable (see ``from_lesions``). Its scale is checked
+    against the demo reference (``scale_warnings``; a built reference is never refused, the lesions are what they
+    are)."""
     extra = {"created": datetime.date.today().isoformat(), "tool_version": tool_version, "model": model_name}
     if demo:
         extra["demo"] = True
