@@ -82,7 +82,8 @@ def patient_line(row):
         f"{row['aggregate_coverage']} (aggregates over the scored lesions only)"
     robust = {"robust": ", robust", "uncertain": ", flips under re-delineation"}.get(
         robust_text(row.get("status_min_robust")), "")
-    robust += {"uncertain": ", flips with the reference"}.get(robust_text(row.get("status_min_reference_robust")), "")
+    if robust_text(row.get("status_min_reference_robust")) == "uncertain":
+        robust += ", uncertain with this reference"
     return (f"{head}{stands_on}, CT-TIME min {row['ct_time_min']:.3f} ({row['status_min']}{robust}, set by "
             f"{row['min_lesion_id']}), median {row['ct_time_median']:.3f}, heterogeneity {row['heterogeneity']}")
 
