@@ -88,7 +88,8 @@ def robust(score, low, high, threshold):
 
 def add_columns(table, drawn, features, threshold):
     """The interval columns and ``outside_reference`` of every row of a scored table (``drawn``: row index ->
-    its draws' scores); rows without a score, or without draws, get none."""
+    its draws' scores); rows without a score, or without draws, get none. ``DRAW_SCORES`` keeps the draws' scores
+    for the patients' aggregates."""
     import pandas as pd
 
     low, high, flags = (pd.Series(np.nan, index=table.index, dtype=float),
@@ -107,8 +108,8 @@ def add_columns(table, drawn, features, threshold):
 
 
 def outside_warning(lesion_id, row, features):
-    """"lesion X outside the reference: <feature> z = 3.8 ..." for a lesions.csv row (dict) with a signature
-    feature beyond ``OUTSIDE_Z``, else ""."""
+    """"lesion X outside the reference (<feature> z = +3.8; |z| > 3): ..." for a lesions.csv row (dict) with a
+    signature feature beyond ``OUTSIDE_Z``, else ""."""
     beyond = []
     for name in features:
         try:
@@ -138,8 +139,7 @@ def aggregate_intervals(group_draws, aggregates):
     """Per aggregate name: (low, high) of the aggregate computed per draw (``group_draws``: lesions x DRAWS)."""
     found = {}
     for name in aggregates:
-        per_draw = getattr(np, "median" if name == "median" else name)(group_draws, axis=0)
-        found[name] = interval(per_draw)
+        found[name] = interval(getattr(np, name)(group_draws, axis=0))  # np.mean, np.median, np.min, np.max
     return found
 
 
