@@ -6,7 +6,6 @@ the survival analysis against a clinical table.
 """
 
 import html
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,9 +15,8 @@ from ..core import colormap
 from ..core.errors import CTTimeError
 from ..core.timepoints import TIMEPOINTS, order_key
 from ..figures import drawing
-from ..run.run_folder import read_run_record
 from . import evaluation, longitudinal, outcomes, survival
-from .provenance import table_warnings
+from .provenance import run_record, table_warnings
 
 STYLE = """body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}
 h1{font-size:1.5em}h2{font-size:1.2em;border-bottom:1px solid #ccc;margin-top:2em}
@@ -80,10 +78,7 @@ def heterogeneity_figure(lesions, patients):
 def build(lesions, lesions_path, labels=None, labels_path=None, clinical=None, clinical_path=None, aggregate="min",
           timepoint=None, threshold=0.5):
     """The report's HTML text."""
-    try:
-        record = read_run_record(Path(lesions_path).parent)
-    except CTTimeError:  # a damaged run.json beside the table: report without its harmonisation
-        record = {}
+    record = run_record(lesions_path)
     scored = outcomes.scored(lesions)
     if scored.empty:
         raise CTTimeError(f"{lesions_path} has no scored lesion: nothing to report.", "input")

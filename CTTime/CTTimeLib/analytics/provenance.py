@@ -7,19 +7,19 @@ outside the training domain), each of the latter named by patient and time point
 
 from pathlib import Path
 
-from ..core.errors import CTTimeError
 from ..core.lesions import split_warnings
 from ..run.run_folder import read_run_record
 
 
+def run_record(lesions_path=None):
+    """run.json beside ``lesions_path`` ({} without one); a damaged one is a CTTimeError naming it, not a report
+    without the run's warnings."""
+    return read_run_record(Path(lesions_path).parent) if lesions_path is not None else {}
+
+
 def run_warnings(lesions, lesions_path=None):
     """The run-wide warnings: run.json's beside ``lesions_path`` and the standardisation's of the table."""
-    record = {}
-    if lesions_path is not None:
-        try:
-            record = read_run_record(Path(lesions_path).parent)
-        except CTTimeError:  # a damaged run.json beside the table: the table's own warnings still count
-            record = {}
+    record = run_record(lesions_path)
     found = [str(w) for w in record.get("warnings", []) if w]
     texts = lesions["standardization"].dropna().astype(str) if "standardization" in lesions else []
     return list(dict.fromkeys(found + [text.split(" - ", 1)[1] for text in texts if " - " in text]))

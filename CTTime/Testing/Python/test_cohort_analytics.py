@@ -397,3 +397,42 @@ def test_every_analysis_repeats_the_runs_warnings(features, tmp_path, capsys):
     text = (tmp_path / "report.html").read_text()
     assert run_wide in text and "lesion L1: soft-tissue share 0.30" in text and "INCOMPLETE: 1 of 2" in text
     assert f"WARNING: {lesion}" in out
+
+
+def _damaged_inputs(features, folder):
+    """The lesions tables and labels of the analytics' bad inputs, from the real rows."""
+    scored = _written(features, folder / "run")
+    lesions = pd.read_csv(scored)
+    two = pd.concat([lesions, lesions.assign(timepoint="FU")])
+    two.to_csv(folder / "two.csv", index=False)
+    lesions.iloc[:0].to_csv(folder / "header_only.csv", index=False)
+    constant = lesions.assign(**{c: 1.0 for c in lesions if c.startswith("original_")})
+    (folder / "constant").mkdir()
+    constant.to_csv(folder / "constant" / "lesions.csv", index=False)
+    lesions[["patient_id", "lesion_id"]].assign(label=_labels(lesions)).to_csv(folder / "labels.csv", index=False)
+    _clinical(lesions).to_csv(folder / "clinical.csv", index=False)
+    (folder / "typed").mkdir()
+    record = json.loads((folder / "run" / "run.json").read_text())
+    (folder / "typed" / "run.json").write_text(json.dumps(dict(record, harmonization="ComBat", warnings=[3])))
+    lesions.to_csv(folder / "typed" / "lesions.csv", index=False)
+    return scored
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["longitudinal", "two.csv", "--timepoints", "BS,BS"], ["Time point BS is given more than once"]),
+    (["survival", "header_only.csv", "--clinical", "clinical.csv"], ["header_only.csv has no scored lesion"]),
+    (["train", "run/lesions.csv", "--labels", "labels.csv", "--lambdas", "1e308", "--repeats", "1"],
+     ["lambda 1e+308 cannot be used with 24 lesions", "smaller lambdas"]),
+    (["train", "constant/lesions.csv", "--labels", "labels.csv", "--repeats", "1"],
+     ["No original_* feature of the 24 labelled lesions", "varies"]),
+    (["cohort-report", "typed/lesions.csv"], ["typed/run.json: 'warnings' should be a list of texts, not [3]",
+                                              "remove it"]),
+])
+def test_bad_analytics_input_is_a_message_not_a_traceback(argv, words, features, tmp_path, capsys, monkeypatch):
+    _damaged_inputs(features, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    code = commands.main(argv + ["--out", "out.html" if argv[0] == "cohort-report" else "out"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    for word in words:
+        assert word in err, err
