@@ -7,6 +7,8 @@ outside the training domain), each of the latter named by patient and time point
 
 from pathlib import Path
 
+import numpy as np
+
 from ..core.lesions import split_warnings
 from ..run.run_folder import read_run_record
 
@@ -34,9 +36,14 @@ def study_warnings(lesions, run_wide):
     return list(dict.fromkeys(item for items in found for item in items))
 
 
-def table_warnings(lesions, lesions_path=None):
+def table_warnings(lesions, lesions_path=None, used=None):
     """Every warning of the run behind a lesions table, each once: run-wide ones first, then those of single
-    studies and lesions ("P01 BS: lesion L1: soft-tissue share ...")."""
+    studies and lesions ("P01 BS: lesion L1: soft-tissue share ..."). ``used``: rows with patient_id and timepoint
+    (those an analysis stands on): only the warnings of these studies, not of time points it left out."""
+    if used is not None:
+        studies = set(zip(used["patient_id"].astype(str), used["timepoint"].astype(str)))
+        lesions = lesions[np.array([key in studies for key in zip(lesions["patient_id"].astype(str),
+                                                                    lesions["timepoint"].astype(str))], dtype=bool)]
     run_wide = run_warnings(lesions, lesions_path)
     return run_wide + [f"{p} {t}: {text}" for p, t, text in study_warnings(lesions, run_wide)]
 
