@@ -81,9 +81,9 @@ def _lines(lines):
 def _table(frame):
     """An HTML table with readable headers and one number format per kind; text columns left-aligned."""
     texts = [c for c in frame.columns if frame[c].map(lambda v: isinstance(v, str)).any()]
-    cell = lambda c: f"<td class='text'>" if c in texts else "<td>"
-    head = "".join(f"<th{' class=text' if c in texts else ''}>{html.escape(header(c))}</th>" for c in frame.columns)
-    body = "".join("<tr>" + "".join(f"{cell(c)}{html.escape(number_text(c, v))}</td>" for c, v in row.items())
+    kind = {c: " class='text'" if c in texts else "" for c in frame.columns}
+    head = "".join(f"<th{kind[c]}>{html.escape(header(c))}</th>" for c in frame.columns)
+    body = "".join("<tr>" + "".join(f"<td{kind[c]}>{html.escape(number_text(c, v))}</td>" for c, v in row.items())
                    + "</tr>" for row in frame.to_dict("records"))
     return f"<div class='table'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 

@@ -316,18 +316,24 @@ def test_train_writes_a_model_that_signature_scores_like_sklearn(features, tmp_p
     assert restricted["model"]["provenance"]["selection"]["robust"] == 2
 
 
-def test_cohort_report_is_one_html_file_with_every_section(features, tmp_path, capsys):
-    cohort = _longitudinal_cohort(features)
-    lesions_csv = _written(cohort, tmp_path / "run", group_by=("timepoint",))
+def _full_report(cohort, folder, capsys):
+    """(lesions table, report.html) of ``cohort`` z-scored per time point, with labels and outcomes at BS."""
+    lesions_csv = _written(cohort, folder / "run", group_by=("timepoint",))
     lesions = pd.read_csv(lesions_csv)
     baseline = lesions[lesions["timepoint"] == "BS"]
     minimum = baseline.groupby("patient_id")["ct_time_score"].min()
     pd.DataFrame({"patient_id": minimum.index, "label": (minimum.rank() > 4).astype(int).to_numpy()}).to_csv(
-        tmp_path / "labels.csv", index=False)
-    _clinical(baseline).to_csv(tmp_path / "clinical.csv", index=False)
-    _run(["cohort-report", lesions_csv, "--out", tmp_path / "report.html", "--labels", tmp_path / "labels.csv",
-          "--clinical", tmp_path / "clinical.csv", "--timepoint", "BS"], capsys)
-    text = (tmp_path / "report.html").read_text()
+        folder / "labels.csv", index=False)
+    _clinical(baseline).to_csv(folder / "clinical.csv", index=False)
+    _run(["cohort-report", lesions_csv, "--out", folder / "report.html", "--labels", folder / "labels.csv",
+          "--clinical", folder / "clinical.csv", "--timepoint", "BS"], capsys)
+    return lesions, folder / "report.html"
+
+
+def test_cohort_report_is_one_html_file_with_every_section(features, tmp_path, capsys):
+    lesions, report = _full_report(_longitudinal_cohort(features), tmp_path, capsys)
+    baseline = lesions[lesions["timepoint"] == "BS"]
+    text = report.read_text()
     assert text.count('src="data:image/png;base64,') == 5  # location, heterogeneity, Sankey, ROC, KM
     assert "src=\"http" not in text and "<link" not in text
     for heading in ("Scores by lesion location", "Per-patient heterogeneity", "Longitudinal", "Evaluation against",
@@ -540,16 +546,7 @@ def test_cohort_report_fits_1400_px_with_readable_tables_and_each_warning_once(f
     low = cohort["patient_id"].isin(["P1", "P2", "P3", "P4", "P5"]) & (cohort["lesion_id"] == "L1") & (
         cohort["timepoint"] == "BS")
     cohort["soft_tissue_share"] = np.where(low, 0.3, 0.98)
-    lesions_csv = _written(cohort, tmp_path / "run", group_by=("timepoint",))
-    lesions = pd.read_csv(lesions_csv)
-    baseline = lesions[lesions["timepoint"] == "BS"]
-    minimum = baseline.groupby("patient_id")["ct_time_score"].min()
-    pd.DataFrame({"patient_id": minimum.index, "label": (minimum.rank() > 4).astype(int).to_numpy()}).to_csv(
-        tmp_path / "labels.csv", index=False)
-    _clinical(baseline).to_csv(tmp_path / "clinical.csv", index=False)
-    report = tmp_path / "report.html"
-    _run(["cohort-report", lesions_csv, "--out", report, "--labels", tmp_path / "labels.csv", "--clinical",
-          tmp_path / "clinical.csv", "--timepoint", "BS"], capsys)
+    lesions, report = _full_report(cohort, tmp_path, capsys)
     text = report.read_text()
 
     measure = _page_measure(report, tmp_path)
