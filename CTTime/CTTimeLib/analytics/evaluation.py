@@ -17,6 +17,7 @@ from . import outcomes
 from .provenance import table_warnings, warning_lines
 
 CI_METHOD = "DeLong (normal approximation, clipped to 0..1)"
+MIN_GROUP_SIZE = 5  # Hosmer-Lemeshow: scores per group, at the least
 
 
 def delong(scores, labels):
@@ -38,12 +39,15 @@ def auc_ci(auc, variance, level=0.95):
     return float(max(0.0, auc - half)), float(min(1.0, auc + half))
 
 
-def hosmer_lemeshow(probabilities, labels, groups=10):
-    """Hosmer-Lemeshow statistic over ``groups`` groups of equal size by predicted probability (df = groups - 2)."""
+def hosmer_lemeshow(probabilities, labels, groups=10, min_size=MIN_GROUP_SIZE):
+    """Hosmer-Lemeshow statistic over ``groups`` groups of equal size by predicted probability (df = groups - 2),
+    fewer groups when that leaves a group smaller than ``min_size``; not computed (with the reason) below 3 groups."""
     probabilities, labels = np.asarray(probabilities, dtype=float), np.asarray(labels, dtype=int)
-    groups = min(groups, len(labels))
+    groups = min(groups, len(labels) // min_size)
     if groups < 3:
-        return {"statistic": None, "df": None, "p": None, "groups": []}
+        return {"statistic": None, "df": None, "p": None, "groups": [],
+                "not_computed": f"{len(labels)} scores make fewer than 3 groups of at least {min_size} (a "
+                                f"chi-square on smaller groups means nothing); it needs {3 * min_size} or more"}
     order = np.argsort(probabilities, kind="stable")
     statistic, table = 0.0, []
     for index in np.array_split(order, groups):
@@ -85,18 +89,20 @@ def roc_figure(scores, labels, result, title):
     return figure
 
 
-def evaluate(lesions, labels, labels_path, aggregate="min", timepoint=None, threshold=0.5, lesions_path=None):
+def evaluate(lesions, labels, labels_path, aggregate="min", timepoint=None, threshold=0.5, lesions_path=None,
+             figure_warnings=True):
     """(result dict, scored and labelled rows, ROC figure as PNG bytes); the warnings of the run behind the
-    lesions (``provenance``; run.json beside ``lesions_path``) are repeated in the result and under the figure."""
+    lesions (``provenance``; run.json beside ``lesions_path``) are repeated in the result and, with
+    ``figure_warnings``, under the figure."""
     frame, level, notes = outcomes.attach_labels(lesions, labels, labels_path, aggregate, timepoint, threshold)
     result = metrics(frame["score"], frame["label"], threshold)
     result.update(level=level, aggregate=aggregate if level == "patient" else None, labels=str(labels_path),
-                  notes=notes, warnings=table_warnings(lesions, lesions_path))
+                  notes=notes, warnings=table_warnings(lesions, lesions_path, used=frame))
     title = f"ROC, {level} level" + (f" ({aggregate} score)" if level == "patient" else "")
     keys = [c for c in ("patient_id", "timepoint", "lesion_id") if c in frame]
     extra = [c for c in ("aggregate_coverage", "warning") if c in frame]
     return result, frame[keys + ["score", "label"] + extra], drawing.png_bytes(drawing.add_warnings(
-        roc_figure(frame["score"], frame["label"], result, title), result["warnings"]))
+        roc_figure(frame["score"], frame["label"], result, title), result["warnings"] if figure_warnings else []))
 
 
 def run(lesions, labels, labels_path, out_dir, aggregate="min", timepoint=None, threshold=0.5, lesions_path=None):
@@ -119,6 +125,8 @@ def summary_lines(result):
              f"Sensitivity {result['sensitivity']:.3f}, specificity {result['specificity']:.3f} at score > "
              f"{result['threshold']:g}"]
     if hl["statistic"] is not None:
-        lines.append(f"Hosmer-Lemeshow chi2 {hl['statistic']:.2f} on {hl['df']} df, p = {hl['p']:.3f} "
-                     f"({len(hl['groups'])} groups)")
+        lines.append(f"Hosmer-Lemeshow chi2 {hl['statistic']:.2f} on {hl['df']} df, p = {hl['p']:.3g} "
+                     f"({len(hl['groups'])} groups of {min(g['n'] for g in hl['groups'])} or more)")
+    else:
+        lines.append(f"Hosmer-Lemeshow calibration not computed: {hl['not_computed']}")
     return lines + [f"Note: {n}" for n in result.get("notes", [])] + warning_lines(result["warnings"])

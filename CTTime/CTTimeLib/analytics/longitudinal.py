@@ -41,6 +41,10 @@ def matched(lesions, timepoints):
 def analyse(lesions, timepoints=None, threshold=0.5):
     """(longitudinal table, one row per patient; transition counts) for the time points present, in order."""
     present = set(lesions["timepoint"].astype(str))
+    repeated = sorted({t for t in (timepoints or ()) if list(timepoints).count(t) > 1})
+    if repeated:
+        raise CTTimeError(f"Time point {', '.join(repeated)} is given more than once; give each once, in order "
+                          "(e.g. --timepoints BS,FU,BR).", "input")
     timepoints = [t for t in (timepoints or TIMEPOINTS) if t in present]
     if len(timepoints) < 2:
         raise CTTimeError(f"A longitudinal analysis needs at least two of the time points "

@@ -38,7 +38,7 @@ def patient_aggregates(lesions, timepoint=None, threshold=0.5, by_timepoint=Fals
     if not by_timepoint:
         chosen = one_timepoint(chosen, timepoint)
     keys = set(zip(chosen["patient_id"], chosen["timepoint"]))
-    rows = lesions[[key in keys for key in zip(lesions["patient_id"], lesions["timepoint"])]]
+    rows = lesions[np.array([key in keys for key in zip(lesions["patient_id"], lesions["timepoint"])], dtype=bool)]
     rows = rows.assign(ct_time_score=pd.to_numeric(rows["ct_time_score"], errors="coerce"))
     patients = aggregation.summarize(rows, threshold)
     return patients[patients["n_scored"] > 0].reset_index(drop=True)

@@ -7,19 +7,21 @@ outside the training domain), each of the latter named by patient and time point
 
 from pathlib import Path
 
-from ..core.errors import CTTimeError
+import numpy as np
+
 from ..core.lesions import split_warnings
 from ..run.run_folder import read_run_record
 
 
+def run_record(lesions_path=None):
+    """run.json beside ``lesions_path`` ({} without one); a damaged one is a CTTimeError naming it, not a report
+    without the run's warnings."""
+    return read_run_record(Path(lesions_path).parent) if lesions_path is not None else {}
+
+
 def run_warnings(lesions, lesions_path=None):
     """The run-wide warnings: run.json's beside ``lesions_path`` and the standardisation's of the table."""
-    record = {}
-    if lesions_path is not None:
-        try:
-            record = read_run_record(Path(lesions_path).parent)
-        except CTTimeError:  # a damaged run.json beside the table: the table's own warnings still count
-            record = {}
+    record = run_record(lesions_path)
     found = [str(w) for w in record.get("warnings", []) if w]
     texts = lesions["standardization"].dropna().astype(str) if "standardization" in lesions else []
     return list(dict.fromkeys(found + [text.split(" - ", 1)[1] for text in texts if " - " in text]))
@@ -34,9 +36,14 @@ def study_warnings(lesions, run_wide):
     return list(dict.fromkeys(item for items in found for item in items))
 
 
-def table_warnings(lesions, lesions_path=None):
+def table_warnings(lesions, lesions_path=None, used=None):
     """Every warning of the run behind a lesions table, each once: run-wide ones first, then those of single
-    studies and lesions ("P01 BS: lesion L1: soft-tissue share ...")."""
+    studies and lesions ("P01 BS: lesion L1: soft-tissue share ..."). ``used``: rows with patient_id and timepoint
+    (those an analysis stands on): only the warnings of these studies, not of time points it left out."""
+    if used is not None:
+        studies = set(zip(used["patient_id"].astype(str), used["timepoint"].astype(str)))
+        lesions = lesions[np.array([key in studies for key in zip(lesions["patient_id"].astype(str),
+                                                                    lesions["timepoint"].astype(str))], dtype=bool)]
     run_wide = run_warnings(lesions, lesions_path)
     return run_wide + [f"{p} {t}: {text}" for p, t, text in study_warnings(lesions, run_wide)]
 

@@ -23,6 +23,33 @@ from .provenance import table_warnings, warning_lines
 
 CLINICAL_COLUMNS = ("patient_id", "pfs_months", "event")
 SCORE_UNIT = 0.1  # hazard ratios are per this increase of the score
+MIN_EVENTS = 10  # events per covariate below which a Cox hazard ratio is not reported (Peduzzi et al. 1995)
+NOT_REPORTED = "cannot conclude"
+
+
+def separation(score, time, event):
+    """"highest" or "lowest" when at every event the patient with the event has the highest (lowest) score of those
+    still at risk: the partial likelihood then grows without bound, and the fitted hazard ratio is only where the
+    optimiser stopped. "" otherwise."""
+    score, time, event = (np.asarray(v, dtype=float) for v in (score, time, event))
+    at_risk = [score[time >= t] for t in time[event == 1]]
+    found = [name for name, test in (("highest", np.max), ("lowest", np.min))
+             if all(s == test(risk) for s, risk in zip(score[event == 1], at_risk))]
+    return found[0] if len(found) == 1 else ""
+
+
+def inconclusive(data):
+    """Why a Cox model of ``data`` (score, T, E) cannot conclude, or ""."""
+    events = int(data["E"].sum())
+    if data["score"].nunique() < 2:
+        return f"{NOT_REPORTED}: every patient has the same score"
+    side = separation(data["score"], data["T"], data["E"])
+    if side:
+        return (f"{NOT_REPORTED}: perfect separation (at each of the {events} event(s), the patient with the {side} "
+                "score still at risk progressed): the hazard ratio is infinite")
+    if events < MIN_EVENTS:
+        return f"{NOT_REPORTED}: {events} event(s) in {len(data)} patients, fewer than {MIN_EVENTS} for one covariate"
+    return ""
 
 
 def patient_outcomes(lesions, clinical, path, timepoint=None, threshold=0.5):
@@ -50,6 +77,12 @@ def cox(frame):
         data = pd.DataFrame({"score": frame[f"ct_time_{name}"] / SCORE_UNIT, "T": frame["pfs_months"],
                              "E": frame["event"]})
         row = {"aggregate": name, "n": len(data), "events": int(data["E"].sum())}
+        reason = inconclusive(data)
+        if reason:  # no numbers that would read as a finding
+            row.update(hr_per_0_1=np.nan, hr_ci_low=np.nan, hr_ci_high=np.nan, p=np.nan, concordance=np.nan,
+                       note=reason)
+            rows.append(row)
+            continue
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -84,22 +117,26 @@ def kaplan_meier(frame):
         if all(len(g) for g in groups.values()):
             p = float(logrank_test(groups[INFLAMED]["pfs_months"], groups[UNINFLAMED]["pfs_months"],
                                    groups[INFLAMED]["event"], groups[UNINFLAMED]["event"]).p_value)
+        events = int(frame["event"].sum())
+        note = f"{NOT_REPORTED}: {events} event(s), fewer than {MIN_EVENTS}" if events < MIN_EVENTS else ""
         rows.append({"aggregate": name, "n_inflamed": len(groups[INFLAMED]), "n_uninflamed": len(groups[UNINFLAMED]),
-                     "logrank_p": p})
-        axes.set_title(f"{name} CT-TIME: log-rank p = " + (f"{p:.3g}" if np.isfinite(p) else "n/a (one group)"),
-                       fontsize=9)
+                     "logrank_p": p, "logrank_note": note})
+        axes.set_title(f"{name} CT-TIME: log-rank p = " + (f"{p:.3g}" if np.isfinite(p) else "n/a (one group)")
+                       + (f"\n({note})" if note else ""), fontsize=9)
         axes.set(xlabel="PFS (months)", ylabel="progression-free", ylim=(0, 1.05))
         axes.legend(fontsize=8, loc="lower left")
     return pd.DataFrame(rows), figure
 
 
-def analyse(lesions, clinical, clinical_path, timepoint=None, threshold=0.5, lesions_path=None):
+def analyse(lesions, clinical, clinical_path, timepoint=None, threshold=0.5, lesions_path=None,
+            figure_warnings=True):
     """(result dict, Cox table, log-rank table, Kaplan-Meier figure as PNG bytes); the warnings of the run behind
-    the lesions (``provenance``; run.json beside ``lesions_path``) are repeated in the result and under the figure."""
+    the lesions (``provenance``; run.json beside ``lesions_path``) are repeated in the result and, with
+    ``figure_warnings``, under the figure."""
     frame = patient_outcomes(lesions, clinical, clinical_path, timepoint, threshold)
     cox_table = cox(frame)
     logrank, figure = kaplan_meier(frame)
-    found = table_warnings(lesions, lesions_path)
+    found = table_warnings(lesions, lesions_path, used=frame)
     incomplete = outcomes.incomplete_note(frame)
     result = {"clinical": str(clinical_path), "timepoint": timepoint, "n_patients": len(frame),
               "n_unmatched": int(len(clinical) - len(frame)), "events": int(frame["event"].sum()),
@@ -107,7 +144,8 @@ def analyse(lesions, clinical, clinical_path, timepoint=None, threshold=0.5, les
               "hazard_ratio_unit": f"per {SCORE_UNIT} increase of the score",
               "cox": _records(cox_table), "logrank": _records(logrank),
               "warnings": found + ([incomplete] if incomplete else [])}
-    return result, cox_table, logrank, drawing.png_bytes(drawing.add_warnings(figure, result["warnings"]))
+    return result, cox_table, logrank, drawing.png_bytes(drawing.add_warnings(
+        figure, result["warnings"] if figure_warnings else []))
 
 
 def _records(frame):
@@ -131,10 +169,11 @@ def summary_lines(result):
     if result["n_unmatched"]:
         lines.insert(0, f"Note: {result['n_unmatched']} clinical row(s) matched no scored patient")
     for row, km in zip(result["cox"], result["logrank"]):
-        hr = "not estimable" if row["hr_per_0_1"] is None else \
+        hr = (row["note"] or "not estimable") if row["hr_per_0_1"] is None else \
             f"HR {row['hr_per_0_1']:.3f} ({row['hr_ci_low']:.3f}-{row['hr_ci_high']:.3f}), p = {row['p']:.3g}, " \
             f"C = {row['concordance']:.3f}"
-        p = "n/a" if km["logrank_p"] is None else f"{km['logrank_p']:.3g}"
+        p = ("n/a" if km["logrank_p"] is None else f"{km['logrank_p']:.3g}") + (
+            f" ({km['logrank_note']})" if km.get("logrank_note") else "")
         lines.append(f"  {row['aggregate']:>6}: {hr}; KM inflamed {km['n_inflamed']} vs uninflamed "
                      f"{km['n_uninflamed']}, log-rank p = {p}")
     return lines + warning_lines(result.get("warnings", []))

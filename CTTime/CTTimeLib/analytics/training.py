@@ -18,6 +18,7 @@ P(label 1), so the written coefficients are scikit-learn's with the sign reverse
 
 import datetime
 import inspect
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -95,7 +96,7 @@ def labelled_lesions(lesions, labels, path, timepoint=None):
 def candidate_features(frame):
     """original_* features finite on every lesion and not constant."""
     values = frame[[c for c in frame.columns if c.startswith(FEATURE_PREFIX)]].apply(pd.to_numeric, errors="coerce")
-    keep = np.isfinite(values).all(axis=0) & (values.std(ddof=1) > 0)
+    keep = np.isfinite(values).all(axis=0) & (values.max() > values.min())  # not std > 0: rounding leaves 1e-16
     return list(values.columns[keep])
 
 
@@ -167,6 +168,15 @@ def train(lesions, labels, labels_path, settings=None, concordance=None, concord
                           f"lesions of each class; the smaller class has {smallest}. Give fewer --folds or more "
                           "labelled lesions.", "input")
     features = candidate_features(frame)
+    if not features:
+        raise CTTimeError(f"No original_* feature of the {len(frame)} labelled lesions is finite and varies between "
+                          "them: nothing to train on. Give a lesions table with pyradiomics' features (cttime score "
+                          "or cohort with --features all) of different lesions.", "input")
+    unusable = [lam for lam in settings.lambdas if not 0.0 < 1.0 / (len(y) * lam) < math.inf]
+    if unusable:
+        raise CTTimeError(f"lambda {', '.join(f'{lam:g}' for lam in unusable)} cannot be used with {len(y)} lesions: "
+                          "scikit-learn's C = 1 / (n * lambda) would be 0 or infinite. Give smaller lambdas "
+                          "(--lambdas; the default grid runs from 0.001 to 0.1).", "input")
     reference = standardization.from_lesions(frame, features, f"training lesions of {labels_path}")
     z = reference.standardize(frame, features).set_axis(features, axis=1)
     robust = robust_features(concordance, concordance_path, features, settings.min_concordance) \

@@ -8,6 +8,7 @@ import json
 import math
 
 from ..analytics.provenance import table_warnings, warning_lines
+from ..core.errors import CTTimeError
 from ..core.files import output_file, output_folder, write_table, write_text
 from ..io import tables
 from ..run.run_folder import read_lesions_table
@@ -140,7 +141,14 @@ def add_commands(commands):
 
 
 def _read_lesions(path, scored=True):
-    return read_lesions_table(path, LESION_COLUMNS if scored else LESION_COLUMNS[:3])
+    """The lesions table; with ``scored``, one that has at least one scored lesion."""
+    from ..analytics.outcomes import scored as scored_rows
+
+    table = read_lesions_table(path, LESION_COLUMNS if scored else LESION_COLUMNS[:3])
+    if scored and scored_rows(table).empty:
+        raise CTTimeError(f"{path} has no scored lesion ({len(table)} row(s), none with a ct_time_score): nothing to "
+                          "analyse. Give the lesions.csv of a run that scored lesions.", "input")
+    return table
 
 
 def _print(lines):

@@ -52,8 +52,12 @@ MARGIN, SUMMARY_WIDTH, GUTTER = 0.3, 3.25, 0.3
 CAPTION_HEIGHT, ROW_GAP, FOOTER_HEIGHT = 1.05, 0.2, 0.45
 HEADER_HEIGHT, BANNER_LINE, TREND_HEIGHT = 0.95, 0.34, 1.1
 MIN_IMAGE_SIDE, MAX_IMAGE_SIDE, MAX_COLUMNS = 1.6, 4.2, 4
+CAPTION_BESIDE = 2.3  # caption width beside a single lesion's image, inches
 CHIP = 0.16  # colour swatch, inches
+MARK_LEVEL = 0.2  # inches per level of lesion marks above the score map
 FILL_ALPHA = 0.35
+HATCH_BAND = 0.025  # width of the hatched band inside an uninflamed lesion's outline, as a share of the view
+OUTSIDE_IMAGE = "#2b2b2b"  # the part of a lesion's view beyond the CT (cross-hatched)
 LINE = 0.2  # inches per 9-point text line
 TEXT_COLUMNS = (("patient_id", "timepoint", "lesion_id", "location", "error", "standardization", "image",
                  "segmentation", "ct_time_status", "heterogeneity", "warning", "acquisition_warning",
@@ -61,6 +65,7 @@ TEXT_COLUMNS = (("patient_id", "timepoint", "lesion_id", "location", "error", "s
                 + tuple(f"status_{n}" for n in aggregation.AGGREGATES))
 MINIMUM_MARK = "▼ sets the patient minimum"
 REFERENCE_COLOUR = "#5e3c99"  # the standardisation interval's whisker and texts (apart from the score palette)
+CUT_NOTE = "⚠ cut by the image edge: part of the lesion may lie outside the CT, and its score describes the rest"
 OUTLINE = "#111111"  # dark outline of every text drawn on a CT image
 STYLE = {"font.family": "DejaVu Sans", "font.size": 9, "axes.linewidth": 0.8, "savefig.dpi": DPI,
          "pdf.fonttype": 42, "svg.hashsalt": "cttime", "path.simplify": False}
@@ -140,6 +145,7 @@ class LesionSlice:
     index: int
     n_slices: int
     s_mm: float
+    cut_by_edge: bool = False  # the mask reaches a face of the image: part of the lesion may lie outside it
 
 
 def lesion_slice(image_array, mask_array, image, axes=None):
@@ -163,8 +169,11 @@ def lesion_slice(image_array, mask_array, image, axes=None):
     voxel = [0, 0, 0]
     voxel[axis_of[2]] = index
     s_mm = float(image.TransformIndexToPhysicalPoint(voxel)[2])
+    faces = (mask_array[0], mask_array[-1], mask_array[:, 0], mask_array[:, -1], mask_array[:, :, 0],
+             mask_array[:, :, -1])
     return LesionSlice(planar(image_array), planar(mask_array).astype(bool),
-                       (spacing[axis_of[1]], spacing[axis_of[0]]), index, int(mask_array.shape[slice_axis]), s_mm)
+                       (spacing[axis_of[1]], spacing[axis_of[0]]), index, int(mask_array.shape[slice_axis]), s_mm,
+                       any(face.any() for face in faces))
 
 
 # ---------------------------------------------------------------- text helpers
@@ -178,7 +187,16 @@ def _finite(value):
 
 
 def score_text(value):
-    return f"{float(value):.3f}" if _finite(value) else "-"
+    """3 decimals; more (up to 6, then ">0.500") when a score above the threshold would round to it, so that
+    "0.5003" never prints as an uninflamed-looking "0.500"."""
+    if not _finite(value):
+        return "-"
+    value, digits = float(value), 3
+    while value > colormap.THRESHOLD and round(value, digits) <= colormap.THRESHOLD and digits < 6:
+        digits += 1
+    if value > colormap.THRESHOLD and round(value, digits) <= colormap.THRESHOLD:
+        return f">{colormap.THRESHOLD:.3f}"
+    return f"{value:.{digits}f}"
 
 
 def volume_text(mm3):
@@ -321,9 +339,13 @@ def grid_layout(n_panels, grid_width, body_height):
 
 
 def _draw_slice(ax, lesion, rgb, window="soft", hatched=False):
-    """The CT around the lesion (view 3x its extent, at least 90 mm) in ``window``, its fill (hatched when
-    ``hatched``: grey on grey CT needs a pattern to be seen) and outline, a scale bar; texts in a dark outline."""
+    """The CT around the lesion (view 3x its extent, at least 90 mm) in ``window``, its fill (a band inside the
+    outline hatched when ``hatched``: grey on grey CT needs a pattern to be seen, and the interior stays readable)
+    and outline, a scale bar; texts in a dark outline. Where the view reaches beyond the image: a grey
+    cross-hatch, labelled, not a black strip that could pass for anatomy."""
     from matplotlib import patheffects
+    from matplotlib.patches import Rectangle
+    from scipy import ndimage
 
     (row_mm, col_mm), mask = lesion.pixel_mm, lesion.mask
     rr, cc = np.nonzero(mask)
@@ -339,7 +361,10 @@ def _draw_slice(ax, lesion, rgb, window="soft", hatched=False):
     ax.set_axis_on()
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_facecolor("black")
+    ax.set_facecolor(OUTSIDE_IMAGE)
+    outside = Rectangle((centre[0] - view / 2, centre[1] - view / 2), view, view, facecolor=OUTSIDE_IMAGE,
+                        edgecolor="#6e6e6e", hatch="xx", linewidth=0, zorder=0, gid="outside-image")
+    ax.add_patch(outside)
     width, level = WINDOWS[window]
     ax.imshow(ct, cmap="gray", vmin=level - width / 2, vmax=level + width / 2, extent=extent,
               interpolation="bilinear")
@@ -349,8 +374,10 @@ def _draw_slice(ax, lesion, rgb, window="soft", hatched=False):
     xs = (np.arange(c0, c0 + mask.shape[1]) + 0.5) * col_mm
     ys = (np.arange(r0, r0 + mask.shape[0]) + 0.5) * row_mm
     halo = _halo(rgb)
-    if hatched:
-        hatch = ax.contourf(xs, ys, mask.astype(float), levels=[0.5, 1.5], colors="none", hatches=["////"])
+    if hatched:  # only a band inside the outline: the hatch shows where the lesion is, not over its tissue
+        band_px = max(1, int(round(HATCH_BAND * view / min(row_mm, col_mm))))
+        band = mask & ~ndimage.binary_erosion(mask, iterations=band_px)
+        hatch = ax.contourf(xs, ys, band.astype(float), levels=[0.5, 1.5], colors="none", hatches=["////"])
         hatch.set(edgecolor=halo, linewidth=0.0)
         hatch.set_gid("hatch")
     contour = ax.contour(xs, ys, mask.astype(float), levels=[0.5], colors=[rgb], linewidths=1.4)
@@ -367,11 +394,25 @@ def _draw_slice(ax, lesion, rgb, window="soft", hatched=False):
     ax.text(0.5, 0.98, "A", transform=ax.transAxes, ha="center", va="top", fontsize=7, **_outlined())
     ax.text(0.97, 0.03, f"{window} W{width:.0f} L{level:.0f}", transform=ax.transAxes, ha="right", va="bottom",
             fontsize=6.5, gid="window", **_outlined())
+    _label_outside(ax, extent, centre, view)
 
 
-def _draw_lesion(fig, row, lesion, x, y, side, size, panel):
-    """One lesion panel: image (or a text box) and a caption below it; the lesion that sets the patient's minimum
-    gets a thick frame."""
+def _label_outside(ax, extent, centre, view):
+    """"beyond the image" in the widest strip of the view outside the CT, when one is wide enough for it."""
+    x0, x1, y1, y0 = extent  # y grows downwards (posterior)
+    left, right = centre[0] - view / 2, centre[0] + view / 2
+    top, bottom = centre[1] - view / 2, centre[1] + view / 2
+    strips = [(x0 - left, ((left + x0) / 2, centre[1]), 90), (right - x1, ((x1 + right) / 2, centre[1]), 90),
+              (y0 - top, (centre[0], (top + y0) / 2), 0), (bottom - y1, (centre[0], (y1 + bottom) / 2), 0)]
+    size, (x, y), rotation = max(strips, key=lambda strip: strip[0])
+    if size > 0.07 * view:
+        ax.text(x, y, "beyond the image", ha="center", va="center", rotation=rotation, fontsize=6.5,
+                gid="outside-image-label", **_outlined())
+
+
+def _draw_lesion(fig, row, lesion, x, y, side, size, panel, caption_at=(0.0, None)):
+    """One lesion panel: image (or a text box) and a caption below it (or at ``caption_at``, inches from the
+    image's top-left corner); the lesion that sets the patient's minimum gets a thick frame."""
     score = row.get("ct_time_score")
     failed = bool(row.get("error")) or not _finite(score)
     rgb = colormap.score_color(float(score) if _finite(score) else None)
@@ -393,7 +434,8 @@ def _draw_lesion(fig, row, lesion, x, y, side, size, panel):
             _wrap(reason, side - 0.2, 8, max(1, int((side - 0.4) / 0.17) - 1)))
         for number, line in enumerate(lines):
             box.text(0.1, 0.15 + number * 0.17, line, fontsize=8, fontweight="bold" if number == 0 else "normal")
-    caption = Block(fig, x, y + side + 0.04, f"lesion-caption:{panel['lesion_id']}")
+    caption = Block(fig, x + caption_at[0], y + (side + 0.04 if caption_at[1] is None else caption_at[1]),
+                    f"lesion-caption:{panel['lesion_id']}")
     panel["caption"] = []
     top = 0.06
     for text, props in panel.pop("lines"):
@@ -443,10 +485,15 @@ def _lesion_panel(row, width, lesion, image_reason, minimum_id="", window="auto"
         if lesion is not None:
             lines.append((_fit(f"slice {lesion.index + 1}/{lesion.n_slices} · S {lesion.s_mm:.1f} mm", width, 7.5),
                           {"fontsize": 7.5, "color": "#555555"}))
+        if lesion is not None and lesion.cut_by_edge:
+            lines += [(text, {"fontsize": 7.5, "fontweight": "bold", "color": "#b35900"})
+                      for text in _wrap(CUT_NOTE, width, 7.5, 3)]
         robustness = _robustness_text(row)
-        if robustness:
-            lines.append(_shrunk(robustness, width, 8, {"fontweight": "bold", "color": "#333333"
-                                                        if robustness.startswith("robust") else "#8a6d00"}))
+        if robustness:  # shrunk to one line down to 7 points, else broken over lines: the interval is never cut
+            props = {"fontweight": "bold", "color": "#333333" if robustness.startswith("robust") else "#8a6d00"}
+            text, props = _shrunk(robustness, width, 8, props, smallest=7)
+            lines += [(text, props)] if not text.endswith("…") else [
+                (line, dict(props, fontsize=7.5)) for line in _wrap(robustness, width, 7.5, 3)]
         reference = _reference_text(row)
         if reference:
             lines.append(_shrunk(reference, width, 8, {"fontweight": "bold", "color": REFERENCE_COLOUR
@@ -462,6 +509,7 @@ def _lesion_panel(row, width, lesion, image_reason, minimum_id="", window="auto"
             "score_text": score_text(score) if not error else "FAILED",
             "volume_text": volume_text(row.get(aggregation.VOLUME)), "has_image": lesion is not None,
             "sets_minimum": sets_minimum, "window": window_name(location, window),
+            "cut_by_edge": bool(lesion is not None and lesion.cut_by_edge),
             "soft_tissue_share": float(share) if _finite(share) else None,
             "lines": lines, "texts": [text for text, _ in lines], "image_reason": image_reason}
 
@@ -598,31 +646,62 @@ def _draw_colorbar(fig, lesion_rows, x, y, width, size):
     for text, colour in reversed(legend):  # which whisker is which, right of the title
         key.text(right, 0, text, fontsize=7.5, color=colour, fontweight="bold", ha="right")
         right -= text_width(text, 7.5, bold=True) + 0.12
-    bar = _inch_axes(fig, x + 0.1, y + 0.36, width - 0.2, 0.22, size)
+    marks = _mark_levels(lesion_rows, width - 0.2)
+    levels = 1 + max((mark["level"] for mark in marks), default=0)
+    bar_y = y + 0.2 + MARK_LEVEL * levels
+    bar = _inch_axes(fig, x + 0.1, bar_y, width - 0.2, 0.22, size)
     bar.set_gid("colorbar")
     colorbar = ColorbarBase(bar, cmap=colormap.matplotlib_colormap(), norm=Normalize(0, 1), orientation="horizontal",
                             ticks=[0, 0.25, 0.5, 0.75, 1])
     colorbar.ax.tick_params(labelsize=8)
     colorbar.ax.axvline(colormap.THRESHOLD, color="black", linewidth=2.0)
-    scores = [float(s) for s in lesion_rows["ct_time_score"] if _finite(s)]
-    for row in lesion_rows.to_dict("records"):
-        low, high = row.get("ct_time_score_low"), row.get("ct_time_score_high")
-        if _finite(row.get("ct_time_score")) and _finite(low) and _finite(high):
-            whisker, = bar.plot([float(low), float(high)], [1.15, 1.15], color="black", linewidth=1.0,
-                                marker="|", markersize=6, clip_on=False)
-            whisker.set_gid(f"whisker:{row.get('lesion_id')}")
-        low, high = row.get("ct_time_score_ref_low"), row.get("ct_time_score_ref_high")
-        if _finite(row.get("ct_time_score")) and _finite(low) and _finite(high):
-            whisker, = bar.plot([float(low), float(high)], [1.45, 1.45], color=REFERENCE_COLOUR, linewidth=2.0,
-                                marker="|", markersize=5, clip_on=False)
-            whisker.set_gid(f"reference-whisker:{row.get('lesion_id')}")
-    bar.plot(scores, [1.15] * len(scores), marker="v", linestyle="none", color="black", markersize=6,
-             clip_on=False)
-    labels = Block(fig, x, y + 0.8, "colorbar-labels")
+    for mark in marks:  # in inches above the bar: a level per row of marks, the lesion's ID over its mark
+        height = 0.07 + MARK_LEVEL * mark["level"]
+        level_y = 1 + height / 0.22  # the bar is 0.22 inches high
+        if mark["interval"]:
+            whisker, = bar.plot(mark["interval"], [level_y, level_y], color="black", linewidth=1.0, marker="|",
+                                markersize=6, clip_on=False)
+            whisker.set_gid(f"whisker:{mark['lesion_id']}")
+        if mark["reference"]:  # just under the mark's level, in the reference's colour
+            whisker, = bar.plot(mark["reference"], [level_y - 0.045 / 0.22] * 2, color=REFERENCE_COLOUR,
+                                linewidth=2.0, marker="|", markersize=5, clip_on=False)
+            whisker.set_gid(f"reference-whisker:{mark['lesion_id']}")
+        bar.plot([mark["score"]], [level_y], marker="v", linestyle="none", color="black", markersize=6,
+                 clip_on=False, gid=f"mark:{mark['lesion_id']}")
+        bar.text(mark["score"], 1 + (height + 0.05) / 0.22, mark["label"], ha="center", va="bottom", fontsize=6.5,
+                 gid=f"mark-label:{mark['lesion_id']}", clip_on=False)
+    labels = Block(fig, x, bar_y + 0.44, "colorbar-labels")
     labels.text(0.1, 0, "≤ 0.5 uninflamed", fontsize=8, color="#333333")
     labels.text(width - 0.1, 0, "> 0.5 inflamed", fontsize=8, ha="right", color=colormap.INFLAMED_HEX,
                 fontweight="bold")
-    return y + 1.0
+    return bar_y + 0.6
+
+
+def _mark_levels(lesion_rows, bar_width):
+    """The ▼ of each scored lesion on the score map with its ID, each put on the lowest level where neither it, its
+    ID nor its interval whiskers overlap another's (``bar_width``: inches of the 0..1 bar)."""
+    marks = []
+    for row in lesion_rows.to_dict("records"):
+        if not _finite(row.get("ct_time_score")):
+            continue
+        score, low, high = float(row["ct_time_score"]), row.get("ct_time_score_low"), row.get("ct_time_score_high")
+        label = _fit(row.get("lesion_id") or "(whole study)", 1.0, 6.5)
+        half = (max(text_width(label, 6.5), 0.1) / 2 + 0.04) / bar_width  # in score units
+        interval = (float(low), float(high)) if _finite(low) and _finite(high) else None
+        ref_low, ref_high = row.get("ct_time_score_ref_low"), row.get("ct_time_score_ref_high")
+        reference = (float(ref_low), float(ref_high)) if _finite(ref_low) and _finite(ref_high) else None
+        whiskers = [end for pair in (interval, reference) if pair for end in pair]
+        left = min([score - half] + [end - 0.02 for end in whiskers])
+        right = max([score + half] + [end + 0.02 for end in whiskers])
+        marks.append({"lesion_id": row.get("lesion_id") or "", "label": label, "score": score,
+                      "interval": interval, "reference": reference, "span": (left, right)})
+    placed = []
+    for mark in sorted(marks, key=lambda m: (m["score"], m["lesion_id"])):
+        mark["level"] = next(level for level in range(len(marks) + 1) if not any(
+            other["level"] == level and other["span"][0] < mark["span"][1] and mark["span"][0] < other["span"][1]
+            for other in placed))
+        placed.append(mark)
+    return marks
 
 
 def _draw_trend(fig, history, timepoint, x, y, width, size):
@@ -722,8 +801,12 @@ def board_figure(patient_id, timepoint, lesions, patients=None, image=None, mask
         grid_width = PAGE_WIDTH - grid_x - MARGIN
         columns, n_rows, side = grid_layout(len(rows), grid_width, PAGE_HEIGHT - body_top - FOOTER_HEIGHT)
         panel_width, row_height = grid_width / columns, side + CAPTION_HEIGHT + ROW_GAP
+        caption_width, beside = side, len(rows) == 1  # one lesion: a larger image, its caption to the right
+        if beside:
+            side = min(PAGE_HEIGHT - body_top - FOOTER_HEIGHT - ROW_GAP, grid_width - CAPTION_BESIDE - GUTTER)
+            caption_width, panel_width, row_height = grid_width - side - GUTTER, side, side + ROW_GAP
         slices = _lesion_slices(rows, image, masks, image_reason)
-        panels = [_lesion_panel(row, side, lesion, reason, patient.get("min_lesion_id", ""), window)
+        panels = [_lesion_panel(row, caption_width, lesion, reason, patient.get("min_lesion_id", ""), window)
                   for row, (lesion, reason) in zip(rows.to_dict("records"), slices)]
         size = (PAGE_WIDTH, max(PAGE_HEIGHT, body_top + n_rows * row_height + FOOTER_HEIGHT))
         figure = Figure(figsize=size, dpi=DPI, facecolor="white")
@@ -734,15 +817,19 @@ def board_figure(patient_id, timepoint, lesions, patients=None, image=None, mask
         for number, (panel, (lesion, _)) in enumerate(zip(panels, slices)):
             column, grid_row = number % columns, number // columns
             _draw_lesion(figure, rows.iloc[number].to_dict(), lesion, grid_x + column * panel_width
-                         + (panel_width - side) / 2, body_top + grid_row * row_height, side, size, panel)
+                         + (panel_width - side) / 2, body_top + grid_row * row_height, side, size, panel,
+                         (side + GUTTER, 0.0) if beside else (0.0, side + 0.04))
         if bottom + FOOTER_HEIGHT > size[1]:
             size = _grow(figure, bottom + FOOTER_HEIGHT)
-        footer = Block(figure, MARGIN, size[1] - FOOTER_HEIGHT + 0.15, "footer")
-        footer.text(0, 0, f"CTTime {__version__} · axial slices through each lesion's largest cross-section (window "
-                          "on each image, HU), image left = patient right · colour = CT-TIME score (hatched = "
-                          "uninflamed, yellow = failed) · not for clinical decisions", fontsize=7, color="#555555")
+        footer = Block(figure, MARGIN, size[1] - FOOTER_HEIGHT + 0.08, "footer")
+        legend = (f"CTTime {__version__} · axial slices through each lesion's largest cross-section (window on each "
+                  "image, HU), image left = patient right · colour = CT-TIME score (hatched rim = uninflamed, yellow "
+                  "= failed) · grey cross-hatch = beyond the image · not for clinical decisions")
+        for number, line in enumerate(_wrap(legend, PAGE_WIDTH - 2 * MARGIN, 7, 2)):
+            footer.text(0, number * 0.14, line, fontsize=7, color="#555555")
     return Board(figure, str(patient_id), str(timepoint), panels, summary, warnings,
-                 {"columns": columns, "rows": n_rows, "image_side": side, "size": size})
+                 {"columns": columns, "rows": n_rows, "image_side": side, "size": size,
+                  "caption": "beside" if beside else "below"})
 
 
 def _lesion_slices(rows, image, masks, image_reason):

@@ -254,4 +254,11 @@ def read_run_record(run_dir, required=False):
         raise CTTimeError(f"Cannot read {path}: {exc}", "input") from None
     if not isinstance(record, dict):
         raise CTTimeError(f"{path} is not a CTTime run record (a JSON object).", "input")
+    expected = {"warnings": (list, "a list of texts"), "harmonization": (dict, "an object")}
+    for key, (kind, what) in expected.items():
+        value = record.get(key)
+        if value is not None and not (isinstance(value, kind) and (kind is dict or all(
+                isinstance(item, str) for item in value))):
+            raise CTTimeError(f"{path}: '{key}' should be {what}, not {json.dumps(value)[:60]}; the file is damaged: "
+                              "write it again (cttime rescore) or remove it.", "input")
     return record

@@ -7,6 +7,11 @@ labels and outcomes are generated from the real features with a fixed seed.
 
 import itertools
 import json
+import os
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
 
 import numpy as np
 import pandas as pd
@@ -196,7 +201,7 @@ def test_delong_against_brute_force_and_sklearn():
 def test_hosmer_lemeshow_by_hand():
     p = np.array([0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9, 0.35, 0.65])
     y = np.array([0, 0, 1, 0, 1, 1, 0, 1, 0, 1])
-    result = evaluation.hosmer_lemeshow(p, y, groups=5)
+    result = evaluation.hosmer_lemeshow(p, y, groups=5, min_size=2)
     order = np.argsort(p, kind="stable")
     statistic = 0.0
     for index in np.array_split(order, 5):
@@ -311,18 +316,24 @@ def test_train_writes_a_model_that_signature_scores_like_sklearn(features, tmp_p
     assert restricted["model"]["provenance"]["selection"]["robust"] == 2
 
 
-def test_cohort_report_is_one_html_file_with_every_section(features, tmp_path, capsys):
-    cohort = _longitudinal_cohort(features)
-    lesions_csv = _written(cohort, tmp_path / "run", group_by=("timepoint",))
+def _full_report(cohort, folder, capsys):
+    """(lesions table, report.html) of ``cohort`` z-scored per time point, with labels and outcomes at BS."""
+    lesions_csv = _written(cohort, folder / "run", group_by=("timepoint",))
     lesions = pd.read_csv(lesions_csv)
     baseline = lesions[lesions["timepoint"] == "BS"]
     minimum = baseline.groupby("patient_id")["ct_time_score"].min()
     pd.DataFrame({"patient_id": minimum.index, "label": (minimum.rank() > 4).astype(int).to_numpy()}).to_csv(
-        tmp_path / "labels.csv", index=False)
-    _clinical(baseline).to_csv(tmp_path / "clinical.csv", index=False)
-    _run(["cohort-report", lesions_csv, "--out", tmp_path / "report.html", "--labels", tmp_path / "labels.csv",
-          "--clinical", tmp_path / "clinical.csv", "--timepoint", "BS"], capsys)
-    text = (tmp_path / "report.html").read_text()
+        folder / "labels.csv", index=False)
+    _clinical(baseline).to_csv(folder / "clinical.csv", index=False)
+    _run(["cohort-report", lesions_csv, "--out", folder / "report.html", "--labels", folder / "labels.csv",
+          "--clinical", folder / "clinical.csv", "--timepoint", "BS"], capsys)
+    return lesions, folder / "report.html"
+
+
+def test_cohort_report_is_one_html_file_with_every_section(features, tmp_path, capsys):
+    lesions, report = _full_report(_longitudinal_cohort(features), tmp_path, capsys)
+    baseline = lesions[lesions["timepoint"] == "BS"]
+    text = report.read_text()
     assert text.count('src="data:image/png;base64,') == 5  # location, heterogeneity, Sankey, ROC, KM
     assert "src=\"http" not in text and "<link" not in text
     for heading in ("Scores by lesion location", "Per-patient heterogeneity", "Longitudinal", "Evaluation against",
@@ -397,3 +408,171 @@ def test_every_analysis_repeats_the_runs_warnings(features, tmp_path, capsys):
     text = (tmp_path / "report.html").read_text()
     assert run_wide in text and "lesion L1: soft-tissue share 0.30" in text and "INCOMPLETE: 1 of 2" in text
     assert f"WARNING: {lesion}" in out
+
+
+def _damaged_inputs(features, folder):
+    """The lesions tables and labels of the analytics' bad inputs, from the real rows."""
+    scored = _written(features, folder / "run")
+    lesions = pd.read_csv(scored)
+    two = pd.concat([lesions, lesions.assign(timepoint="FU")])
+    two.to_csv(folder / "two.csv", index=False)
+    lesions.iloc[:0].to_csv(folder / "header_only.csv", index=False)
+    constant = lesions.assign(**{c: 1.0 for c in lesions if c.startswith("original_")})
+    (folder / "constant").mkdir()
+    constant.to_csv(folder / "constant" / "lesions.csv", index=False)
+    lesions[["patient_id", "lesion_id"]].assign(label=_labels(lesions)).to_csv(folder / "labels.csv", index=False)
+    _clinical(lesions).to_csv(folder / "clinical.csv", index=False)
+    (folder / "typed").mkdir()
+    record = json.loads((folder / "run" / "run.json").read_text())
+    (folder / "typed" / "run.json").write_text(json.dumps(dict(record, harmonization="ComBat", warnings=[3])))
+    lesions.to_csv(folder / "typed" / "lesions.csv", index=False)
+    return scored
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["longitudinal", "two.csv", "--timepoints", "BS,BS"], ["Time point BS is given more than once"]),
+    (["survival", "header_only.csv", "--clinical", "clinical.csv"], ["header_only.csv has no scored lesion"]),
+    (["train", "run/lesions.csv", "--labels", "labels.csv", "--lambdas", "1e308", "--repeats", "1"],
+     ["lambda 1e+308 cannot be used with 24 lesions", "smaller lambdas"]),
+    (["train", "constant/lesions.csv", "--labels", "labels.csv", "--repeats", "1"],
+     ["No original_* feature of the 24 labelled lesions", "varies"]),
+    (["cohort-report", "typed/lesions.csv"], ["typed/run.json: 'warnings' should be a list of texts, not [3]",
+                                              "remove it"]),
+])
+def test_bad_analytics_input_is_a_message_not_a_traceback(argv, words, features, tmp_path, capsys, monkeypatch):
+    _damaged_inputs(features, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    code = commands.main(argv + ["--out", "out.html" if argv[0] == "cohort-report" else "out"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    for word in words:
+        assert word in err, err
+
+
+def test_small_samples_say_they_cannot_conclude(features, tmp_path, capsys):
+    """Six real patients whose PFS follows their score exactly (perfect separation): no hazard ratio, p or C is
+    presented; eight patients: no Hosmer-Lemeshow on groups of one; evaluate at BS repeats no FU lesion's warning."""
+    lesions_csv = _written(features, tmp_path / "run")
+    lesions = pd.read_csv(lesions_csv).sort_values("ct_time_score")
+    six = lesions.iloc[::4].head(6)
+    pd.DataFrame({"patient_id": six["patient_id"], "pfs_months": [3.0, 5.0, 8.0, 12.0, 20.0, 30.0],
+                  "event": 1}).to_csv(tmp_path / "six.csv", index=False)
+    out = _run(["survival", lesions_csv, "--clinical", tmp_path / "six.csv", "--out", tmp_path / "s"], capsys).out
+    cox = pd.read_csv(tmp_path / "s" / "survival_cox.csv")
+    assert cox[["hr_per_0_1", "hr_ci_low", "hr_ci_high", "p", "concordance"]].isna().all().all()
+    assert cox["note"].str.startswith("cannot conclude: perfect separation").all()
+    assert not re.search(r"HR \d|C = \d", out) and out.count("cannot conclude: perfect separation") == 4
+    assert "(cannot conclude: 6 event(s), fewer than 10)" in out
+    result = json.loads((tmp_path / "s" / "survival.json").read_text())
+    assert all(row["hr_per_0_1"] is None and row["note"] for row in result["cox"])
+
+    cohort = _longitudinal_cohort(features)  # 8 patients at BS; one FU lesion with little soft tissue
+    cohort["soft_tissue_share"] = np.where((cohort["patient_id"] == "P1") & (cohort["timepoint"] == "FU"), 0.3, 0.98)
+    multi = _written(cohort, tmp_path / "multi", group_by=("timepoint",))
+    baseline = pd.read_csv(multi).query("timepoint == 'BS'")
+    minimum = baseline.groupby("patient_id")["ct_time_score"].min()
+    pd.DataFrame({"patient_id": minimum.index, "label": np.arange(len(minimum)) % 2}).to_csv(
+        tmp_path / "labels.csv", index=False)
+    out = _run(["evaluate", multi, "--labels", tmp_path / "labels.csv", "--timepoint", "BS", "--out",
+                tmp_path / "ev"], capsys).out
+    result = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
+    assert result["hosmer_lemeshow"]["statistic"] is None and not result["hosmer_lemeshow"]["groups"]
+    assert "Hosmer-Lemeshow calibration not computed: 8 scores make fewer than 3 groups of at least 5" in out
+    assert "soft-tissue share" not in out and not any("FU" in w for w in result["warnings"])
+    out = _run(["evaluate", multi, "--labels", tmp_path / "labels.csv", "--timepoint", "FU", "--out",
+                tmp_path / "evfu"], capsys).out
+    assert "WARNING: P1 FU: lesion L1: soft-tissue share 0.30" in out  # the lesion that was used is still named
+
+
+class _Tables(HTMLParser):
+    """The tables of an HTML text: a list of (headers, rows of cell texts)."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.tables, self._cell = [], None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append(([], []))
+        elif tag == "tr" and self.tables:
+            self.tables[-1][1].append([])
+        elif tag in ("th", "td"):
+            self._cell = ""
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+
+    def handle_endtag(self, tag):
+        if tag in ("th", "td"):
+            headers, rows = self.tables[-1]
+            (headers if tag == "th" else rows[-1]).append(self._cell)
+            self._cell = None
+
+
+def _page_measure(html_path, tmp_path, width=1400):
+    """What headless Chromium measures of a page at ``width`` px: page, body and table right edges (px)."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        message = "needs Debian's chromium (apt-get install chromium; .ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    probe = tmp_path / "probe.html"
+    probe.write_text(html_path.read_text().replace("</body>", """<script>
+window.addEventListener('load', function () {
+  var out = document.createElement('pre'); out.id = 'measure';
+  out.textContent = JSON.stringify({page: document.documentElement.scrollWidth, body: document.body.scrollWidth,
+    window: window.innerWidth, body_right: document.body.getBoundingClientRect().right,
+    tables: Array.from(document.querySelectorAll('table')).map(function (t) {
+      return t.getBoundingClientRect().right; })});
+  document.body.appendChild(out); });</script></body>"""))
+    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                          "--disable-component-update", "--disable-sync", "--no-first-run",
+                          f"--user-data-dir={tmp_path / 'chromium-profile'}", f"--window-size={width},900",
+                          "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    found = re.search(r'<pre id="measure">([^<]*)</pre>', dom)
+    assert found, dom[-2000:]
+    return json.loads(found.group(1))
+
+
+def test_cohort_report_fits_1400_px_with_readable_tables_and_each_warning_once(features, tmp_path, capsys):
+    """BS, FU and BR of 8 real-feature patients, the same lesion warning at five studies, labels and outcomes: the
+    page does not overflow at 1400 px in Chromium, headers are words, one number format per kind, every warning is
+    shown once (the repeated one with its count) and locations are split by time point."""
+    cohort = _longitudinal_cohort(features)
+    low = cohort["patient_id"].isin(["P1", "P2", "P3", "P4", "P5"]) & (cohort["lesion_id"] == "L1") & (
+        cohort["timepoint"] == "BS")
+    cohort["soft_tissue_share"] = np.where(low, 0.3, 0.98)
+    lesions, report = _full_report(cohort, tmp_path, capsys)
+    text = report.read_text()
+
+    measure = _page_measure(report, tmp_path)
+    assert measure["page"] <= measure["window"] and measure["body"] <= measure["body_right"], measure
+    assert max(measure["tables"]) <= measure["body_right"] + 1, measure
+
+    warnings = re.findall(r"<p><b>WARNING:</b> ([^<]*)</p>", text)
+    repeated = [w for w in warnings if w.startswith("lesion L1: soft-tissue share 0.30 (&lt; 0.5)")]
+    assert len(repeated) == 1 and repeated[0].endswith("(5 studies: P1 BS, P2 BS, P3 BS, P4 BS, P5 BS)"), warnings
+    assert len(warnings) == len(set(warnings)) >= 2
+    for warning in warnings:
+        assert text.count(warning.split(" (")[0]) == 1, warning  # not again under a section or figure
+
+    tables, checked = _Tables(text).tables, 0
+    formats = {"Change of": r"[+-]\d\.\d{3}", "CT-TIME": r"\d\.\d{3}", "Lesions": r"\d+", "Patients": r"\d+",
+               "Events": r"\d+", "Volume change": r"[+-]\d+\.\d", "HR ": r"\d+\.\d{3}"}
+    for headers, rows in tables:
+        assert headers and not any("_" in h for h in headers), headers  # words, not column names
+        for column, header in enumerate(headers):
+            pattern = next((p for key, p in formats.items() if key in header and "Status" not in header), None)
+            cells = [row[column] for row in rows if row and row[column]]
+            if pattern:  # (no hazard ratio here: 8 patients are too few to conclude)
+                assert all(re.fullmatch(pattern, c) for c in cells), (header, cells[:5])
+                checked += len(cells)
+    assert checked > 100
+    locations = next(rows for headers, rows in tables if headers[:2] == ["Location", "Time point"])
+    counts = lesions.groupby("timepoint").size()
+    assert sorted((r[1], int(r[2])) for r in locations if r) == sorted(counts.items())  # BS, FU and BR each alone
+    assert "CT-TIME by lesion location and time point" not in text  # the figure's title is in the image only

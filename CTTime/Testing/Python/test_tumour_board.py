@@ -280,7 +280,8 @@ def test_texts_on_the_images_are_legible_over_any_anatomy(run_dir, tmp_path):
             under = _luminance(pixels[int(height - box.y1):int(height - box.y0), int(box.x0):int(box.x1)])
             assert under.max() > 0.9 and under.min() < 0.15, (panel["lesion_id"], text.get_text())
             checked += 1
-    assert checked == 4 * len([p for p in board.panels if p["has_image"]])  # "N mm", R, A, window
+    beyond = len(board.figure.findobj(lambda artist: artist.get_gid() == "outside-image-label"))
+    assert checked - beyond == 4 * len([p for p in board.panels if p["has_image"]])  # "N mm", R, A, window
 
 
 def test_statuses_are_never_cut(run_dir, tables, tmp_path):
@@ -300,9 +301,23 @@ def test_statuses_are_never_cut(run_dir, tables, tmp_path):
     assert _overlaps(_boxes(board, "text")) == []
 
 
+def _lesion_pixels(board, panel):
+    """The lesion's drawn pixels (found by painting its fill magenta) and the width of the hatched rim in pixels."""
+    ax = panel["image_axes"]
+    _, fill = ax.get_images()
+    original = fill.get_array().copy()
+    solid = original.copy()
+    solid[solid[..., 3] > 0] = (1, 0, 1, 1)
+    fill.set_data(solid)
+    marked = _render(board)
+    fill.set_data(original)
+    rim = tumour_board.HATCH_BAND * ax.get_window_extent().width
+    return (marked[..., 0] > 0.95) & (marked[..., 1] < 0.05) & (marked[..., 2] > 0.95), int(math.ceil(rim))
+
+
 def _fill_visibility(board, panel):
-    """Mean over the lesion's interior of how much the fill (and hatch) changes the drawn pixels (largest channel
-    difference, 0..1); the outline is hidden, so this is the fill alone."""
+    """Mean over the lesion's rim (the band inside its outline) of how much the fill and hatch change the drawn
+    pixels (largest channel difference, 0..1); the outline is hidden, so this is the fill and hatch alone."""
     from scipy import ndimage
 
     ax = panel["image_axes"]
@@ -314,20 +329,16 @@ def _fill_visibility(board, panel):
     for artist in [fill] + hatches:
         artist.set_visible(False)
     plain = _render(board)
-    solid = fill.get_array().copy()
-    solid[solid[..., 3] > 0] = (1, 0, 1, 1)  # the interior, found by painting it magenta
-    fill.set_data(solid)
     fill.set_visible(True)
-    marked = _render(board)
-    interior = ndimage.binary_erosion((marked[..., 0] > 0.95) & (marked[..., 1] < 0.05) & (marked[..., 2] > 0.95),
-                                      iterations=3)
-    return float(np.abs(shown - plain).max(axis=2)[interior].mean())
+    lesion, rim = _lesion_pixels(board, panel)
+    band = ndimage.binary_erosion(lesion, iterations=3) & ~ndimage.binary_erosion(lesion, iterations=rim - 2)
+    return float(np.abs(shown - plain).max(axis=2)[band].mean())
 
 
 @pytest.mark.parametrize("score", [0.0, 0.25, 0.45, 0.5, 0.55, 0.8, 1.0])
 def test_the_fill_is_visible_for_every_score(run_dir, tables, score):
     """On the grey soft tissue of a real sarcoma: a dark-grey fill alone changed the pixels by 0.04 to 0.06 (barely
-    seen); uninflamed lesions are now hatched in a contrasting colour, and every score changes them by > 0.1."""
+    seen); uninflamed lesions now have a rim hatched in a contrasting colour, and every score changes it by > 0.1."""
     lesions = tables[0].copy()
     trend = (lesions["patient_id"] == "TREND") & (lesions["timepoint"] == "BS")
     lesions.loc[trend, ["ct_time_score", "ct_time_status"]] = [score, "inflamed" if score > 0.5 else "uninflamed"]
@@ -378,3 +389,111 @@ def test_the_minimum_lesion_incomplete_aggregates_and_soft_tissue_are_on_the_boa
     complete = _board(run_dir, "TREND", "BS")
     assert "coverage" in complete.summary and complete.summary["coverage"] not in complete.texts()
     assert not any("INCOMPLETE" in w for w in complete.warnings)
+
+
+def _trend_board(run_dir, tables, **values):
+    """TREND's single real lesion at BS with ``values`` set in its lesions.csv row."""
+    lesions = tables[0].copy()
+    trend = (lesions["patient_id"] == "TREND") & (lesions["timepoint"] == "BS")
+    for column, value in values.items():
+        lesions[column] = lesions[column].astype(object)
+        lesions.loc[trend, column] = value
+    image, masks, reason = tumour_board.load_case(run_dir, lesions[trend])
+    return tumour_board.board_figure("TREND", "BS", lesions[trend], None, image, masks, image_reason=reason)
+
+
+def test_the_hatch_is_a_rim_and_the_lesion_interior_shows_its_tissue(run_dir, tables, tmp_path):
+    """An uninflamed real sarcoma: the hatch marks a rim inside the outline and leaves the interior's tissue as
+    the CT shows it (only the see-through fill tints it); the hatch was drawn over the whole lesion before."""
+    from scipy import ndimage
+
+    board = _trend_board(run_dir, tables, ct_time_score=0.25, ct_time_status="uninflamed")
+    tumour_board.save(board, tmp_path / "rim.png")
+    (panel,) = board.panels
+    (hatch,) = panel["image_axes"].findobj(lambda artist: artist.get_gid() == "hatch")
+    with_hatch = _render(board)
+    hatch.set_visible(False)
+    without = _render(board)
+    lesion, rim = _lesion_pixels(board, panel)
+    interior = ndimage.binary_erosion(lesion, iterations=rim + 4)
+    band = lesion & ~ndimage.binary_erosion(lesion, iterations=rim)
+    assert interior.sum() > 10 * rim ** 2  # a real interior, well inside the rim
+    change = np.abs(with_hatch - without).max(axis=2)
+    assert change[interior].max() < 0.02 and (change[band] > 0.3).mean() > 0.1, (change[interior].max(),
+                                                                                  (change[band] > 0.3).mean())
+    assert "hatched rim = uninflamed" in " ".join(board.texts())
+
+
+def test_score_map_marks_are_labelled_and_never_overlap(run_dir, tables, tmp_path):
+    """Twelve real lesions with close scores: each mark on the score map carries its lesion's ID, and no mark,
+    label or whisker overlaps another lesion's."""
+    board = _board(run_dir, "MANY", "BS")
+    tumour_board.save(board, tmp_path / "marks.png")
+    board.figure.canvas.draw()
+    renderer = board.figure.canvas.get_renderer()
+    (bar,) = [ax for ax in board.figure.axes if ax.get_gid() == "colorbar"]
+    drawn = [(a.get_gid().split(":", 1)[1], a.get_window_extent(renderer)) for a in bar.texts + bar.lines
+             if str(a.get_gid()).startswith(("mark", "whisker"))]
+    scored = [p["lesion_id"] for p in board.panels if not p["error"]]
+    assert sorted(t.get_text() for t in bar.texts if str(t.get_gid()).startswith("mark-label")) == sorted(scored)
+    assert sorted(gid for gid, _ in drawn if gid) == sorted(scored * 2)  # a mark and a label each
+    clashes = [(a, b) for a, b in _overlaps(drawn) if a != b]
+    assert clashes == []
+    heights = {round(box.y0) for gid, box in drawn}
+    assert len(heights) > 2  # close scores: stacked, where they overlapped before
+    assert _overlaps(_boxes(board, "text")) == []
+
+
+def test_a_single_lesion_fills_the_page(run_dir, tables, tmp_path):
+    """One real lesion: a larger image with its caption beside it, over the width of the page's lesion area."""
+    board = _trend_board(run_dir, tables)
+    tumour_board.save(board, tmp_path / "single.png")
+    board.figure.canvas.draw()
+    (panel,) = board.panels
+    image = panel["image_axes"].get_window_extent()
+    grid_width = tumour_board.PAGE_WIDTH - 2 * tumour_board.MARGIN - tumour_board.SUMMARY_WIDTH - \
+        tumour_board.GUTTER
+    assert board.layout["caption"] == "beside" and board.layout["image_side"] > tumour_board.MAX_IMAGE_SIDE + 0.5
+    assert image.width / tumour_board.DPI >= 0.6 * grid_width
+    captions = [t.get_window_extent() for t in panel["caption"]]
+    assert all(box.x0 > image.x1 and box.y1 <= image.y1 + 1 for box in captions)  # beside it, from its top
+    assert max(box.x1 for box in captions) <= board.figure.bbox.width - tumour_board.MARGIN * tumour_board.DPI
+    assert _overlaps(_boxes(board, "text")) == []
+    many = _board(run_dir, "MANY", "BS")
+    assert many.layout["caption"] == "below"
+
+
+def test_a_lesion_cut_by_the_image_edge_says_so(sample_case, tmp_path):
+    """The real sarcoma's CT cut through the tumour: its panel says the lesion is cut, and the view beyond the
+    CT is cross-hatched and labelled instead of black."""
+    image, mask = (sitk.ReadImage(str(path)) for path in sample_case)
+    i = np.nonzero(sitk.GetArrayFromImage(mask))[2]
+    size = list(image.GetSize())
+    size[0] = int(np.median(i))
+    for name, volume in (("image", image), ("mask", mask)):
+        sitk.WriteImage(sitk.RegionOfInterest(volume, size, [0, 0, 0]), str(tmp_path / f"cut_{name}.nii.gz"))
+    pipeline.run([pipeline.Case("CUT", "BS", str(tmp_path / "cut_image.nii.gz"), str(tmp_path / "cut_mask.nii.gz"))],
+                 tmp_path / "run", pipeline.Options(standardize=str(DEMO_REFERENCE)))
+    board = _board(tmp_path / "run", "CUT", "BS")
+    tumour_board.save(board, tmp_path / "cut.png")
+    (panel,) = board.panels
+    assert panel["cut_by_edge"] and panel["has_image"]
+    drawn = " ".join(" ".join(board.texts()).split())
+    assert tumour_board.CUT_NOTE in drawn and "beyond the image" in drawn
+    labels = [t for t in panel["image_axes"].texts if t.get_gid() == "outside-image-label"]
+    assert len(labels) == 1 and labels[0].get_position()[0] > np.median(i)  # in the strip right of the cut
+    pixels = _render(board)
+    box = labels[0].get_window_extent()
+    strip = pixels[int(pixels.shape[0] - box.y1):int(pixels.shape[0] - box.y0), int(box.x1) + 5:int(box.x1) + 40]
+    assert 0.1 < _luminance(strip).mean() < 0.4  # the grey cross-hatch, not black
+
+
+def test_an_interval_that_crosses_the_threshold_shows_it(run_dir, tables, tmp_path):
+    """A re-delineation interval whose upper end is 0.5003 does not print as "0.038–0.500" beside "flips"."""
+    board = _trend_board(run_dir, tables, ct_time_score_low=0.038, ct_time_score_high=0.5003,
+                         ct_time_status_robust="False")
+    tumour_board.save(board, tmp_path / "interval.png")
+    drawn = " ".join(board.texts())
+    assert "flips under re-delineation" in drawn and "(0.038–0.5003)" in drawn and "0.500)" not in drawn
+    assert [tumour_board.score_text(v) for v in (0.5003, 0.5, 0.4996, 0.50000001, 0.8)] == [
+        "0.5003", "0.500", "0.500", ">0.500", "0.800"]
