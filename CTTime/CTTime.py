@@ -295,10 +295,10 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             try:
                 packaging.pip_ensure(requirements, skip_packages=SLICER_PACKAGES, requester="CTTime")
             except Exception as exc:  # RuntimeError: the user declined; CalledProcessError: pip failed
-                declined = isinstance(exc, RuntimeError)
-                message = (("Nothing was installed. " if declined else self.logic.installFailureMessage(missing))
-                           + "\n\nCT-TIME cannot score without " + ", ".join(missing) + ": press Compute again to "
-                           "install them.")
+                reason = "Nothing was installed." if isinstance(exc, RuntimeError) else \
+                    self.logic.installFailureMessage(missing)
+                message = (f"{reason} CT-TIME cannot score without " + ", ".join(missing) + ": press Compute again "
+                           "to install them.")
                 self.ui.summaryLabel.setText(message)
                 slicer.util.warningDisplay(message, windowTitle="CTTime")
                 return False
@@ -533,6 +533,9 @@ class CTTimeLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def referenceWarning(path):
         """Text under the reference selector: its source and size, and why it is not calibrated (if so)."""
+        missing = CTTimeMRML.missing_packages()
+        if missing:  # a fresh Slicer: reading a reference needs them (standardization imports pandas)
+            return "The reference is read once " + ", ".join(missing) + " are installed: Compute installs them."
         from CTTimeLib.scoring import standardization
         from CTTimeLib.scoring.signature import load_model
 

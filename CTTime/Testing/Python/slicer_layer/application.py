@@ -41,7 +41,7 @@ def pip_fails(args):
 PIP_RESULT = [pip_fails]  # a list so that a scenario can swap the runner's behaviour
 
 
-class ModuleManager(pythonqt.PythonQtObject, QtCore.QObject):
+class ModuleManager(QtCore.QObject):
     moduleAboutToBeUnloaded = QtCore.Signal(str)
 
 
@@ -125,6 +125,7 @@ def _qt_messages(kind, context, message):
 def load(version_dir, temporary):
     """Make ``slicer``, ``qt`` and ``ctk`` the given Slicer version's, on slicer-core and PySide6."""
     QtCore.qInstallMessageHandler(_qt_messages)
+    pythonqt.install()
     qapp = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["Slicer"])
     sys.modules["qt"] = pythonqt.qt_module()
     sys.modules["ctk"] = pythonqt.ctk_module()

@@ -4,10 +4,11 @@ Inside Slicer, Python sees Qt through PythonQt; Slicer's own Python code (util, 
 ScriptedLoadableModule) and CTTime.py rely on these of its differences from PySide6, mimicked here and nowhere else:
 
 - one `qt` module holding the classes of QtCore, QtGui, QtWidgets and QtUiTools (``qt.QWidget``, ``qt.QTimer``, ...);
-- a Qt property is a Python attribute, read and written by name, and it hides a method of the same name
-  (``spinBox.value``, ``comboBox.currentIndex = 2``, ``checkBox.checked``, ``widget.name`` for objectName);
-- ``obj.connect("signal(type)", slot)`` and ``obj.disconnect("signal(type)", slot)``;
-- ``qt.QUiLoader`` builds a .ui from these classes, so ``type(widget) == qt.QSpinBox`` holds as in Slicer;
+- a Qt property of any QObject is a Python attribute, read and written by name, and it hides a method of the same
+  name (``spinBox.value``, ``comboBox.currentIndex = 2``, ``checkBox.checked``, ``widget.name`` for objectName);
+- ``obj.connect("signal(type)", slot)`` and ``obj.disconnect("signal(type)", slot)``
+  (``install()`` patches Qt's classes themselves, in the layer's own process, so widgets Qt makes behave so too);
+- ``qt.QUiLoader`` builds a .ui with the stand-ins below, Qt's own classes as they are (``type(w) == qt.QSpinBox``);
 - the ctk and qMRML widgets the CTTime panel uses, as minimal stand-ins on real Qt widgets (Slicer's are C++):
   ``ctkCollapsibleButton`` (a QGroupBox), ``ctkPathLineEdit`` (a QLineEdit), ``qMRMLWidget``,
   ``qMRMLNodeComboBox`` (a QComboBox over a real vtkMRMLScene) and ``qMRMLSegmentEditorWidget`` (no effects: it
@@ -25,32 +26,12 @@ _SIGNATURE = re.compile(r"^\s*(\w+)\s*\((.*)\)\s*$")
 _PYTHON_TYPES = {"int": int, "bool": bool, "double": float, "float": float, "QString": str, "const QString&": str}
 
 
-def _qt_base(cls):
-    return next(base for base in cls.__mro__ if base.__module__.startswith("PySide6"))
-
-
-_properties = {}
-
-
-def _qt_properties(cls):
-    """Names of the Qt properties of ``cls`` that no Python class in its MRO defines itself."""
-    cached = _properties.get(cls)
-    if cached is None:
-        meta = _qt_base(cls).staticMetaObject
-        names = {meta.property(i).name() for i in range(meta.propertyCount())} | {"name"}
-        python_defined = {name for klass in cls.__mro__ if not klass.__module__.startswith("PySide6")
-                          for name in vars(klass)}
-        cached = frozenset(names - python_defined)
-        _properties[cls] = cached
-    return cached
-
-
 def _signal(obj, signature):
     match = _SIGNATURE.match(signature)
     if not match:
         raise ValueError(f"not a Qt signal signature: {signature!r}")
     name, arguments = match.group(1), [a.strip() for a in match.group(2).split(",") if a.strip()]
-    signal = object.__getattribute__(obj, name)
+    signal = _original_getattribute(obj, name)
     types_ = [_PYTHON_TYPES.get(a) for a in arguments]
     if arguments and all(types_):
         try:
@@ -60,48 +41,57 @@ def _signal(obj, signature):
     return signal
 
 
-class PythonQtObject:
-    """Mixin giving a PySide6 QObject class PythonQt's behaviour (see the module docstring)."""
-
-    def __getattribute__(self, name):
-        if name in ("connect", "disconnect", "className"):  # QObject's own connect would win otherwise
-            return types.MethodType(getattr(PythonQtObject, name), self)
-        if not name.startswith("_") and name in _qt_properties(type(self)):
-            return QtCore.QObject.objectName(self) if name == "name" else QtCore.QObject.property(self, name)
-        return super().__getattribute__(name)
-
-    def __setattr__(self, name, value):
-        if name in _qt_properties(type(self)):
-            if name == "name":
-                QtCore.QObject.setObjectName(self, value)
-            elif not QtCore.QObject.setProperty(self, name, value):
-                raise AttributeError(f"cannot set Qt property {name} of {type(self).__name__} to {value!r}")
-            return
-        super().__setattr__(name, value)
-
-    def connect(self, signature, slot):
-        return _signal(self, signature).connect(slot)
-
-    def disconnect(self, signature, slot):
-        return _signal(self, signature).disconnect(slot)
-
-    def className(self):
-        return type(self).__name__
+_original_getattribute = QtCore.QObject.__getattribute__
 
 
-_classes = {}
+def _connect(self, signature, slot):
+    return _signal(self, signature).connect(slot)
 
 
-def pythonqt_class(qt_class):
-    """The PythonQt-like subclass of a PySide6 QObject class (one per class, so ``type(w) == qt.X`` holds)."""
-    if qt_class not in _classes:
-        _classes[qt_class] = type(qt_class.__name__, (PythonQtObject, qt_class), {"__module__": __name__})
-    return _classes[qt_class]
+def _disconnect(self, signature, slot):
+    return _signal(self, signature).disconnect(slot)
+
+
+_PYTHONQT_METHODS = {"connect": _connect, "disconnect": _disconnect, "className": lambda self: type(self).__name__}
+
+
+def _getattribute(self, name):
+    if name in _PYTHONQT_METHODS:  # PySide would find QObject's static connect first
+        return types.MethodType(_PYTHONQT_METHODS[name], self)
+    return _original_getattribute(self, name)
+
+
+def _accessor(cls, names):
+    for name in names:
+        method = getattr(cls, name, None)
+        if callable(method):
+            return method
+    return None
+
+
+def install():
+    """Give every QObject class of QtCore, QtGui and QtWidgets PythonQt's attributes: each Qt property a Python
+    property (through its C++ getter and setter), ``name`` for objectName, and connect/disconnect by signature."""
+    classes = [getattr(module, name) for module in (QtCore, QtGui, QtWidgets) for name in dir(module)]  # loads all
+    classes = [cls for cls in classes if isinstance(cls, type) and issubclass(cls, QtCore.QObject)]
+    accessors = []
+    for cls in classes:  # every getter and setter first: a property set on a class hides its method
+        meta = cls.staticMetaObject
+        for index in range(meta.propertyOffset(), meta.propertyCount()):
+            name = meta.property(index).name()
+            capital = name[0].upper() + name[1:]
+            getter = _accessor(cls, (name, "is" + capital, "has" + capital))
+            if getter is not None:
+                accessors.append((cls, name, getter, _accessor(cls, ("set" + capital,))))
+    accessors.append((QtCore.QObject, "name", QtCore.QObject.objectName, QtCore.QObject.setObjectName))
+    for cls, name, getter, setter in accessors:
+        setattr(cls, name, property(getter, setter))
+    QtCore.QObject.__getattribute__ = _getattribute
 
 
 # --- ctk and qMRML stand-ins ---------------------------------------------------------------------------------------
 
-class qMRMLWidget(PythonQtObject, QtWidgets.QWidget):
+class qMRMLWidget(QtWidgets.QWidget):
     """A widget with an MRML scene; setting it reaches the node selectors inside (as the .ui's connections do)."""
 
     mrmlSceneChanged = QtCore.Signal(object)
@@ -121,19 +111,19 @@ class qMRMLWidget(PythonQtObject, QtWidgets.QWidget):
         return self._scene
 
 
-class ctkCollapsibleButton(PythonQtObject, QtWidgets.QGroupBox):
+class ctkCollapsibleButton(QtWidgets.QGroupBox):
     """ctk's collapsible section: a titled group box (its ``text`` is the title)."""
 
     @property
     def text(self):
-        return self.title()
+        return self.title
 
     @text.setter
     def text(self, value):
         self.setTitle(value)
 
 
-class ctkPathLineEdit(PythonQtObject, QtWidgets.QLineEdit):
+class ctkPathLineEdit(QtWidgets.QLineEdit):
     """ctk's path field: ``currentPath`` and the ``currentPathChanged(QString)`` signal."""
 
     Dirs, Files, Drives, NoDot, NoDotDot = 1, 2, 4, 0x2000, 0x4000
@@ -146,14 +136,14 @@ class ctkPathLineEdit(PythonQtObject, QtWidgets.QLineEdit):
 
     @property
     def currentPath(self):
-        return QtWidgets.QLineEdit.text(self)
+        return QtWidgets.QLineEdit.text.fget(self)
 
     @currentPath.setter
     def currentPath(self, value):
         self.setText(str(value))
 
 
-class qMRMLNodeComboBox(PythonQtObject, QtWidgets.QComboBox):
+class qMRMLNodeComboBox(QtWidgets.QComboBox):
     """Slicer's node selector over a real scene: lists the nodes of ``nodeTypes``, with "None" when enabled."""
 
     currentNodeChanged = QtCore.Signal(object)
@@ -211,7 +201,7 @@ class qMRMLNodeComboBox(PythonQtObject, QtWidgets.QComboBox):
         return [collection.GetItemAsObject(i) for i in range(collection.GetNumberOfItems())]
 
     def currentNode(self):
-        index = QtWidgets.QComboBox.currentIndex(self)
+        index = self.currentIndex
         node_id = self._ids[index] if 0 <= index < len(self._ids) else None
         return self._scene.GetNodeByID(node_id) if node_id and self._scene is not None else None
 
@@ -220,7 +210,7 @@ class qMRMLNodeComboBox(PythonQtObject, QtWidgets.QComboBox):
         if node_id not in self._ids and node_id is not None:
             self._refill()
         index = self._ids.index(node_id) if node_id in self._ids else -1
-        if index == QtWidgets.QComboBox.currentIndex(self):
+        if index == self.currentIndex:
             return
         QtWidgets.QComboBox.setCurrentIndex(self, index)
 
@@ -294,17 +284,14 @@ class qMRMLSegmentEditorWidget(qMRMLWidget):
         self.viewsObserved = False
 
 
-class ctkMessageBox(PythonQtObject, QtWidgets.QMessageBox):
+class ctkMessageBox(QtWidgets.QMessageBox):
     """ctk's message box, never shown: ``exec_`` records the text in ``shown`` and answers as ``accept`` says
     (True: the Ok/Yes button, False: Cancel/No), standing in for the user."""
 
     shown = []
     accept = True
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.text = self.detailedText = self.windowTitle = ""
-        self.standardButtons = self.icon = None
+    text = detailedText = windowTitle = ""  # plain attributes here: the box is never shown
+    standardButtons = icon = None
 
     def exec_(self):
         ctkMessageBox.shown.append(f"{self.windowTitle}: {self.text}" + (f"\n{self.detailedText}"
@@ -317,7 +304,7 @@ class ctkMessageBox(PythonQtObject, QtWidgets.QMessageBox):
         return buttons.Ok
 
 
-class _Placeholder(PythonQtObject, QtWidgets.QWidget):
+class _Placeholder(QtWidgets.QWidget):
     """A ctk/qMRML class the CTTime panel does not use; it exists so that connectors can compare against it."""
 
 
@@ -328,12 +315,10 @@ MRML_CLASSES = {"qMRMLWidget": qMRMLWidget, "qMRMLNodeComboBox": qMRMLNodeComboB
 
 
 class QUiLoader(QtUiTools.QUiLoader):
-    """Builds a .ui from the PythonQt-like classes and the stand-ins."""
+    """Builds a .ui with the ctk and qMRML stand-ins (Qt's own classes as Qt builds them)."""
 
     def createWidget(self, className, parent=None, name=""):
         cls = CTK_CLASSES.get(className) or MRML_CLASSES.get(className)
-        if cls is None and hasattr(QtWidgets, className):
-            cls = pythonqt_class(getattr(QtWidgets, className))
         if cls is None:
             return super().createWidget(className, parent, name)
         widget = cls(parent)
@@ -342,13 +327,12 @@ class QUiLoader(QtUiTools.QUiLoader):
 
 
 def qt_module():
-    """The `qt` module as PythonQt gives it."""
+    """The `qt` module as PythonQt gives it (call install() first)."""
     qt = types.ModuleType("qt", "PythonQt's qt module, mimicked on PySide6 (slicer_layer/pythonqt.py).")
     for source in (QtCore, QtGui, QtWidgets):
         for name in dir(source):
-            value = getattr(source, name)
-            if name.startswith("Q") and isinstance(value, type):
-                setattr(qt, name, pythonqt_class(value) if issubclass(value, QtCore.QObject) else value)
+            if name.startswith("Q") and isinstance(getattr(source, name), type):
+                setattr(qt, name, getattr(source, name))
     qt.Qt = QtCore.Qt
     qt.QUiLoader = QUiLoader
     return qt
