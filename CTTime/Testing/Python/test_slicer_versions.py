@@ -12,6 +12,7 @@ import logging
 import pytest
 
 import slicer_layer
+from segment_edits import edit_segment
 
 ALL = slicer_layer.VERSIONS
 
@@ -166,23 +167,6 @@ def _sample_study(slicer):
     return volume, segmentation
 
 
-def edit_with_segmentation_modifier(slicer, segmentationNode, segmentId, change):
-    """Change a segment's voxels as Segment Editor effects do: its labelmap through
-    vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment (vtkSegmentationModifier), never
-    segment.Modified(). ``change(mask)`` gets the segment's voxels (bool, KJI) and returns the new ones."""
-    from vtk.util import numpy_support
-
-    labelmap = slicer.vtkOrientedImageData()
-    segmentationNode.GetBinaryLabelmapRepresentation(segmentId, labelmap)
-    dims = labelmap.GetDimensions()
-    mask = numpy_support.vtk_to_numpy(labelmap.GetPointData().GetScalars()).reshape(dims[::-1]) > 0
-    new = change(mask.copy()).astype(mask.dtype)
-    labelmap.GetPointData().GetScalars().DeepCopy(numpy_support.numpy_to_vtk(new.astype("uint8").ravel()))
-    labelmap.Modified()
-    assert slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
-        labelmap, segmentationNode, segmentId, slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE)
-
-
 def scenario_live_scores(app):
     import numpy as np
     import slicer
@@ -207,7 +191,7 @@ def scenario_live_scores(app):
 
     seen = []
     segmentation.GetSegmentation().AddObserver(slicer.vtkSegmentation.SegmentModified, lambda *a: seen.append(1))
-    edit_with_segmentation_modifier(slicer, segmentation, segmentId, without_last_slice)
+    edit_segment(segmentation, segmentId, without_last_slice)
     assert seen == []  # the editor's change of a segment's voxels raises no SegmentModified
     assert widget.liveTimer.isActive()  # the edit started the live-score timer
     widget.liveTimer.stop()
