@@ -8,6 +8,8 @@ as the editor's effects change a segment); package installs answered by a stand-
 """
 
 import logging
+import struct
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +17,7 @@ import slicer_layer
 from segment_edits import edit_segment
 
 ALL = slicer_layer.VERSIONS
+SCREENSHOT = Path(__file__).resolve().parents[3] / "Screenshots" / "CTTime-panel.png"  # EXTENSION_SCREENSHOTURLS
 
 
 @pytest.mark.parametrize("version", ALL)
@@ -51,6 +54,19 @@ def test_installing_highdicom_keeps_slicers_pydicom(version, tmp_path):
 
 def test_self_test_installs_its_packages_or_skips(tmp_path):
     slicer_layer.run("v5.12.3", "test_slicer_versions:scenario_self_test", tmp_path, hidden=("pandas",))
+
+
+def test_the_extension_screenshot_is_a_rendering_of_the_panel():
+    """The screenshot the .s4ext and CMakeLists.txt point at exists: a PNG of the panel (render_panel_screenshot)."""
+    repo = SCREENSHOT.parents[1]
+    url_path = "/main/" + SCREENSHOT.relative_to(repo).as_posix()
+    assert url_path in (repo / "CMakeLists.txt").read_text(encoding="utf-8")
+    assert url_path in (repo / "CTTime.s4ext").read_text(encoding="utf-8")
+    header = SCREENSHOT.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n" and header[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", header[16:24])
+    assert 400 <= width <= 1600 and 600 <= height <= 2400, (width, height)
+    assert 20_000 < SCREENSHOT.stat().st_size < 2_000_000
 
 
 # --- scenarios (run inside the layer: ``app`` is slicer_layer.application) ---------------------------------------
@@ -259,3 +275,24 @@ def scenario_self_test(app):
     app.PIP_RESULT[0] = lambda args: sandbox.install_hidden()
     test.setUp()
     assert module.CTTimeLogic.missingPackages() == []
+
+
+def render_panel_screenshot(app):
+    """Screenshots/CTTime-panel.png: the panel after a Compute of the sample CT STS_019, rendered offscreen. Run:
+    HOME=/home/radiologist python -m slicer_layer ../shared/reference/slicer-python/v5.12.3 \\
+        test_slicer_versions:render_panel_screenshot DIR
+    (from CTTime/Testing/Python, with CTTime/ and that folder on PYTHONPATH, QT_QPA_PLATFORM=offscreen)."""
+    import slicer
+
+    volume, segmentation = _sample_study(slicer)
+    module, panel = app.load_module()
+    widget = app.show_module(panel)
+    app.enter(panel)
+    node = widget._parameterNode
+    node.ctVolume, node.segmentation = volume, segmentation
+    widget.ui.patientIdLineEdit.text = "STS_019"
+    widget.onCompute()
+    panel.resize(560, panel.sizeHint.height())
+    panel.show()
+    slicer.app.processEvents()
+    assert panel.grab().save(str(SCREENSHOT), "PNG")

@@ -122,6 +122,11 @@ class ctkCollapsibleButton(QtWidgets.QGroupBox):
     def text(self, value):
         self.setTitle(value)
 
+    def event(self, event):  # the .ui's "text" arrives as a dynamic property
+        if event.type() == QtCore.QEvent.DynamicPropertyChange and bytes(event.propertyName()) == b"text":
+            self.setTitle(self.property("text"))
+        return super().event(event)
+
 
 class ctkPathLineEdit(QtWidgets.QLineEdit):
     """ctk's path field: ``currentPath`` and the ``currentPathChanged(QString)`` signal."""
@@ -235,12 +240,17 @@ class qMRMLSegmentEditorWidget(qMRMLWidget):
         self.unorderedEffectsVisible = True
         self._editorNode = self._segmentationNode = self._sourceVolumeNode = None
         self._effectOrder, self._activeEffect, self.viewsObserved = [], None, False
+        self._label = QtWidgets.QLabel("Segment Editor", self)  # what a rendering of the panel shows in its place
+        self._label.setWordWrap(True)
+        self._label.setFrameShape(QtWidgets.QFrame.StyledPanel)
+        QtWidgets.QVBoxLayout(self).addWidget(self._label)
 
     def availableEffectNames(self):
         return list(self.EFFECTS)
 
     def setEffectNameOrder(self, names):
         self._effectOrder = list(names)
+        self._label.setText("Segment Editor (Slicer's own panel here) with the effects: " + ", ".join(names))
 
     def effectNameOrder(self):
         return list(self._effectOrder)
