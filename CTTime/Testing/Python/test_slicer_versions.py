@@ -183,8 +183,9 @@ def _sample_study(slicer):
     return volume, segmentation
 
 
-def scenario_live_scores(app):
-    import numpy as np
+def _computed_panel(app):
+    """The panel entered, with the sample study selected, its patient ID typed and Compute pressed:
+    (panel, widget, segmentation node)."""
     import slicer
 
     volume, segmentation = _sample_study(slicer)
@@ -195,6 +196,14 @@ def scenario_live_scores(app):
     node.ctVolume, node.segmentation = volume, segmentation
     widget.ui.patientIdLineEdit.text = "STS_019"
     widget.onCompute()
+    return panel, widget, segmentation
+
+
+def scenario_live_scores(app):
+    import numpy as np
+    import slicer
+
+    panel, widget, segmentation = _computed_panel(app)
     assert widget.live is not None, widget.ui.summaryLabel.text
     segmentId = segmentation.GetSegmentation().GetNthSegmentID(0)
     before = widget.ui.lesionTableWidget.item(0, 3).text()
@@ -284,14 +293,7 @@ def render_panel_screenshot(app):
     (from CTTime/Testing/Python, with CTTime/ and that folder on PYTHONPATH, QT_QPA_PLATFORM=offscreen)."""
     import slicer
 
-    volume, segmentation = _sample_study(slicer)
-    module, panel = app.load_module()
-    widget = app.show_module(panel)
-    app.enter(panel)
-    node = widget._parameterNode
-    node.ctVolume, node.segmentation = volume, segmentation
-    widget.ui.patientIdLineEdit.text = "STS_019"
-    widget.onCompute()
+    panel, widget, segmentation = _computed_panel(app)
     panel.resize(560, panel.sizeHint.height())
     panel.show()
     slicer.app.processEvents()
