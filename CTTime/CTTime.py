@@ -17,7 +17,7 @@ import ctk
 import qt
 import slicer
 import vtk
-from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
@@ -68,7 +68,7 @@ class CTTimeParameterNode:
     limitToWindow: bool = True
     standardization: Annotated[str, Choice([REFERENCE_FILE, SCENE_COHORT])] = REFERENCE_FILE
     referenceFile: pathlib.Path = DEMO_REFERENCE
-    perturbations: int = default_perturbations("signature")  # the module scores with the engine
+    perturbations: Annotated[int, WithinRange(0, 100)] = default_perturbations("signature")  # engine scoring
     outputFolder: pathlib.Path = pathlib.Path.home() / "CTTime"
     results: slicer.vtkMRMLTableNode
     segmentEditor: slicer.vtkMRMLSegmentEditorNode
@@ -127,6 +127,8 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def cleanup(self):
         self.liveTimer.stop()
+        self.ui.segmentEditorWidget.setActiveEffect(None)
+        self.disconnectParameterNode()
         self.removeObservers()
 
     def enter(self):
@@ -134,13 +136,12 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.segmentEditorWidget.setupViewObservations()
 
     def exit(self):
+        self.ui.segmentEditorWidget.setActiveEffect(None)  # as Slicer's Segment Editor: no effect left running
         self.ui.segmentEditorWidget.removeViewObservations()
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGui)
+        self.disconnectParameterNode()
 
     def onSceneStartClose(self, caller, event):
+        self.ui.segmentEditorWidget.setActiveEffect(None)
         self.setParameterNode(None)
         self.results, self.studies, self.live = None, [], None
 
@@ -158,13 +159,21 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.updateGui()
 
     def setParameterNode(self, parameterNode):
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGui)
+        self.disconnectParameterNode()
         self._parameterNode = parameterNode
         if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            # connectParametersToGui, not connectGui: Slicer 5.8's connectGui returns no tag to disconnect with
+            widgets = {widget.property("SlicerParameterName"): widget for widget in vars(self.ui).values()
+                       if widget.property("SlicerParameterName")}
+            self._parameterNodeGuiTag = self._parameterNode.connectParametersToGui(widgets)
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGui)
+
+    def disconnectParameterNode(self):
+        """Unbind the panel's widgets from the parameter node (the node stays the panel's)."""
+        if self._parameterNode and self._parameterNodeGuiTag is not None:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGui)
+        self._parameterNodeGuiTag = None
 
     def updateGui(self, caller=None, event=None):
         node = self._parameterNode
@@ -174,7 +183,8 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if node.segmentEditor:
             editor.setMRMLSegmentEditorNode(node.segmentEditor)
         editor.setSegmentationNode(node.segmentation)
-        editor.setSourceVolumeNode(node.ctVolume)
+        if node.segmentation:  # a source volume without a segmentation is an error in the Segment Editor
+            editor.setSourceVolumeNode(node.ctVolume)
         self.logic.limitEditingToWindow(node.segmentEditor, node.limitToWindow)
         useReference = node.standardization == REFERENCE_FILE
         self.ui.referencePathLineEdit.setEnabled(useReference)
@@ -200,13 +210,11 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self.live is not None and self.live.study.segmentation_node is not segmentationNode:
             self.live = None  # live scores belong to the segmentation they were computed for
         if self._observedSegmentation is not None:
-            for event in (slicer.vtkSegmentation.SegmentAdded, slicer.vtkSegmentation.SegmentRemoved,
-                          slicer.vtkSegmentation.SegmentModified):
+            for event in self.logic.segmentationEditEvents():
                 self.removeObserver(self._observedSegmentation, event, self.refreshLesionList)
         self._observedSegmentation = segmentation
         if segmentation is not None:
-            for event in (slicer.vtkSegmentation.SegmentAdded, slicer.vtkSegmentation.SegmentRemoved,
-                          slicer.vtkSegmentation.SegmentModified):
+            for event in self.logic.segmentationEditEvents():
                 self.addObserver(segmentation, event, self.refreshLesionList)
         self.refreshLesionList()
 
@@ -278,9 +286,22 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         missing = self.logic.missingPackages()
         if not missing:
             return True
-        if hasattr(slicer, "packaging"):
-            requirements = slicer.packaging.load_requirements(self.resourcePath("requirements.txt"))
-            slicer.packaging.pip_ensure(requirements, skip_packages=SLICER_PACKAGES, requester="CTTime")
+        try:  # Slicer >= 5.12; Slicer does not import slicer.packaging at start-up
+            packaging = importlib.import_module("slicer.packaging")
+        except ImportError:
+            packaging = None
+        if packaging is not None:
+            requirements = packaging.load_requirements(self.resourcePath("requirements.txt"))
+            try:
+                packaging.pip_ensure(requirements, skip_packages=SLICER_PACKAGES, requester="CTTime")
+            except Exception as exc:  # RuntimeError: the user declined; CalledProcessError: pip failed
+                reason = "Nothing was installed." if isinstance(exc, RuntimeError) else \
+                    self.logic.installFailureMessage(missing)
+                message = (f"{reason} CT-TIME cannot score without " + ", ".join(missing) + ": press Compute again "
+                           "to install them.")
+                self.ui.summaryLabel.setText(message)
+                slicer.util.warningDisplay(message, windowTitle="CTTime")
+                return False
             importlib.invalidate_caches()
             return not self.logic.missingPackages()
         return self.installAfterAsking(missing, "CT-TIME needs Python packages that Slicer does not include: "
@@ -446,6 +467,10 @@ class CTTimeLogic(ScriptedLoadableModuleLogic):
         return CTTimeMRML.missing_packages(packages)
 
     @staticmethod
+    def segmentationEditEvents():
+        return CTTimeMRML.edit_events()
+
+    @staticmethod
     def studiesToScore(segmentationNode, volumeNode, patientId, timepoint, cohort):
         """The study being edited (remembered on its segmentation node) and, in cohort mode, every other
         CTTime study of the scene."""
@@ -508,6 +533,9 @@ class CTTimeLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def referenceWarning(path):
         """Text under the reference selector: its source and size, and why it is not calibrated (if so)."""
+        missing = CTTimeMRML.missing_packages()
+        if missing:  # a fresh Slicer: reading a reference needs them (standardization imports pandas)
+            return "The reference is read once " + ", ".join(missing) + " are installed: Compute installs them."
         from CTTimeLib.scoring import standardization
         from CTTimeLib.scoring.signature import load_model
 
@@ -527,8 +555,8 @@ class CTTimeLogic(ScriptedLoadableModuleLogic):
             slicer.util.pip_install(["numpy", "versioneer"])
             slicer.util.pip_install(["--no-build-isolation", "pyradiomics"])
         others = [name for name in missing if name != "pyradiomics"]
-        if others:
-            slicer.util.pip_install(others)
+        if others:  # Slicer's pydicom pinned: a newer highdicom would replace it until Slicer restarts (5.10)
+            slicer.util.pip_install(CTTimeMRML.pinned_requirements(others))
         importlib.invalidate_caches()
 
     @staticmethod
@@ -624,7 +652,18 @@ class CTTimeTest(ScriptedLoadableModuleTest):
     """In a real Slicer: a lesion made with Threshold + Islands inside the sample lesion's box, scored end to end."""
 
     def setUp(self):
+        """A clear scene and scoring's packages: under --testing nothing installs them (pip_ensure skips), so
+        setUp installs them, or skips the test saying what to install."""
         slicer.mrmlScene.Clear(0)
+        missing = CTTimeLogic.missingPackages()
+        if missing:
+            try:
+                CTTimeLogic.installPackages(missing)
+            except Exception as exc:  # pip failed (no network, no wheel)
+                logging.warning(f"Installing {', '.join(missing)} failed: {exc}")
+        if CTTimeLogic.missingPackages():
+            self.skipTest("CT-TIME's self-test needs " + ", ".join(CTTimeLogic.missingPackages()) + ", which could not "
+                          "be installed: install them (slicer.util.pip_install) and run the test again.")
 
     def runTest(self):
         self.setUp()

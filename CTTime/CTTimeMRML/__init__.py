@@ -17,9 +17,9 @@ A package, not a CTTimeMRML.py beside CTTime.py: Slicer loads every .py in a mod
 
 from .export import export, write_board, write_dicom
 from .images import image_from_kji, ijk_to_ras, lps_geometry, mask_on_image, matrix_to_numpy, volume_to_image
-from .live import LiveScore, LiveScores, content_hash
-from .packages import (ALL_FEATURES_PACKAGES, BOARD_PACKAGES, DICOM_PACKAGES, missing_packages, required_packages,
-                       requirements)
+from .live import LiveScore, LiveScores, content_hash, edit_events
+from .packages import (ALL_FEATURES_PACKAGES, BOARD_PACKAGES, DICOM_PACKAGES, missing_packages, pinned_requirements,
+                       required_packages, requirements)
 from .results import (TABLE_COLUMNS, Results, apply_results, compute, fill_table_node, summary_lines, table_rows,
                       targets)
 from .segments import (HU_WINDOW, color_by_score, get_tag, is_target, lesions_from_segmentation, save_segmentation,
@@ -28,8 +28,9 @@ from .studies import (PATIENT_ATTRIBUTE, TIMEPOINT_ATTRIBUTE, TIMEPOINT_CHOICES,
                       remember_study, scene_studies)
 
 __all__ = ["export", "write_board", "write_dicom", "image_from_kji", "ijk_to_ras", "lps_geometry", "mask_on_image",
-           "matrix_to_numpy", "volume_to_image", "LiveScore", "LiveScores", "content_hash", "ALL_FEATURES_PACKAGES",
-           "BOARD_PACKAGES", "DICOM_PACKAGES", "missing_packages", "required_packages", "requirements",
+           "matrix_to_numpy", "volume_to_image", "LiveScore", "LiveScores", "content_hash", "edit_events",
+           "ALL_FEATURES_PACKAGES", "BOARD_PACKAGES", "DICOM_PACKAGES", "missing_packages", "pinned_requirements",
+           "required_packages", "requirements",
            "TABLE_COLUMNS", "Results", "apply_results", "compute", "fill_table_node", "summary_lines", "table_rows",
            "targets", "HU_WINDOW", "color_by_score", "get_tag", "is_target", "lesions_from_segmentation",
            "save_segmentation", "segment_location", "segments", "set_location", "set_target", "PATIENT_ATTRIBUTE",

@@ -3,7 +3,7 @@
 ``LiveScores`` remembers a content hash of each segment's voxels; ``update`` finds the segments whose hash
 changed (or that are new), extracts only those with CTTime's engine, z-scores them against the standardisation
 (means and SDs) of the last Compute, recolours them and sets their tags. No Qt: the panel calls ``update`` from
-a debounced timer.
+a debounced timer, which the segmentation's ``edit_events`` start.
 """
 
 import hashlib
@@ -16,6 +16,25 @@ from CTTimeLib.core.geometry import nonzero_box
 
 from .images import mask_on_image, volume_to_image
 from .segments import color_by_score, segment_location, segments
+
+
+# vtkSegmentation events that a change of the lesions raises. Segment Editor effects (Paint, Threshold, Islands, ...)
+# change a segment's voxels through vtkSegmentationModifier, which raises SourceRepresentationModified (named
+# MasterRepresentationModified before Slicer 5.2), never SegmentModified.
+EDIT_EVENT_NAMES = ("SegmentAdded", "SegmentRemoved", "SegmentModified", "SourceRepresentationModified",
+                    "MasterRepresentationModified")
+
+
+def edit_events():
+    """The event IDs of EDIT_EVENT_NAMES that this Slicer's vtkSegmentation has (each once)."""
+    import slicer
+
+    events = []
+    for name in EDIT_EVENT_NAMES:
+        event = getattr(slicer.vtkSegmentation, name, None)
+        if event is not None and event not in events:
+            events.append(event)
+    return events
 
 
 @dataclass

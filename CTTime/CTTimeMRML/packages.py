@@ -5,6 +5,7 @@ matplotlib; the optional export of all 107 pyradiomics features needs pyradiomic
 Slicer >= 5.10 (Python 3.12) and so needs a C compiler.
 """
 
+import importlib.metadata
 import importlib.util
 import re
 from pathlib import Path
@@ -14,6 +15,9 @@ _IMPORT_NAMES = {"PyYAML": "yaml", "pynrrd": "nrrd", "scikit-learn": "sklearn", 
 BOARD_PACKAGES = {"matplotlib": "matplotlib"}  # for the tumour-board figure (CTTimeLib.figures.tumour_board)
 ALL_FEATURES_PACKAGES = {"radiomics": "pyradiomics"}  # for the export of all 107 features
 DICOM_PACKAGES = {"highdicom": "highdicom"}  # for the DICOM SEG + SR export (bundled from Slicer 5.12 on)
+# Slicer's own packages that an install must keep at their running version: highdicom >= 0.23 needs pydicom 3, and
+# Slicer 5.10's pydicom 2.4 replaced by 3.x cannot be imported until Slicer restarts.
+KEPT_PACKAGES = ("pydicom",)
 
 
 def requirements():
@@ -35,3 +39,15 @@ def missing_packages(packages=None):
     """pip requirements of the packages that cannot be imported here (in the order they must be installed)."""
     packages = required_packages() if packages is None else packages
     return [requirement for name, requirement in packages.items() if importlib.util.find_spec(name) is None]
+
+
+def pinned_requirements(requirements):
+    """``requirements`` plus ``name==version`` of each installed KEPT_PACKAGES package, so that pip picks versions
+    of the requirements that fit Slicer's own (highdicom 0.22 on pydicom 2.4) instead of replacing them."""
+    pins = []
+    for name in KEPT_PACKAGES:
+        try:
+            pins.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return list(requirements) + pins

@@ -2,10 +2,12 @@
 
     Slicer --no-splash --no-main-window --python-script <CTTime>/Scripts/CTTimeBatch.py \\
         --manifest manifest.csv --out results/ [--standardize cohort | --reference REF.json] [--group-by timepoint]
-        [--perturbations N] [--features all | signature]
+        [--perturbations N] [--features all | signature] [--install-requirements]
 
 Writes lesions.csv, patients.csv, run.json and the coloured .seg.nrrd files, and exits Slicer with the CLI's
-status: 0 every lesion scored, 3 some lesions failed (their rows say why), 2 bad input, 130 cancelled.
+status: 0 every lesion scored, 3 some lesions failed (their rows say why), 2 bad input or packages missing (a
+fresh Slicer lacks pandas, PyYAML, pynrrd, slicerio: --install-requirements installs them), 130 cancelled, 1 an
+unexpected error. It always ends with slicer.util.exit: Slicer run with --no-main-window exits only when told to.
 Screenshots are not taken here: views need Slicer's main window. The script sits in Scripts/, not beside
 CTTime.py, because Slicer loads every .py in a module's folder as a module at start-up.
 """
@@ -13,9 +15,14 @@ CTTime.py, because Slicer loads every .py in a module's folder as a module at st
 import argparse
 import os
 import sys
+import traceback
 
 # CTTimeLib is in this script's parent folder; Slicer sets sys.argv[0] to the script's path.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(globals().get("__file__") or sys.argv[0]))))
+
+
+INSTALL_OPTION = "--install-requirements"
+EXIT_FAILED = 1  # an unexpected error (a defect to report): not one of `cttime cohort`'s statuses
 
 
 def build_parser():
@@ -34,6 +41,9 @@ def build_parser():
     parser.add_argument("--perturbations", type=_count, metavar="N",
                         help="perturbed delineations per lesion, for score intervals (0: off; default as `cttime "
                              "cohort`)")
+    parser.add_argument(INSTALL_OPTION, action="store_true",
+                        help="first install the Python packages Slicer lacks (pandas, PyYAML, pynrrd, slicerio) "
+                             "with Slicer's pip, as the module's Compute does")
     parser.add_argument("--features", choices=FEATURE_SETS, default=ALL,
                         help="all: pyradiomics' 107 features (default; without pyradiomics, CTTime's engine computes "
                              "what 'signature' does and says so); signature: CTTime's engine, no compiled code")
@@ -67,8 +77,51 @@ def main(argv):
             pipeline.run(read_manifest(args.manifest), args.out, options, events=progress.Lines())))
 
 
+def missing_requirements(install):
+    """The pip requirements of Resources/requirements.txt (pandas, PyYAML, ...) that cannot be imported; with
+    ``install``, Slicer's pip installs them first, as the module's Compute does (Slicer's pydicom kept)."""
+    import importlib
+
+    from CTTimeMRML.packages import missing_packages, pinned_requirements
+
+    missing = missing_packages()
+    if missing and install:
+        import slicer
+
+        try:
+            slicer.util.pip_install(pinned_requirements(missing))
+        except Exception as exc:  # pip's output is in Slicer's log
+            print(f"CTTimeBatch: installing {', '.join(missing)} failed: {exc}", file=sys.stderr)
+        importlib.invalidate_caches()
+        missing = missing_packages()
+    return missing
+
+
+def run(argv):
+    """``main(argv)``'s status, never an exception: missing packages (2) and unexpected errors (1) are printed."""
+    try:
+        from CTTimeLib.run.summary import EXIT_USAGE
+
+        missing = missing_requirements(INSTALL_OPTION in argv)
+        if missing:
+            print(f"CTTimeBatch: error: Slicer's Python lacks {', '.join(missing)}. Run again with {INSTALL_OPTION} to "
+                  "install them with Slicer's pip (internet needed), or install them yourself: PythonSlicer -m pip "
+                  "install " + " ".join(f'"{name}"' for name in missing), file=sys.stderr)
+            return EXIT_USAGE
+        return main(argv)
+    except KeyboardInterrupt:
+        print("CTTimeBatch: interrupted.", file=sys.stderr)
+        return 130  # CTTimeLib.run.summary.EXIT_INTERRUPTED
+    except Exception:
+        traceback.print_exc()
+        print("CTTimeBatch: error: unexpected failure (above); no results are missing silently: rerun after fixing "
+              "it, finished studies are reused.", file=sys.stderr)
+        return EXIT_FAILED
+
+
 def exit_with(status):
-    """Leave Slicer (or a plain Python running this script) with ``status``."""
+    """Leave Slicer (or a plain Python running this script) with ``status``: with --no-main-window, Slicer exits
+    only when told to."""
     try:
         import slicer
     except ImportError:
@@ -80,4 +133,4 @@ def exit_with(status):
 
 
 if __name__ != "CTTimeBatch":  # run as a script (by Slicer or Python), not imported as a module
-    exit_with(main(sys.argv[1:]))
+    exit_with(run(sys.argv[1:]))

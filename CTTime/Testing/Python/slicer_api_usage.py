@@ -20,6 +20,7 @@ import logging
 import os
 import pathlib
 import sys
+import traceback
 import typing
 import unittest
 import xml.etree.ElementTree as ET
@@ -35,7 +36,7 @@ def _python_names():
     names = set(dir(builtins))
     for thing in (str, bytes, list, dict, set, tuple, int, float, object, pathlib.Path, os, os.path, sys, importlib,
                   importlib.util, logging, csv, csv.DictReader, argparse, argparse.ArgumentParser, unittest.TestCase,
-                  dataclasses, typing, inspect, SystemExit):
+                  dataclasses, typing, inspect, traceback, SystemExit):
         names |= set(dir(thing))
     return names
 

@@ -76,7 +76,7 @@ def test_every_self_ui_name_exists_in_the_ui():
 
 
 WIDGET_FOR_TYPE = [(r"^pathlib\.Path$", {"ctkPathLineEdit"}), (r"^bool$", {"QCheckBox"}), (r"^str$", {"QLineEdit"}),
-                   (r"^int$", {"QSpinBox"}),
+                   (r"^Annotated\[int, WithinRange\(", {"QSpinBox"}),  # a bare int gets -2**31..2**31-1
                    (r"^Annotated\[str, Choice", {"QComboBox"}), (r"^slicer\.vtkMRML\w+Node$", {"qMRMLNodeComboBox"})]
 
 
@@ -193,9 +193,13 @@ def test_every_api_name_the_module_uses_is_in_slicers_word_lists():
 def test_slicer_class_constants_exist_in_slicer_core():
     slicer = pytest.importorskip("slicer", reason="slicer-core has wheels for Python >= 3.10")
     pairs = slicer_api_usage.slicer_class_attributes()
-    assert ("vtkSegmentation", "SegmentAdded") in pairs
+    assert ("vtkMRMLScene", "StartCloseEvent") in pairs
     for class_name, attribute in pairs:
         assert hasattr(getattr(slicer, class_name), attribute), f"slicer.{class_name}.{attribute}"
+    import CTTimeMRML.live
+
+    events = [name for name in CTTimeMRML.live.EDIT_EVENT_NAMES if hasattr(slicer.vtkSegmentation, name)]
+    assert {"SegmentAdded", "SegmentRemoved", "SourceRepresentationModified"} <= set(events)
 
 
 def test_word_list_copy_matches_its_source():
@@ -206,6 +210,10 @@ def test_word_list_copy_matches_its_source():
         for source in sources:
             if source == "SLICER_API.md":  # a function, or a module of slicer (`slicer.packaging`)
                 assert f"`{name}(" in api_md or f" {name}(" in api_md or f"`slicer.{name}`" in api_md, name
+            elif source == "slicer-python":  # Slicer's own Python of every supported version (slicer-python/)
+                for version in sorted((SHARED_REFERENCE / "slicer-python").glob("v*")):
+                    assert any(name in path.read_text(encoding="utf-8") for path in version.rglob("*.py")), \
+                        (name, version.name)
             else:
                 words = set((SHARED_REFERENCE / "slicer-api-names" / source).read_text(encoding="utf-8").split())
                 assert name in words, (name, source)
@@ -273,8 +281,8 @@ def test_scoring_requirements_need_no_compiler_and_are_installed_in_the_compute_
              if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)}
     assert "skip_packages=SLICER_PACKAGES" in ast.unparse(calls["pip_ensure"])
     [ensure] = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "ensureDependencies"]
-    source = ast.unparse(ensure)
-    assert "hasattr(slicer, 'packaging')" in source and "pip_ensure" in source
+    source = ast.unparse(ensure)  # Slicer does not import slicer.packaging at start-up: hasattr() would be False
+    assert "import_module('slicer.packaging')" in source and "hasattr(slicer" not in source and "pip_ensure" in source
     assert "load_requirements(self.resourcePath('requirements.txt'))" in source
     module_level = [n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.ClassDef))]
     assert not any(isinstance(n, ast.Call) and getattr(n.func, "attr", "") in ("pip_install", "pip_ensure")

@@ -23,6 +23,7 @@ from CTTimeLib.core.errors import CTTimeError
 from CTTimeLib.core.resources import DEMO_REFERENCE, SAMPLE_DATA
 from CTTimeLib.io import segmentations
 from CTTimeLib.run import pipeline
+from segment_edits import edit_segment
 
 CASES = ("STS_019", "STS_025")
 
@@ -338,16 +339,18 @@ def test_perturbations_give_the_clis_intervals_tags_table_and_export(scene, tmp_
     assert len(pd.read_csv(files[2])) == 3
 
 
-def _edit(node, segment_id, change):
-    """Edit a segment's voxels in its own labelmap layer, as Segment Editor effects do: ``change(mine)`` gets the
-    segment's voxels (booleans, a copy) and returns the new ones."""
-    segment = node.GetSegmentation().GetSegment(segment_id)
-    layer = slicer.util.arrayFromSegmentInternalBinaryLabelmap(node, segment_id)
-    mine = layer == segment.GetLabelValue()
-    new = change(mine.copy())
-    layer[mine & ~new] = 0
-    layer[new] = segment.GetLabelValue()
-    segment.Modified()
+def test_segment_editor_edits_raise_the_events_live_scores_observe(scene):
+    """An effect's change of a segment's voxels (vtkSegmentationModifier) raises SourceRepresentationModified, which
+    CTTimeMRML.edit_events() holds, and no SegmentModified (vtkSegmentation.h: not invoked when a representation's
+    content changes)."""
+    node = _load_study(scene, "STS_019").segmentation_node
+    segment_id = CTTimeMRML.segments(node)[0][0]
+    raised = []
+    for event in CTTimeMRML.edit_events() + [slicer.vtkSegmentation.SegmentModified]:
+        node.GetSegmentation().AddObserver(event, lambda caller, name, event=event: raised.append(event))
+    edit_segment(node, segment_id, lambda mine: mine & (np.cumsum(mine, axis=0) > 1))
+    assert slicer.vtkSegmentation.SourceRepresentationModified in raised
+    assert slicer.vtkSegmentation.SegmentModified not in raised
 
 
 def test_live_scores_rescore_only_the_edited_lesion(scene, tmp_path):
@@ -372,7 +375,7 @@ def test_live_scores_rescore_only_the_edited_lesion(scene, tmp_path):
         mine[np.flatnonzero(mine.any(axis=(1, 2)))[-1]] = False
         return mine
 
-    _edit(node, first, without_last_slice)
+    edit_segment(node, first, without_last_slice)
     assert live.changed() == [first]
     updated = live.update()
     assert list(updated) == [first] and live.scores[second] == before[second] and live.changed() == []
@@ -384,7 +387,7 @@ def test_live_scores_rescore_only_the_edited_lesion(scene, tmp_path):
     for got, want in zip(segment.GetColor(), colormap.score_color(updated[first].score)):
         assert got == pytest.approx(want, abs=1e-6)
 
-    _edit(node, second, np.zeros_like)
+    edit_segment(node, second, np.zeros_like)
     failed = live.update()
     assert list(failed) == [second] and failed[second].score is None and failed[second].status == "failed"
     assert "is empty" in failed[second].error and live.scores[first] == updated[first]
