@@ -96,7 +96,7 @@ def _run_record(options, model, reference_text, warnings, extractor=None, notes=
 def result_tables(scored, model, extractor=None):
     """The lesions.csv and patients.csv frames of a scored table, and the run's warnings (those every output
     repeats: parameter file, standardisation). A lesion's ``warning`` cell holds every warning that applies to it:
-    the run's, its study's acquisition outside the training domain, its soft-tissue share."""
+    the run's, its study's acquisition outside the training domain, its soft-tissue share, its proposal's."""
     feature_names = extractor.columns if extractor else [c for c in scored if c.startswith(FEATURE_PREFIX)]
     if extractor is not None:
         warnings = [extractor.warning] if extractor.warning else []
@@ -109,9 +109,10 @@ def result_tables(scored, model, extractor=None):
     acquisition_warnings = lesions.get("acquisition_warning", pd.Series("", index=lesions.index))
     lesions["warning"] = [
         join_warnings(warnings + [reference, acquisition.warning_text(acquired),
-                                  soft_tissue.share_warning(lesion_id, share, parameters)])
-        for lesion_id, reference, acquired, share in zip(lesions["lesion_id"], standardization, acquisition_warnings,
-                                                         lesions[soft_tissue.COLUMN])]
+                                  soft_tissue.share_warning(lesion_id, share, parameters)] + split_warnings(proposal))
+        for lesion_id, reference, acquired, share, proposal in zip(
+            lesions["lesion_id"], standardization, acquisition_warnings, lesions[soft_tissue.COLUMN],
+            lesions["delineation_warning"])]
     patients = aggregation.summarize(lesions, model.threshold)
     return lesions, patients, warnings + sorted(set(standardization) - {""})
 
