@@ -32,6 +32,8 @@ class LesionFinding:
     score_interval: object = None
     robust: object = None
     error: str = ""
+    delineation: str = "manual"  # or how the mask was proposed ("proposed from RECIST line")
+    algorithm: object = None  # (name, version) of the method that proposed the mask; None for a manual one
 
 
 @dataclass
