@@ -34,7 +34,9 @@ def _code(item, attribute="ConceptNameCodeSequence"):
     sequence = getattr(item, attribute, None)
     if not sequence:
         return None
-    return str(getattr(sequence[0], "CodeValue", "")), str(getattr(sequence[0], "CodingSchemeDesignator", ""))
+    code = sequence[0]
+    value = code.get("CodeValue") or code.get("LongCodeValue") or code.get("URNCodeValue") or ""
+    return str(value), str(code.get("CodingSchemeDesignator", ""))
 
 
 def _children(item):

@@ -40,10 +40,9 @@ def delineation_of(lesion):
     return lesion.tags.get(DELINEATION_TAG) or MANUAL, lesion.tags.get(DELINEATION_WARNING_TAG) or ""
 
 
-def check_new_marks(drawn, marks, segmentation, marks_path):
-    """Refuse marks of lesions the segmentation already holds (``drawn``: its lesions), naming both files."""
-    held = {lesion.lesion_id for lesion in drawn}
-    twice = [mark.lesion_id for mark in marks if mark.lesion_id in held]
+def check_new_marks(held, marks, segmentation, marks_path):
+    """Refuse marks of lesions the segmentation already holds (``held``: its lesion IDs), naming both."""
+    twice = [mark.lesion_id for mark in marks if mark.lesion_id in set(held)]
     if twice:
         raise CTTimeError(f"Marks file {marks_path}: lesion(s) {', '.join(twice)} are already delineated in "
                           f"segmentation {segmentation}; give marks only for the lesions it lacks (or rename the "

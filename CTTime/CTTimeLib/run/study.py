@@ -159,7 +159,7 @@ def _read_case(image_path, segmentation_path, names, locations, stamps, max_voxe
     drawn = read_lesions(segmentation_path, image, dict(names), {k: v for k, v in locations.items()
                                                                  if k not in proposed}, max_voxels) \
         if segmentation_path else []
-    check_new_marks(drawn, marks, segmentation_path, marks_path)
+    check_new_marks([lesion.lesion_id for lesion in drawn], marks, segmentation_path, marks_path)
     return image, drawn + propose_lesions(image, marks, locations)
 
 

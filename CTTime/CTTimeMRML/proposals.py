@@ -1,0 +1,69 @@
+"""Proposals: lesions proposed from RECIST lines drawn in Slicer (line markups) or given in a marks file, added to
+a study's segmentation as segments tagged as proposed, ready for the Segment Editor and live scores."""
+
+import SimpleITK as sitk
+
+from CTTimeLib.core.geometry import whole_mask
+from CTTimeLib.core.lesions import split_warnings
+from CTTimeLib.core.tags import DELINEATION_WARNING_TAG, tag_text
+from CTTimeLib.io.marks import Line, check_on_image, pair_lines, read_marks
+from CTTimeLib.run.proposals import check_new_marks, propose_lesions
+
+from .images import volume_to_image
+from .segments import segments
+
+LINE_CLASS = "vtkMRMLMarkupsLineNode"
+
+
+def scene_lines(scene):
+    """The scene's line markup nodes, in the scene's order."""
+    return [scene.GetNthNodeByClass(n, LINE_CLASS) for n in range(scene.GetNumberOfNodesByClass(LINE_CLASS))]
+
+
+def marks_of_lines(line_nodes):
+    """Marks (LPS mm) of line markup nodes: the node name is the lesion ID, a second line of that name its short
+    axis; each line's two end points in world (RAS) coordinates, with any transform applied."""
+    from CTTimeLib.core.errors import CTTimeError
+
+    lines = []
+    for node in line_nodes:
+        where = f"line {node.GetName()!r}"
+        if node.GetNumberOfDefinedControlPoints() != 2:
+            raise CTTimeError(f"Line markup {node.GetName()!r} has {node.GetNumberOfDefinedControlPoints()} placed "
+                              "end point(s); place both ends of the lesion's long axis.", "input")
+        ends = []
+        for n in range(2):
+            ras = [0.0, 0.0, 0.0]
+            node.GetNthControlPointPositionWorld(n, ras)
+            ends.append((-float(ras[0]), -float(ras[1]), float(ras[2])))  # RAS -> LPS
+        lines.append(Line(node.GetName(), ends[0], ends[1], where))
+    return pair_lines(lines, "the scene's line markups")
+
+
+def propose_segments(segmentation_node, volume_node, line_nodes=(), marks_file=None):
+    """Propose a lesion from each line (``line_nodes``, or the lines of ``marks_file``: .mrk.json, CSV or an SR
+    with SCOORD3D lines) on the study's CT and add it to ``segmentation_node`` as a segment named by its line, with
+    the CTTime.* tags of a proposed lesion. A line whose lesion the segmentation already holds is refused before
+    anything is added. Returns the proposed Lesions (their warnings in their tags)."""
+    import slicer
+
+    image = volume_to_image(volume_node)
+    source = marks_file or "the scene's line markups"
+    marks = read_marks(marks_file, image) if marks_file else marks_of_lines(line_nodes)
+    check_on_image(marks, image, source)
+    check_new_marks([segment.GetName() for _, segment in segments(segmentation_node)], marks,
+                    segmentation_node.GetName(), source)
+    lesions = propose_lesions(image, marks)
+    for lesion in lesions:
+        segment_id = segmentation_node.GetSegmentation().AddEmptySegment("", lesion.lesion_id)
+        array = sitk.GetArrayFromImage(whole_mask(lesion.mask, image))  # KJI on the volume's grid
+        slicer.util.updateSegmentBinaryLabelmapFromArray(array, segmentation_node, segment_id, volume_node)
+        segment = segmentation_node.GetSegmentation().GetSegment(segment_id)
+        for key, value in lesion.tags.items():
+            segment.SetTag(key, tag_text(value))
+    return lesions
+
+
+def proposal_warnings(lesions):
+    """The warnings of proposed lesions, each naming its lesion."""
+    return [text for lesion in lesions for text in split_warnings(lesion.tags.get(DELINEATION_WARNING_TAG))]
