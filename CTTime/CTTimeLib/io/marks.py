@@ -110,7 +110,10 @@ def pair_lines(lines, path):
         if len(locations) > 1:
             raise CTTimeError(f"Marks file {path}: lesion {lesion_id} is given two locations "
                               f"({', '.join(sorted(locations))}); give one.", "input")
-        location = normalize_location(locations.pop(), lesion_id) if locations else None
+        try:
+            location = normalize_location(locations.pop(), lesion_id) if locations else None
+        except CTTimeError as exc:
+            raise CTTimeError(f"Marks file {path}: {exc}", "input") from None
         marks.append(Mark(lesion_id, long.start, long.end, (short.start, short.end) if short else None, location,
                           f"{path} ({', '.join(line.where for line in group)})"))
     return marks
