@@ -1,9 +1,10 @@
 """Proposals: lesions proposed from RECIST lines drawn in Slicer (line markups) or given in a marks file, added to
 a study's segmentation as segments tagged as proposed, ready for the Segment Editor and live scores."""
 
+import numpy as np
 import SimpleITK as sitk
 
-from CTTimeLib.core.geometry import whole_mask
+from CTTimeLib.core.geometry import grid_offset
 from CTTimeLib.core.lesions import split_warnings
 from CTTimeLib.core.tags import DELINEATION_WARNING_TAG, tag_text
 from CTTimeLib.io.marks import Line, check_on_image, pair_lines, read_marks
@@ -56,12 +57,33 @@ def propose_segments(segmentation_node, volume_node, line_nodes=(), marks_file=N
     lesions = propose_lesions(image, marks)
     for lesion in lesions:
         segment_id = segmentation_node.GetSegmentation().AddEmptySegment("", lesion.lesion_id)
-        array = sitk.GetArrayFromImage(whole_mask(lesion.mask, image))  # KJI on the volume's grid
-        slicer.util.updateSegmentBinaryLabelmapFromArray(array, segmentation_node, segment_id, volume_node)
+        labelmap = _oriented_labelmap(lesion.mask, image, volume_node)
+        slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
+            labelmap, segmentation_node, segment_id, slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE,
+            labelmap.GetExtent())
         segment = segmentation_node.GetSegmentation().GetSegment(segment_id)
         for key, value in lesion.tags.items():
             segment.SetTag(key, tag_text(value))
     return lesions
+
+
+def _oriented_labelmap(mask, image, volume_node):
+    """A lesion mask (cropped, on the CT's grid) as Slicer's vtkOrientedImageData on the volume's IJK grid."""
+    import slicer
+    import vtk
+    from vtk.util import numpy_support
+
+    start = grid_offset(mask, image)
+    size = mask.GetSize()
+    labelmap = slicer.vtkOrientedImageData()
+    labelmap.SetExtent(*(v for axis in range(3) for v in (start[axis], start[axis] + size[axis] - 1)))
+    voxels = np.ascontiguousarray(sitk.GetArrayViewFromImage(mask), dtype=np.uint8).ravel()  # i fastest, as VTK
+    labelmap.GetPointData().SetScalars(numpy_support.numpy_to_vtk(voxels, deep=True,
+                                                                  array_type=vtk.VTK_UNSIGNED_CHAR))
+    matrix = vtk.vtkMatrix4x4()
+    volume_node.GetIJKToRASMatrix(matrix)
+    labelmap.SetImageToWorldMatrix(matrix)
+    return labelmap
 
 
 def proposal_warnings(lesions):
