@@ -123,19 +123,8 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.boardButton.setVisible(self.logic.boardAvailable())
         self.ui.dicomButton.connect("clicked(bool)", self.onDicom)
         self.ui.exportAllFeaturesButton.connect("clicked(bool)", self.onExportAllFeatures)
-        self.addProposeButton(editor)
+        self.ui.proposeButton.connect("clicked(bool)", self.onProposeLesions)
         self.initializeParameterNode()
-
-    def addProposeButton(self, editor):
-        """"Propose lesions from lines", below the Segment Editor."""
-        self.proposeButton = qt.QPushButton("Propose lesions from lines")
-        self.proposeButton.toolTip = ("Draw each lesion's RECIST long axis with the markups toolbar's line tool (or "
-                                      "load a .mrk.json) and name the line after the lesion (a second line of that "
-                                      "name is its short axis): each line becomes a proposed segment to check and "
-                                      "edit")
-        layout = editor.parentWidget().layout()
-        layout.addWidget(self.proposeButton, layout.rowCount(), 0, 1, 2)
-        self.proposeButton.connect("clicked(bool)", self.onProposeLesions)
 
     def cleanup(self):
         self.liveTimer.stop()
