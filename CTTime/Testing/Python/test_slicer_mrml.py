@@ -424,6 +424,8 @@ def test_lesions_proposed_from_line_markups_become_tagged_segments_scored_live(s
     rows = CTTimeMRML.compute([study], DEMO_REFERENCE).lesions.set_index("lesion_id")
     assert rows.loc["LU_1", "delineation"] == "manual"
     assert rows.loc["LN_2", "delineation"] == "proposed from RECIST long and short axes"
+    table = {row[2]: row[-1] for row in CTTimeMRML.table_rows(CTTimeMRML.compute([study], DEMO_REFERENCE))}
+    assert table["LN_2"] == "proposed from RECIST long and short axes" and table["LU_1"] == ""
     _line_node(scene, "LU_1", mark.start, mark.end)
     with pytest.raises(CTTimeError, match="LN_2, LU_1 are already delineated"):
         CTTimeMRML.propose_segments(node, study.volume_node, CTTimeMRML.scene_lines(scene))
