@@ -106,20 +106,25 @@ def dicom_paths(out_dir, patient_id, timepoint):
 def read_study(run_dir, rows):
     """The CT image and lesions (masks on its grid) of one patient and time point of a run (``rows``: its
     lesions.csv rows): the lesions from the run's coloured .seg.nrrd, which names them as scored, else from the
-    input segmentation. CTTimeError when the CT is not recorded or cannot be read."""
+    input segmentation and the lesions proposed again from the input marks. CTTimeError when the CT is not recorded
+    or cannot be read."""
     first = rows.iloc[0]
     path = str(first.get("image", "") or "")
     if not path:
         raise CTTimeError("CT image not recorded in lesions.csv (run made by an older CTTime): score it again",
                           "input")
     image = read_image(path)
-    candidates = [segmentation_path(run_dir, first["patient_id"], first["timepoint"])]
-    if str(first.get("segmentation", "") or ""):
-        candidates.append(Path(first["segmentation"]))
-    for candidate in candidates:
-        if candidate.exists():
-            return image, read_lesions(candidate, image)
-    return image, []
+    coloured = segmentation_path(run_dir, first["patient_id"], first["timepoint"])
+    if coloured.exists():
+        return image, read_lesions(coloured, image)
+    segmentation, marks = (str(first.get(column, "") or "") for column in ("segmentation", "marks"))
+    lesions = read_lesions(segmentation, image) if segmentation and Path(segmentation).exists() else []
+    if marks and Path(marks).exists():
+        from ..io.marks import read_marks
+        from .proposals import propose_lesions
+
+        lesions += propose_lesions(image, read_marks(marks, image, path))
+    return image, lesions
 
 
 def order_lesion_columns(frame, feature_names, model_features):

@@ -450,7 +450,7 @@ def test_the_board_marks_each_proposed_lesion(mark, tmp_path):
 
     others = write_csv(tmp_path / "others.csv", [("LN_2", mark.start, mark.end)])
     assert _score(tmp_path / "run", "--segmentation", SAMPLE_DATA / CASE / "CT_mask.nii.gz", "--label-name",
-                  "1=LU_1", "--marks", others) == EXIT_OK
+                  "1=LU_1", "--marks", others, "--no-segmentation") == EXIT_OK  # masks read (proposed) again
     lesions = tumour_board.read_table(tmp_path / "run" / "lesions.csv", "lesions")
     image, masks, reason = tumour_board.load_case(tmp_path / "run", lesions)
     board = tumour_board.board_figure(CASE, "BS", lesions, None, image, masks, image_reason=reason)
