@@ -8,7 +8,7 @@ import numpy as np
 
 from ..core.errors import CTTimeError
 from ..core.geometry import lesion_mask
-from ..core.lesions import MANUAL, Lesion, infer_location, join_warnings
+from ..core.lesions import MANUAL, Lesion, infer_location, join_warnings, normalize_location
 from ..core.tags import DELINEATION_TAG, DELINEATION_WARNING_TAG, LOCATION_TAG
 
 
@@ -20,7 +20,9 @@ def propose_lesions(image, marks, locations=None):
 
     lesions = []
     for mark in marks:
-        location = (locations or {}).get(mark.lesion_id) or mark.location or infer_location(mark.lesion_id)
+        given = (locations or {}).get(mark.lesion_id)
+        location = normalize_location(given, mark.lesion_id) if given else mark.location or infer_location(
+            mark.lesion_id)
         try:
             proposal = propose(image, mark)
             mask, delineation, warnings = proposal.mask, proposal.delineation, list(proposal.warnings)

@@ -160,6 +160,11 @@ def _read_case(image_path, segmentation_path, names, locations, stamps, max_voxe
                                                                  if k not in proposed}, max_voxels) \
         if segmentation_path else []
     check_new_marks([lesion.lesion_id for lesion in drawn], marks, segmentation_path, marks_path)
+    unknown = sorted(set(locations) - proposed) if not segmentation_path else []
+    if unknown:
+        raise CTTimeError(f"Marks file {marks_path} has no lesion {', '.join(map(repr, unknown))} to give a location "
+                          f"(--location, the manifest's locations); its lesions are "
+                          f"{', '.join(map(repr, sorted(proposed)))}.", "input")
     return image, drawn + propose_lesions(image, marks, locations)
 
 

@@ -367,6 +367,10 @@ def test_score_with_marks_proposes_and_scores_and_says_so(mark, tmp_path, capsys
     assert "LU_1 are already delineated in segmentation" in err and str(marks) in err and str(mask) in err
     assert _score(tmp_path / "none") == EXIT_USAGE  # neither segmentation nor marks
     assert "--segmentation FILE, --marks FILE" in capsys.readouterr().err
+    assert _score(tmp_path / "located", "--marks", marks, "--location", "LU_1=LN") == EXIT_OK
+    assert _table(tmp_path / "located" / "lesions.csv")["location"].tolist() == ["lymph node"]
+    assert _score(tmp_path / "unknown", "--marks", marks, "--location", "LU_9=lung") == EXIT_USAGE
+    assert "has no lesion 'LU_9' to give a location" in capsys.readouterr().err
 
 
 def test_a_proposals_warnings_go_into_its_warning_cell(ct, tmp_path):
