@@ -151,6 +151,32 @@ def _sr_scoord(path, ct, series, mark):
     return write_sr(path, [(mark.lesion_id, lengths)], datasets)
 
 
+def _sr_planar(path, ct, series, mark):
+    """Two TID 1410 groups as QuantitativeReporting writes a line: the lesion ID as tracking identifier, the line
+    the group's image region (SCOORD POLYLINE on its slice), a Length measurement; the shorter is the short axis."""
+    hd = pytest.importorskip("highdicom")
+    from pydicom.sr.codedict import codes
+
+    folder, datasets = series
+    groups = []
+    for ends in ((mark.start, mark.end), mark.short_axis):
+        points, header = _on_slice(ct, datasets, ends)
+        region = hd.sr.ImageRegion(graphic_type=hd.sr.GraphicTypeValues.POLYLINE, graphic_data=np.array(points),
+                                   source_image=hd.sr.SourceImageForRegion(header.SOPClassUID, header.SOPInstanceUID))
+        groups.append(hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=mark.lesion_id),
+            referenced_region=region, measurements=[hd.sr.Measurement(
+                name=codes.SCT.Length, value=float(np.linalg.norm(np.subtract(*ends))), unit=codes.UCUM.Millimeter)]))
+    observer = hd.sr.ObservationContext(observer_person_context=hd.sr.ObserverContext(
+        observer_type=codes.DCM.Person,
+        observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(name="Reader^A")))
+    report = hd.sr.MeasurementReport(observation_context=observer, procedure_reported=codes.SCT.ComputedTomography,
+                                     imaging_measurements=groups)
+    hd.sr.Comprehensive3DSR(evidence=datasets, content=report, series_instance_uid=hd.UID(), series_number=10,
+                            sop_instance_uid=hd.UID(), instance_number=1, manufacturer="test").save_as(path)
+    return path
+
+
 def _sr_scoord3d(path, series, mark):
     return write_sr(path, [(mark.lesion_id, [(False, [mark.start, mark.end], None),
                                              (True, list(mark.short_axis), None)])], series[1])
@@ -168,6 +194,7 @@ def test_every_input_form_gives_the_same_marks_and_the_same_mask(ct, mark, serie
              "mrk.json RAS": write_markups(tmp_path / "ras.mrk.json", _lines(mark), "RAS"),
              "CSV": write_csv(tmp_path / "lines.csv", _lines(mark)),
              "SR SCOORD": _sr_scoord(tmp_path / "scoord.dcm", ct, series, mark),
+             "SR SCOORD (image region)": _sr_planar(tmp_path / "planar.dcm", ct, series, mark),
              "SR SCOORD3D": _sr_scoord3d(tmp_path / "scoord3d.dcm", series, mark)}
     expected = sitk.GetArrayFromImage(whole_mask(propose(ct, mark).mask, ct))
     assert expected.sum() > 100
