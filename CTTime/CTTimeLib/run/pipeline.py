@@ -21,7 +21,7 @@ import pandas as pd
 from .. import __version__
 from ..core.errors import CTTimeError
 from ..core.files import digest
-from ..core.lesions import infer_location, join_warnings, split_warnings
+from ..core.lesions import infer_location, is_proposed, join_warnings, split_warnings
 from ..core.resources import MODEL_FILE, PARAMETER_FILE
 from ..core.text import control_characters
 from ..io.colored_segmentation import write_colored_segmentation
@@ -165,6 +165,12 @@ def _finish(scored, out_dir, options, model, extractor, cases, runner=None, note
     leftovers = run_folder.leftovers(out_dir, segmentations, studies)
     record = _run_record(options, model, sorted(set(lesions["standardization"]) - {""}), warnings, extractor,
                          run_notes)
+    proposed = int(sum(is_proposed(value) for value in lesions["delineation"]))
+    if proposed:
+        from ..delineation import ALGORITHM_NAME, ALGORITHM_VERSION
+
+        record["delineation"] = {"proposed_lesions": proposed, "algorithm": ALGORITHM_NAME,
+                                 "algorithm_version": ALGORITHM_VERSION}
     names = [run_folder.LESIONS_CSV, run_folder.PATIENTS_CSV, run_folder.RUN_JSON] + [p.name for p in segmentations]
     perturbations = robustness.perturbations_table(scored, model.features)
     if len(perturbations):

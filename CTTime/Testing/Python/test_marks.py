@@ -377,6 +377,9 @@ def test_score_with_marks_proposes_and_scores_and_says_so(mark, tmp_path, capsys
     proposed = _table(tmp_path / "proposed" / "lesions.csv").set_index("lesion_id")
     assert proposed.loc["LU_1", "delineation"] == "proposed from RECIST long and short axes"
     assert proposed.loc["LU_1", "marks"] == str(marks) and proposed.loc["LU_1", "segmentation"] == ""
+    record = json.loads((tmp_path / "proposed" / "run.json").read_text())
+    assert record["delineation"] == {"proposed_lesions": 1, "algorithm": ALGORITHM_NAME,
+                                     "algorithm_version": ALGORITHM_VERSION}
     assert list(proposed.columns).index("delineation") == list(proposed.columns).index("standardization") + 1
     segments = slicerio.read_segmentation(str(tmp_path / "proposed" / f"{CASE}_BS_cttime.seg.nrrd"),
                                           skip_voxels=True)["segments"]
