@@ -126,3 +126,16 @@ def short_axis(points_mm, long_ji, spacing_ji):
     i, j = np.unravel_index(int(np.argmax(candidate)), candidate.shape)
     return int(i), int(j)
 
+
+
+def jittered(mark, image, distance_mm, rng):
+    """``mark`` with each end moved ``distance_mm`` in a random direction within the CT's slice plane (``rng``: a
+    numpy Generator), as a reader's hand would; the short axis is dropped."""
+    direction = np.array(image.GetDirection(), dtype=float).reshape(3, 3)
+
+    def moved(point):
+        angle = rng.uniform(0.0, 2.0 * np.pi)
+        step = distance_mm * (np.cos(angle) * direction[:, 0] + np.sin(angle) * direction[:, 1])
+        return tuple(float(v) for v in np.add(point, step))
+
+    return Mark(mark.lesion_id, moved(mark.start), moved(mark.end), None, mark.location, mark.source)

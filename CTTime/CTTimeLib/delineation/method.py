@@ -10,6 +10,7 @@ a coarser grid (a fixed number of voxels across the long axis), which bounds the
 """
 
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -89,31 +90,41 @@ def histogram_model(values, samples, low, count):
     return log_probability[np.clip(((values - low) // BIN_HU).astype(int), 0, count - 1)]
 
 
+def histogram(samples, low, count):
+    counts = np.bincount(np.clip(((samples - low) // BIN_HU).astype(int), 0, count - 1), minlength=count)
+    return counts / max(counts.sum(), 1)
+
+
 def lesion_log_odds(values, line):
-    """Smoothed log odds of lesion per voxel of ``values`` (a KJI array, the line on its grid)."""
+    """Smoothed log odds of lesion per voxel of ``values`` (a KJI array, the line on its grid), and how far apart
+    the last round's lesion and background histograms are (1 - their Bhattacharyya coefficient: 0 the same,
+    1 disjoint)."""
     coordinates = frame_coordinates(line, values.shape)
     radius = prior_radius(coordinates, line)
     samples = line_values(values, line)
     prior = -(radius - 1.0) / PRIOR_SOFTNESS
     odds = ndimage.gaussian_filter(prior, SMOOTHING_MM / line.spacing)
     if samples.size == 0:
-        return odds
+        return odds, 0.0
     low = float(values.min())
     count = int((values.max() - low) // BIN_HU) + 1
     p5, p95 = np.percentile(samples, [5, 95])
     core = (radius <= CORE) & (values >= p5 - CORE_RANGE_HU) & (values <= p95 + CORE_RANGE_HU)
     lesion_samples = np.concatenate([samples, values[core]])
     background = (radius >= BACKGROUND_SHELL[0]) & (radius <= BACKGROUND_SHELL[1])
+    separation = 0.0
     for _ in range(ROUNDS):
         if not background.any():
             break
+        separation = 1.0 - float(np.sum(np.sqrt(histogram(lesion_samples, low, count)
+                                                * histogram(values[background], low, count))))
         ratio = histogram_model(values, lesion_samples, low, count) - histogram_model(values, values[background],
                                                                                      low, count)
         odds = ndimage.gaussian_filter(ratio + prior, SMOOTHING_MM / line.spacing)
         lesion = odds > 0
         lesion_samples = np.concatenate([samples, values[lesion]])
         background = ~lesion & (radius <= BACKGROUND_SHELL[1])
-    return odds
+    return odds, separation
 
 
 def working_image(crop, line):
@@ -131,9 +142,17 @@ def working_image(crop, line):
     return sitk.SmoothingRecursiveGaussian(work, 1.0), line
 
 
+class Segmentation(NamedTuple):
+    """The lesion's voxels (KJI boolean array over its bounding region), the region's low KJI corner on the CT,
+    and how far apart the lesion's and its surroundings' intensity histograms are (see ``lesion_log_odds``)."""
+
+    lesion: np.ndarray
+    low: np.ndarray
+    separation: float
+
+
 def segment(image, line):
-    """The lesion's voxels as a KJI boolean array over its bounding region, and the region's low KJI corner;
-    ``None`` when the region lies outside the CT."""
+    """The lesion's ``Segmentation`` around ``line``; ``None`` when its region lies outside the CT."""
     region = bounding_region(line, np.array(image.GetSize())[::-1])
     if region is None:
         return None
@@ -142,15 +161,15 @@ def segment(image, line):
     local = replace(line, start=line.start - low, end=line.end - low)
     work, work_line = working_image(crop, local)
     values = np.clip(sitk.GetArrayFromImage(work), LOWEST_HU, HIGHEST_HU)
-    odds = lesion_log_odds(values, work_line)
+    odds, separation = lesion_log_odds(values, work_line)
     lesion = kept_parts(odds > 0, work_line)
     if work.GetSize() == crop.GetSize():
-        return lesion, low
+        return Segmentation(lesion, low, separation)
     # the log odds, signed as the kept parts say, interpolated onto the CT's grid
     signed = sitk.GetImageFromArray(np.where(lesion, np.maximum(odds, 1e-3), np.minimum(odds, -1e-3)).astype(np.float32))
     signed.CopyInformation(work)
     fine = sitk.Resample(signed, crop, sitk.Transform(), sitk.sitkLinear, -1.0, sitk.sitkFloat32)
-    return kept_parts(sitk.GetArrayFromImage(fine) > 0, local), low
+    return Segmentation(kept_parts(sitk.GetArrayFromImage(fine) > 0, local), low, separation)
 
 
 def kept_parts(lesion, line):
