@@ -403,7 +403,7 @@ def test_score_with_marks_proposes_and_scores_and_says_so(mark, tmp_path, capsys
     assert "has no lesion 'LU_9' to give a location" in capsys.readouterr().err
 
 
-def test_a_proposals_warnings_go_into_its_warning_cell(ct, tmp_path):
+def test_a_proposals_warnings_go_into_its_warning_cell(ct, tmp_path, capsys):
     bone = np.argwhere(sitk.GetArrayFromImage(ct) > 700)[0]  # a line in bone: the proposal warns
     start = ct.TransformIndexToPhysicalPoint([int(bone[2]), int(bone[1]), int(bone[0])])
     end = ct.TransformIndexToPhysicalPoint([int(bone[2]) + 8, int(bone[1]), int(bone[0])])
@@ -414,6 +414,10 @@ def test_a_proposals_warnings_go_into_its_warning_cell(ct, tmp_path):
     row = _table(tmp_path / "run" / "lesions.csv").iloc[0]
     assert all(warning in row["warning"] for warning in warnings)
     assert row["delineation_warning"] == " | ".join(warnings)
+    capsys.readouterr()
+    assert _delineate(tmp_path / "bone.csv", tmp_path / "proposed") == EXIT_OK  # written, and the warnings said
+    err = capsys.readouterr().err
+    assert all(f"WARNING: {warning}" in err for warning in warnings)
 
 
 def test_cohort_marks_column_and_batch_script(mark, tmp_path):
