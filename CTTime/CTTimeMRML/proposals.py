@@ -5,13 +5,13 @@ import numpy as np
 import SimpleITK as sitk
 
 from CTTimeLib.core.geometry import grid_offset
-from CTTimeLib.core.lesions import split_warnings
-from CTTimeLib.core.tags import DELINEATION_WARNING_TAG, tag_text
+from CTTimeLib.core.lesions import is_proposed, split_warnings
+from CTTimeLib.core.tags import DELINEATION_TAG, DELINEATION_WARNING_TAG, tag_text
 from CTTimeLib.io.marks import Line, check_on_image, pair_lines, read_marks
 from CTTimeLib.run.proposals import check_new_marks, propose_lesions
 
 from .images import volume_to_image
-from .segments import segments
+from .segments import get_tag, segments
 
 LINE_CLASS = "vtkMRMLMarkupsLineNode"
 
@@ -44,16 +44,19 @@ def marks_of_lines(line_nodes):
 def propose_segments(segmentation_node, volume_node, line_nodes=(), marks_file=None):
     """Propose a lesion from each line (``line_nodes``, or the lines of ``marks_file``: .mrk.json, CSV or an SR
     with SCOORD3D lines) on the study's CT and add it to ``segmentation_node`` as a segment named by its line, with
-    the CTTime.* tags of a proposed lesion. A line whose lesion the segmentation already holds is refused before
-    anything is added. Returns the proposed Lesions (their warnings in their tags)."""
+    the CTTime.* tags of a proposed lesion. A line whose lesion was proposed before (a proposed segment of its name)
+    is left as it is, so lines can be drawn and proposed a few at a time (delete the segment to propose it again);
+    a line naming a segment drawn by hand is refused before anything is added. Returns the newly proposed Lesions
+    (their warnings in their tags)."""
     import slicer
 
     image = volume_to_image(volume_node)
     source = marks_file or "the scene's line markups"
     marks = read_marks(marks_file, image) if marks_file else marks_of_lines(line_nodes)
     check_on_image(marks, image, source)
-    check_new_marks([segment.GetName() for _, segment in segments(segmentation_node)], marks,
-                    segmentation_node.GetName(), source)
+    held = {segment.GetName(): get_tag(segment, DELINEATION_TAG) for _, segment in segments(segmentation_node)}
+    marks = [mark for mark in marks if not is_proposed(held.get(mark.lesion_id))]
+    check_new_marks(held, marks, segmentation_node.GetName(), source)
     lesions = propose_lesions(image, marks)
     for lesion in lesions:
         segment_id = segmentation_node.GetSegmentation().AddEmptySegment("", lesion.lesion_id)

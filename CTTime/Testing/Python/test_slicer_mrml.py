@@ -426,8 +426,9 @@ def test_lesions_proposed_from_line_markups_become_tagged_segments_scored_live(s
     assert rows.loc["LN_2", "delineation"] == "proposed from RECIST long and short axes"
     table = {row[2]: row[-1] for row in CTTimeMRML.table_rows(CTTimeMRML.compute([study], DEMO_REFERENCE))}
     assert table["LN_2"] == "proposed from RECIST long and short axes" and table["LU_1"] == ""
+    assert CTTimeMRML.propose_segments(node, study.volume_node, CTTimeMRML.scene_lines(scene)) == []  # done before
     _line_node(scene, "LU_1", mark.start, mark.end)
-    with pytest.raises(CTTimeError, match="LN_2, LU_1 are already delineated"):
+    with pytest.raises(CTTimeError, match="lesion.s. LU_1 are already delineated"):  # a segment drawn by hand
         CTTimeMRML.propose_segments(node, study.volume_node, CTTimeMRML.scene_lines(scene))
     assert len(CTTimeMRML.segments(node)) == 2
     one_end = scene.AddNewNodeByClass("vtkMRMLMarkupsLineNode", "LN_3")
