@@ -1,6 +1,7 @@
 """A RECIST line on the CT's voxel grid, and the RECIST line of a delineated lesion."""
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import SimpleITK as sitk
@@ -20,7 +21,7 @@ class Line:
     end: np.ndarray
     spacing: np.ndarray
     length_mm: float
-    short_mm: object = None
+    short_mm: Optional[float] = None
 
     @property
     def centre(self):

@@ -66,6 +66,10 @@ def flags(name, image, found, line, diameter):
     """The warnings of a proposal (``found``: its method.Segmentation) that disagrees with its line or with what a
     lesion looks like."""
     warnings = []
+    if abs(line.start[0] - line.end[0]) > 0.5:
+        warnings.append(f"{name}: its RECIST line's ends lie on different axial slices ({line.start[0]:.0f} and "
+                        f"{line.end[0]:.0f}); the proposal is measured on slice {line.slice_index}; check that the "
+                        "line was drawn on one axial slice.")
     values = sampled_values(image, line.samples(0.15, 0.85))
     if values.size and not SOFT_TISSUE_HU[0] <= np.median(values) <= SOFT_TISSUE_HU[1]:
         where = "air or lung" if np.median(values) < SOFT_TISSUE_HU[0] else "bone or contrast"
