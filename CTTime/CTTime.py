@@ -123,6 +123,7 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.boardButton.setVisible(self.logic.boardAvailable())
         self.ui.dicomButton.connect("clicked(bool)", self.onDicom)
         self.ui.exportAllFeaturesButton.connect("clicked(bool)", self.onExportAllFeatures)
+        self.ui.proposeButton.connect("clicked(bool)", self.onProposeLesions)
         self.initializeParameterNode()
 
     def cleanup(self):
@@ -370,6 +371,22 @@ class CTTimeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.summaryLabel.setText("\n".join(self.logic.summaryLines(results)))
         self.updateGui()
 
+    def onProposeLesions(self):
+        node = self._parameterNode
+        if not (node.ctVolume and node.segmentation):
+            slicer.util.warningDisplay("Select the CT and the segmentation first.", windowTitle="CTTime")
+            return
+        if not self.ensureDependencies():
+            return
+        with slicer.util.tryWithErrorDisplay("CT-TIME could not propose lesions from the lines.", waitCursor=True):
+            names, warnings = self.logic.proposeLesions(node.segmentation, node.ctVolume)
+            self.refreshLesionList()
+            text = f"Proposed {len(names)} lesion(s) from their lines: {', '.join(names)}. Check and edit them."
+            if warnings:
+                slicer.util.warningDisplay(text + "\n\n" + "\n".join(warnings), windowTitle="CTTime")
+            else:
+                self.ui.summaryLabel.setText(text)
+
     def onExport(self):
         folder = self._parameterNode.outputFolder
         with slicer.util.tryWithErrorDisplay(f"Export to {folder} failed.", waitCursor=True):
@@ -477,6 +494,14 @@ class CTTimeLogic(ScriptedLoadableModuleLogic):
         study = CTTimeMRML.Study(segmentationNode, volumeNode, patientId, timepoint)
         CTTimeMRML.remember_study(study)
         return CTTimeMRML.scene_studies(slicer.mrmlScene, study) if cohort else [study]
+
+    @staticmethod
+    def proposeLesions(segmentationNode, volumeNode, marksFile=None):
+        """A proposed segment from each line markup of the scene (or line of ``marksFile``); (their names, the
+        proposals' warnings)."""
+        lesions = CTTimeMRML.propose_segments(segmentationNode, volumeNode, CTTimeMRML.scene_lines(slicer.mrmlScene),
+                                              marksFile)
+        return [lesion.lesion_id for lesion in lesions], CTTimeMRML.proposal_warnings(lesions)
 
     @staticmethod
     def summaryLines(results):

@@ -9,6 +9,7 @@ libraries alone (the slicer-core wheels) as well as inside Slicer. One concern p
     studies    the studies in the scene (segmentation, CT, patient, time point)
     results    scoring studies with the CLI's code; results on segments and in a table node
     live       live scores: a segment that changes after a Compute is scored again on its own
+    proposals  lesions proposed from RECIST lines (line markups or a marks file) added as segments
     export     lesions.csv, patients.csv, coloured .seg.nrrd, DICOM SEG + SR and the tumour board, as the CLI
                writes them
 
@@ -20,6 +21,7 @@ from .images import image_from_kji, ijk_to_ras, lps_geometry, mask_on_image, mat
 from .live import LiveScore, LiveScores, content_hash, edit_events
 from .packages import (ALL_FEATURES_PACKAGES, BOARD_PACKAGES, DICOM_PACKAGES, missing_packages, pinned_requirements,
                        required_packages, requirements)
+from .proposals import marks_of_lines, proposal_warnings, propose_segments, scene_lines
 from .results import (TABLE_COLUMNS, Results, apply_results, compute, fill_table_node, summary_lines, table_rows,
                       targets)
 from .segments import (HU_WINDOW, color_by_score, get_tag, is_target, lesions_from_segmentation, save_segmentation,
@@ -35,4 +37,5 @@ __all__ = ["export", "write_board", "write_dicom", "image_from_kji", "ijk_to_ras
            "targets", "HU_WINDOW", "color_by_score", "get_tag", "is_target", "lesions_from_segmentation",
            "save_segmentation", "segment_location", "segments", "set_location", "set_target", "PATIENT_ATTRIBUTE",
            "TIMEPOINT_ATTRIBUTE", "TIMEPOINT_CHOICES", "Study", "node_source", "reference_volume", "remember_study",
-           "scene_studies"]
+           "scene_studies", "marks_of_lines", "proposal_warnings", "propose_segments",
+           "scene_lines"]

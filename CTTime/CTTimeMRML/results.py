@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from CTTimeLib.core.errors import CTTimeError
+from CTTimeLib.core.lesions import is_proposed
 from CTTimeLib.core.tags import robust_text
 from CTTimeLib.core.text import check_name
 from CTTimeLib.run.run_folder import check_study_keys
@@ -66,7 +67,8 @@ def compute(studies, standardize, progress=None, cancelled=None, extractor=None,
             if progress:
                 progress(number * 100 + (100 * done) // max(total, 1), 100 * len(studies), message)
         meta = {"patient_id": study.patient_id, "timepoint": study.timepoint,
-                "image": node_source(study.volume_node), "segmentation": node_source(study.segmentation_node)}
+                "image": node_source(study.volume_node), "segmentation": node_source(study.segmentation_node),
+                "marks": ""}  # lines drawn in the scene become segments (proposals), read as the segmentation
         image = volume_to_image(study.volume_node)
         lesions = lesions_from_segmentation(study.segmentation_node, study.volume_node, image)
         if not lesions:
@@ -128,7 +130,7 @@ def table_rows(results, targets=None):
                      robust_text(row.get("ct_time_status_reference_robust")), _outside_text(row),
                      MINIMUM_MARK if sets_minimum else "", row.get("soft_tissue_share"),
                      row.get("longest_axial_diameter_mm"), row.get("original_shape_MeshVolume"),
-                     row["standardization"], row.get("warning", ""), row["error"]])
+                     row["standardization"], row.get("warning", ""), _lesion_note(row)])
     for row in results.patients.to_dict("records"):
         note = (f"{row['aggregate_coverage']}, {row['n_failed']} failed, heterogeneity {row['heterogeneity'] or '-'}"
                 + (f", minimum set by {row['min_lesion_id']}" if row["min_lesion_id"] else ""))
@@ -149,6 +151,12 @@ def _outside_text(row):
     if flag is None or (isinstance(flag, float) and np.isnan(flag)):
         return ""
     return "OUTSIDE" if flag in (True, "True", "true") else "no"
+
+
+def _lesion_note(row):
+    """A lesion's note: its error, and how its mask was proposed when it was (its delineation)."""
+    delineation = row.get("delineation")
+    return "; ".join(text for text in (row["error"], delineation if is_proposed(delineation) else "") if text)
 
 
 def fill_table_node(table_node, results, targets=None):

@@ -3,7 +3,8 @@
 from CTTimeLib.core.errors import CTTimeError
 from CTTimeLib.core.files import atomic_path
 from CTTimeLib.core.lesions import Lesion, infer_location, normalize_location
-from CTTimeLib.core.tags import LOCATION_TAG, SCORE_TAG, TARGET_TAG, result_tags
+from CTTimeLib.core.tags import (DELINEATION_TAG, DELINEATION_WARNING_TAG, LOCATION_TAG, SCORE_TAG, TARGET_TAG,
+                                 result_tags)
 from CTTimeLib.core import colormap
 
 from .images import mask_on_image
@@ -56,7 +57,8 @@ def lesions_from_segmentation(segmentation_node, volume_node, image):
                               "one so every lesion has its own ID.", "input")
         seen.add(name)
         array = slicer.util.arrayFromSegmentBinaryLabelmap(segmentation_node, segment_id, volume_node)
-        tags = {key: get_tag(segment, key) for key in (LOCATION_TAG, TARGET_TAG) if get_tag(segment, key)}
+        tags = {key: get_tag(segment, key) for key in (LOCATION_TAG, TARGET_TAG, DELINEATION_TAG,
+                                                       DELINEATION_WARNING_TAG) if get_tag(segment, key)}
         lesions.append(Lesion(name, mask_on_image(array, image, name), segment_location(segment), tags))
     return lesions
 

@@ -4,10 +4,12 @@
         --manifest manifest.csv --out results/ [--standardize cohort | --reference REF.json] [--group-by timepoint]
         [--perturbations N] [--features all | signature] [--install-requirements]
 
-Writes lesions.csv, patients.csv, run.json and the coloured .seg.nrrd files, and exits Slicer with the CLI's
-status: 0 every lesion scored, 3 some lesions failed (their rows say why), 2 bad input or packages missing (a
-fresh Slicer lacks pandas, PyYAML, pynrrd, slicerio: --install-requirements installs them), 130 cancelled, 1 an
-unexpected error. It always ends with slicer.util.exit: Slicer run with --no-main-window exits only when told to.
+The manifest's ``marks`` column (RECIST lines: .mrk.json, CSV or DICOM SR) proposes lesions from their lines, as
+`cttime cohort` does. Writes lesions.csv, patients.csv, run.json and the coloured .seg.nrrd files, and exits Slicer
+with the CLI's status: 0 every lesion scored, 3 some lesions failed (their rows say why), 2 bad input or packages
+missing (a fresh Slicer lacks pandas, PyYAML, pynrrd, slicerio: --install-requirements installs them), 130
+cancelled, 1 an unexpected error. It always ends with slicer.util.exit: Slicer run with --no-main-window exits only
+when told to.
 Screenshots are not taken here: views need Slicer's main window. The script sits in Scripts/, not beside
 CTTime.py, because Slicer loads every .py in a module's folder as a module at start-up.
 """
@@ -29,7 +31,7 @@ def build_parser():
     from CTTimeLib.scoring.extraction import ALL, FEATURE_SETS
 
     parser = argparse.ArgumentParser(prog="CTTimeBatch.py", description="Score the cohort of a CTTime manifest "
-                                     "(patient_id, timepoint, image, segmentation) inside Slicer.")
+                                     "(patient_id, timepoint, image, segmentation and/or marks) inside Slicer.")
     parser.add_argument("--manifest", required=True, help="manifest CSV (paths relative to it)")
     parser.add_argument("--out", required=True, help="output folder")
     group = parser.add_mutually_exclusive_group()

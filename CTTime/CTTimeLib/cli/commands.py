@@ -15,11 +15,13 @@ from pathlib import Path
 from .. import __version__
 from ..core.errors import CTTimeError
 from ..core.files import output_file, write_text
+from ..core.lesions import split_warnings
 from ..core.resources import DEMO_REFERENCE, MODEL_FILE, PARAMETER_FILE, SAMPLE_DATA
 from ..io.images import DEFAULT_MAX_VOXELS, MAX_VOXELS_ENV
 from ..run import pipeline, progress, run_folder
 from ..run.log import third_party_output
 from ..run.manifest import read_manifest
+from ..run.proposals import delineation_of, write_proposals
 from ..run.run_folder import read_lesions_table
 from ..run.summary import EXIT_OK, EXIT_SOME_FAILED, exit_status, print_report
 from ..scoring import robustness, standardization
@@ -37,6 +39,12 @@ patient and time point (the minimum over lesions predicted progression-free surv
 Z-scoring needs a reference population: either the lesions scored together (--standardize cohort, as in the
 paper) or a stored reference (--reference REF.json). A score against a small or demo reference is not
 clinically calibrated, and every output says so. Research use only."""
+
+
+MARKS_HELP = ("RECIST lines, one per lesion (a second with the same ID is its short axis): a Slicer .mrk.json (line "
+              "names = lesion IDs, LPS or RAS), a CSV lesion_id,x1,y1,z1,x2,y2,z2 in LPS mm (optional location "
+              "column) or a DICOM SR (TID 1500 lengths; SCOORD lines need --image as the DICOM series); a lesion is "
+              "proposed from each (see docs/delineation.md)")
 
 
 def _add_standardization(parser, required=True):
@@ -124,11 +132,14 @@ def build_parser():
                                     "engines available.")
 
     score = commands.add_parser("score", help="score the lesions of one CT study",
-                                description="Score every lesion of one CT image and its segmentation.")
+                                description="Score every lesion of one CT image and its segmentation, and/or the "
+                                            "lesions proposed from RECIST lines (--marks).")
     score.add_argument("--image", required=True, help="CT volume (NRRD, NIfTI, ...) or DICOM series folder")
-    score.add_argument("--segmentation", required=True,
+    score.add_argument("--segmentation",
                        help="Slicer .seg.nrrd (segment names = lesion IDs), labelmap (one label per lesion) or "
-                            "binary mask")
+                            "binary mask (needed unless --marks is given)")
+    score.add_argument("--marks", metavar="MARKS", help=MARKS_HELP + "; with --segmentation, for the lesions it "
+                                                                    "lacks")
     score.add_argument("--patient", required=True, help="patient ID")
     score.add_argument("--timepoint", default="BS", help="time point: BS baseline, FU follow-up, BR best response "
                                                          "(default BS)")
@@ -143,10 +154,23 @@ def build_parser():
     _add_extraction(score)
     _add_perturbations(score)
 
+    delineate = commands.add_parser(
+        "delineate", help="propose lesion masks from RECIST lines, for editing",
+        description="Propose a 3D mask of each lesion from its RECIST long axis (and short axis, when drawn) and "
+                    "write them as <patient>_<timepoint>_proposed.seg.nrrd into --out: one segment per line, named "
+                    "by it, tagged as proposed, with each proposal's warnings. Edit them in Slicer's Segment "
+                    "Editor, then score with --segmentation; or score them at once with `cttime score --marks`.")
+    delineate.add_argument("--image", required=True, help="CT volume (NRRD, NIfTI, ...) or DICOM series folder")
+    delineate.add_argument("--marks", required=True, metavar="MARKS", help=MARKS_HELP)
+    delineate.add_argument("--patient", required=True, help="patient ID")
+    delineate.add_argument("--timepoint", default="BS", help="time point (default BS)")
+    delineate.add_argument("--out", required=True, help="output folder")
+
     cohort = commands.add_parser("cohort", help="score every study listed in a manifest",
                                  description="Score a cohort. The manifest CSV has the columns patient_id, "
                                              "timepoint, image, segmentation (paths relative to the manifest); "
-                                             "optional columns: batch (scanner or kernel group), locations "
+                                             "optional columns: marks (RECIST lines, lesions proposed from them; "
+                                             "may stand in for the segmentation), batch (scanner or kernel group), locations "
                                              "(e.g. LU_1=lung;liver_2=liver), labels (labelmap values, e.g. "
                                              "1=LU_1;2=liver_2). Images may be DICOM series folders, "
                                              "segmentations DICOM SEG or RTSTRUCT. Studies run in parallel; "
@@ -251,8 +275,12 @@ def _label_names(items):
 
 def command_score(args):
     _check_dicom(args)
-    case = pipeline.Case(args.patient, args.timepoint, args.image, args.segmentation,
-                         names=_label_names(args.label_name), locations=_pairs(args.location, "--location"))
+    if not args.segmentation and not args.marks:
+        raise CTTimeError("cttime score needs the lesions: --segmentation FILE, --marks FILE (RECIST lines), or "
+                          "both.", "input")
+    case = pipeline.Case(args.patient, args.timepoint, args.image, args.segmentation or "",
+                         names=_label_names(args.label_name), locations=_pairs(args.location, "--location"),
+                         marks=args.marks or "")
     options = _options(args)
     options.strict = True  # one study: an image or segmentation that cannot be used is bad input (exit 2)
     code = print_report(pipeline.run([case], args.out, options, events=progress.Lines()))
@@ -277,6 +305,18 @@ def _dicom_export(run_dir, cases=()):
     for message in result.skipped:
         print(f"No DICOM SEG/SR for {message}", file=sys.stderr)
     return not result.skipped
+
+
+def command_delineate(args):
+    path, lesions = write_proposals(args.image, args.marks, args.patient, args.timepoint, args.out)
+    print(f"{len(lesions)} lesion(s) proposed from {args.marks}: {path}")
+    for lesion in lesions:
+        delineation, warnings = delineation_of(lesion)
+        print(f"  {lesion.lesion_id}: {delineation}")
+        for warning in split_warnings(warnings):
+            print(f"WARNING: {warning}", file=sys.stderr)
+    print("Check and edit them in Slicer's Segment Editor before scoring them with --segmentation.")
+    return EXIT_OK
 
 
 def command_cohort(args):
@@ -386,7 +426,7 @@ def command_dicom_export(args):
     return EXIT_OK if _dicom_export(args.run_dir) else EXIT_SOME_FAILED
 
 
-COMMANDS = {"score": command_score, "cohort": command_cohort, "rescore": command_rescore,
+COMMANDS = {"score": command_score, "delineate": command_delineate, "cohort": command_cohort, "rescore": command_rescore,
             "reference": command_reference_build, "demo": command_demo, "board": command_board,
             "report": command_board, "dicom-export": command_dicom_export, "info": command_info}
 COMMANDS.update(analytics.COMMANDS)

@@ -9,6 +9,7 @@ from .errors import CTTimeError
 
 LOCATIONS = ("lung", "liver", "lymph node", "bone", "other")
 WARNING_SEPARATOR = " | "  # between the warnings of one lesions.csv or patients.csv cell (a warning may hold ";")
+MANUAL = "manual"  # the delineation of a lesion drawn by hand (a proposed one's starts with "proposed")
 
 
 # First word of a lesion name -> location. The paper took "liver_*" as liver, "LU_*" / "lung_*" as lung and
@@ -29,6 +30,11 @@ class Lesion:
     mask: sitk.Image
     location: str = "other"
     tags: dict = field(default_factory=dict)
+
+
+def is_proposed(delineation):
+    """Whether a ``delineation`` value (lesions.csv column, CTTime.Delineation tag) says the mask was proposed."""
+    return isinstance(delineation, str) and delineation.startswith("proposed")
 
 
 def join_warnings(parts):

@@ -11,6 +11,8 @@ MODEL_TAG = "CTTime.Model"
 ERROR_TAG = "CTTime.Error"
 SCORE_INTERVAL_TAG = "CTTime.ScoreInterval"  # "low-high" of the perturbed delineations' scores (robustness)
 STATUS_ROBUST_TAG = "CTTime.StatusRobust"  # "robust", or "uncertain" when the status flips under re-delineation
+DELINEATION_TAG = "CTTime.Delineation"  # "manual", or how the mask was proposed ("proposed from RECIST line ...")
+DELINEATION_WARNING_TAG = "CTTime.DelineationWarning"  # what to check in a proposed mask (its warnings)
 
 
 def tag_text(value):

@@ -37,6 +37,7 @@ from ..core import colormap
 from ..core.errors import CTTimeError
 from ..core.files import atomic_path
 from ..core.geometry import whole_mask
+from ..core.lesions import is_proposed
 from ..core.tags import robust_text
 from ..core.timepoints import is_baseline
 from ..io.tables import read_csv
@@ -61,11 +62,13 @@ OUTSIDE_IMAGE = "#2b2b2b"  # the part of a lesion's view beyond the CT (cross-ha
 LINE = 0.2  # inches per 9-point text line
 TEXT_COLUMNS = (("patient_id", "timepoint", "lesion_id", "location", "error", "standardization", "image",
                  "segmentation", "ct_time_status", "heterogeneity", "warning", "acquisition_warning",
-                 "aggregate_coverage", "min_lesion_id")
+                 "aggregate_coverage", "min_lesion_id", "delineation")
                 + tuple(f"status_{n}" for n in aggregation.AGGREGATES))
 MINIMUM_MARK = "▼ sets the patient minimum"
 REFERENCE_COLOUR = "#5e3c99"  # the standardisation interval's whisker and texts (apart from the score palette)
 CUT_NOTE = "⚠ cut by the image edge: part of the lesion may lie outside the CT, and its score describes the rest"
+PROPOSED_MARK = "◆ proposed from RECIST line: check mask"  # the caption of a lesion whose mask was proposed
+PROPOSED_BADGE = "◆ PROPOSED"  # on its image
 OUTLINE = "#111111"  # dark outline of every text drawn on a CT image
 STYLE = {"font.family": "DejaVu Sans", "font.size": 9, "axes.linewidth": 0.8, "savefig.dpi": DPI,
          "pdf.fonttype": 42, "svg.hashsalt": "cttime", "path.simplify": False}
@@ -423,6 +426,9 @@ def _draw_lesion(fig, row, lesion, x, y, side, size, panel, caption_at=(0.0, Non
         if panel["sets_minimum"]:
             for spine in ax.spines.values():
                 spine.set(linewidth=3.0, color="black")
+        if panel["proposed"]:
+            ax.text(0.03, 0.97, PROPOSED_BADGE, transform=ax.transAxes, ha="left", va="top", fontsize=7.5,
+                    fontweight="bold", gid="proposed", **_outlined())
         panel["image_axes"] = ax
     else:
         box = Block(fig, x, y, f"lesion-text:{panel['lesion_id']}")
@@ -500,6 +506,9 @@ def _lesion_panel(row, width, lesion, image_reason, minimum_id="", window="auto"
                                                        if reference.endswith("robust") else "#8a6d00"}))
         if str(row.get("outside_reference")).strip().lower() in ("true", "1", "1.0"):
             lines.insert(2, _shrunk(_outside_text(row), width, 8.5, {"fontweight": "bold", "color": "#b35900"}))
+    proposed = is_proposed(row.get("delineation"))
+    if proposed:
+        lines.insert(1, _shrunk(PROPOSED_MARK, width, 8, {"fontweight": "bold", "color": "#1f4e99"}))
     share = row.get(SHARE)
     if _finite(share) and float(share) < SHARE_THRESHOLD:
         lines.insert(2, _shrunk(f"⚠ soft tissue only {float(share):.0%} (< {SHARE_THRESHOLD:.0%})", width, 8.5,
@@ -508,7 +517,7 @@ def _lesion_panel(row, width, lesion, image_reason, minimum_id="", window="auto"
             "score": float(score) if _finite(score) else None, "status": status, "error": error,
             "score_text": score_text(score) if not error else "FAILED",
             "volume_text": volume_text(row.get(aggregation.VOLUME)), "has_image": lesion is not None,
-            "sets_minimum": sets_minimum, "window": window_name(location, window),
+            "sets_minimum": sets_minimum, "proposed": proposed, "window": window_name(location, window),
             "cut_by_edge": bool(lesion is not None and lesion.cut_by_edge),
             "soft_tissue_share": float(share) if _finite(share) else None,
             "lines": lines, "texts": [text for text, _ in lines], "image_reason": image_reason}

@@ -1,8 +1,8 @@
 """Result cache: each case's raw feature rows in ``<out>/cache/<key>.json``, so a rerun skips finished work.
 
-The key is a SHA-256 of everything the rows depend on: the content of the image and the segmentation (files or
-DICOM folders) and of a labelmap's colour table, the content of the parameter file and of the model, the case's
-label names and locations, the CTTime version, the extractor that computed the rows (pyradiomics and its version,
+The key is a SHA-256 of everything the rows depend on: the content of the image, the segmentation (files or
+DICOM folders), a labelmap's colour table and the marks file (with the delineation method's version), the content
+of the parameter file and of the model, the case's label names and locations, the CTTime version, the extractor that computed the rows (pyradiomics and its version,
 or CTTime's engine) and the perturbation method (rows keep the features of their lesion's perturbed delineations,
 as many as a run asked for; a later run asking for more adds only the missing ones). A case still under way keeps
 its finished lesions one file each in ``<key>.partial/``. Every file is JSON written atomically, so a crash or
@@ -24,7 +24,7 @@ from ..core.files import digest, safe_name, write_text
 from ..io.label_tables import label_table
 from ..scoring.robustness import METHOD as PERTURBATION_METHOD
 
-CACHE_FORMAT = 3  # 2: rows carry perturbed delineations; 3: and soft_tissue_share
+CACHE_FORMAT = 4  # 2: rows carry perturbed delineations; 3: and soft_tissue_share; 4: and delineation
 _SCALARS = (str, int, float, bool, type(None))
 
 
@@ -37,13 +37,22 @@ def run_context(parameter_file, model_file, extractor_identity):
 
 
 def case_key(case, context):
-    """The cache key of a case (hashes its image and segmentation once)."""
-    table = label_table(case.segmentation)
-    payload = dict(context, image=digest(case.image), segmentation=digest(case.segmentation),
+    """The cache key of a case (hashes its image, segmentation and marks once)."""
+    table = label_table(case.segmentation) if case.segmentation else None
+    payload = dict(context, image=digest(case.image),
+                   segmentation=digest(case.segmentation) if case.segmentation else None,
+                   marks=[digest(case.marks), _delineation_method()] if case.marks else None,
                    label_table=digest(table) if table else None,
                    names=sorted((str(k), str(v)) for k, v in case.names.items()),
                    locations=sorted((str(k), str(v)) for k, v in case.locations.items()))
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _delineation_method():
+    """The method that proposes masks from marks (a new version proposes them again)."""
+    from ..delineation import ALGORITHM_NAME, ALGORITHM_VERSION
+
+    return f"{ALGORITHM_NAME} {ALGORITHM_VERSION}"
 
 
 def _cacheable(row):

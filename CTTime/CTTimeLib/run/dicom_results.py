@@ -12,7 +12,9 @@ import pandas as pd
 
 from .. import __version__
 from ..core.errors import CTTimeError
+from ..core.lesions import MANUAL, is_proposed
 from ..core.timepoints import is_baseline
+from ..delineation import ALGORITHM_NAME, ALGORITHM_VERSION
 from ..io import dicom_export
 from ..io.dicom import image_header
 from ..io.tables import read_csv
@@ -22,8 +24,9 @@ from ..scoring.standardization import Z_PREFIX
 from . import run_folder, study
 from .pipeline import run_warnings
 
-TEXT_COLUMNS = ("patient_id", "timepoint", "lesion_id", "location", "image", "segmentation", "ct_time_status",
-                "standardization", "warning", "error", "acquisition_warning", "heterogeneity") + tuple(
+TEXT_COLUMNS = ("patient_id", "timepoint", "lesion_id", "location", "image", "segmentation", "marks", "ct_time_status",
+                "standardization", "warning", "error", "acquisition_warning", "heterogeneity", "delineation",
+                "delineation_warning") + tuple(
                     f"status_{name}" for name in AGGREGATES)
 _TRUE, _FALSE = ("true", "yes", "1", "1.0", "robust"), ("false", "no", "0", "0.0", "not robust")
 
@@ -77,7 +80,8 @@ def findings_of(rows, patient_row, lesions, record):
             reference_interval=(ref_low, ref_high) if None not in (score, ref_low, ref_high) else None,
             reference_robust=_flag(row.get("ct_time_status_reference_robust")) if score is not None else None,
             outside_reference=_flag(row.get("outside_reference")) if score is not None else None,
-            error=str(row.get("error") or "")))
+            error=str(row.get("error") or ""), delineation=str(row.get("delineation") or MANUAL),
+            algorithm=(ALGORITHM_NAME, ALGORITHM_VERSION) if is_proposed(row.get("delineation")) else None))
     first = rows.iloc[0]
     intervals, robust = _reference_of(patient_row)
     acquisition = sorted(set(rows.get("acquisition_warning", pd.Series(dtype=str)).fillna("").astype(str)) - {""})

@@ -1,7 +1,10 @@
 """Manifest: the CSV that lists a cohort's studies, one row per patient and time point.
 
-Required columns: patient_id, timepoint, image, segmentation (a file, or a DICOM series folder for the image and a
-DICOM SEG / RTSTRUCT file or folder for the segmentation). Optional:
+Required columns: patient_id, timepoint, image, and segmentation (a file, or a DICOM series folder for the image
+and a DICOM SEG / RTSTRUCT file or folder for the segmentation) or marks or both. Optional:
+
+    marks      RECIST lines (.mrk.json, CSV or DICOM SR, ``io.marks``): a lesion is proposed from each line, for the
+               lesions the study's segmentation lacks (or all of them, with an empty segmentation)
 
     batch      scanner or reconstruction-kernel group, for harmonisation (carried into lesions.csv)
     locations  lesion locations, ``LESION=LOCATION`` pairs separated by ``;``, e.g. ``LU_1=lung;liver_2=liver``
@@ -28,6 +31,7 @@ from .run_folder import check_study_keys, output_columns
 from .study import Case
 
 REQUIRED = ("patient_id", "timepoint", "image", "segmentation")
+MARKS = "marks"  # may stand in for the segmentation column
 LESION_SPECS = ("locations", "labels")  # parsed into the case, not carried as columns
 
 
@@ -72,7 +76,8 @@ def _lesion_problems(row, files, where, problems):
             if control_characters(name):
                 problems.append(f"{where}: segmentation {files['segmentation']} has a segment name with the control "
                                 f"character(s) {' '.join(control_characters(name))} ({name!r}); rename it")
-        unknown = [lesion_id for lesion_id in locations if declared and lesion_id not in declared]
+        unknown = [lesion_id for lesion_id in locations if declared and lesion_id not in declared
+                   and not row.get(MARKS)]  # a location may be a marked lesion's
         if unknown:
             problems.append(f"{where}: locations names {', '.join(map(repr, unknown))}, which segmentation "
                             f"{files['segmentation']} does not hold (its segments: {', '.join(declared)})")
@@ -86,11 +91,12 @@ def read_manifest(path):
     """The manifest's cases, or one CTTimeError listing every problem found."""
     path = Path(path)
     table = read_csv(path, "Manifest", text=None, kind="manifest")
-    missing = [c for c in REQUIRED if c not in table.columns]
+    missing = [c for c in REQUIRED if c not in table.columns and not (c == "segmentation" and MARKS in table.columns)]
     if missing:
         raise CTTimeError(f"Manifest {path} lacks the column(s) {', '.join(missing)}; it needs "
-                          f"{', '.join(REQUIRED)} (one row per patient and time point).", "manifest")
-    reserved = [c for c in output_columns(table.columns) if c not in REQUIRED]
+                          f"{', '.join(REQUIRED)} (one row per patient and time point; a marks column may stand in "
+                          "for the segmentation).", "manifest")
+    reserved = [c for c in output_columns(table.columns) if c not in REQUIRED + (MARKS,)]
     if reserved:
         raise CTTimeError(f"Manifest {path} has column(s) named like columns CTTime computes: {', '.join(reserved)}; "
                           "rename them (e.g. add a prefix such as manifest_) so they are carried beside the "
@@ -102,22 +108,24 @@ def read_manifest(path):
                             f"{' '.join(control_characters(column))}")
     for number, row in enumerate(table.to_dict("records"), start=2):  # line 1 is the header
         row = {k: str(v).strip() for k, v in row.items()}
+        row.setdefault("segmentation", "")
         where = f"line {number}"
         for column, value in row.items():
             if control_characters(value):
                 problems.append(f"{where}: {column} {value!r} holds the control character(s) "
                                 f"{' '.join(control_characters(value))}; remove them")
         for column in REQUIRED:
-            if not row[column]:
-                problems.append(f"{where}: empty {column}")
+            if not row[column] and not (column == "segmentation" and row.get(MARKS)):
+                problems.append(f"{where}: empty {column}" + (" (and no marks)" if column == "segmentation" and
+                                                              MARKS in row else ""))
         key = (row["patient_id"], row["timepoint"])
         if key in seen:
             problems.append(f"{where}: patient {key[0]} at time point {key[1]} is listed again (first on line "
                             f"{seen[key]})")
         seen.setdefault(key, number)
         files = {}
-        for column in ("image", "segmentation"):
-            if row[column]:
+        for column in ("image", "segmentation", MARKS):
+            if row.get(column):
                 files[column] = path.parent / row[column]  # an absolute path stays as it is
                 if not files[column].exists():
                     problems.append(f"{where}: {column} not found: {files[column]}")
@@ -126,10 +134,12 @@ def read_manifest(path):
                                     "socket)")
                     del files[column]
         names, locations = _lesion_problems(row, files, where, problems)
-        if len(files) == 2:
-            extras = {k: v for k, v in row.items() if k not in REQUIRED + LESION_SPECS}
-            cases.append(Case(row["patient_id"], row["timepoint"], str(files["image"]), str(files["segmentation"]),
-                              extras, names, locations))
+        if "image" in files and ("segmentation" in files or MARKS in files) and all(
+                column in files for column in ("segmentation", MARKS) if row.get(column)):
+            extras = {k: v for k, v in row.items() if k not in REQUIRED + LESION_SPECS + (MARKS,)}
+            cases.append(Case(row["patient_id"], row["timepoint"], str(files["image"]),
+                              str(files.get("segmentation", "")), extras, names, locations,
+                              str(files.get(MARKS, ""))))
     if not cases and not problems:
         problems.append("no rows")
     try:

@@ -21,7 +21,7 @@ import pandas as pd
 from .. import __version__
 from ..core.errors import CTTimeError
 from ..core.files import digest
-from ..core.lesions import infer_location, join_warnings, split_warnings
+from ..core.lesions import infer_location, is_proposed, join_warnings, split_warnings
 from ..core.resources import MODEL_FILE, PARAMETER_FILE
 from ..core.text import control_characters
 from ..io.colored_segmentation import write_colored_segmentation
@@ -98,7 +98,7 @@ def result_tables(scored, model, extractor=None):
     """The lesions.csv and patients.csv frames of a scored table, and the run's warnings (those every output
     repeats: parameter file, standardisation). A lesion's ``warning`` cell holds every warning that applies to it:
     the run's, its study's acquisition outside the training domain, its soft-tissue share, its signature features
-    outside the reference."""
+    outside the reference, its proposal's."""
     feature_names = extractor.columns if extractor else [c for c in scored if c.startswith(FEATURE_PREFIX)]
     if extractor is not None:
         warnings = [extractor.warning] if extractor.warning else []
@@ -113,9 +113,11 @@ def result_tables(scored, model, extractor=None):
                for row in lesions.to_dict("records")]
     lesions["warning"] = [
         join_warnings(warnings + [reference, acquisition.warning_text(acquired),
-                                  soft_tissue.share_warning(lesion_id, share, parameters), beyond])
-        for lesion_id, reference, acquired, share, beyond in zip(
-            lesions["lesion_id"], standardization, acquisition_warnings, lesions[soft_tissue.COLUMN], outside)]
+                                  soft_tissue.share_warning(lesion_id, share, parameters), beyond]
+                      + split_warnings(proposal))
+        for lesion_id, reference, acquired, share, beyond, proposal in zip(
+            lesions["lesion_id"], standardization, acquisition_warnings, lesions[soft_tissue.COLUMN], outside,
+            lesions["delineation_warning"])]
     patients = aggregation.summarize(lesions, model.threshold, scored.get(reference_interval.DRAW_SCORES))
     return lesions, patients, warnings + sorted(set(standardization) - {""})
 
@@ -168,6 +170,12 @@ def _finish(scored, out_dir, options, model, extractor, cases, runner=None, note
     leftovers = run_folder.leftovers(out_dir, segmentations, studies)
     record = _run_record(options, model, sorted(set(lesions["standardization"]) - {""}), warnings, extractor,
                          run_notes)
+    proposed = int(sum(is_proposed(value) for value in lesions["delineation"]))
+    if proposed:
+        from ..delineation import ALGORITHM_NAME, ALGORITHM_VERSION
+
+        record["delineation"] = {"proposed_lesions": proposed, "algorithm": ALGORITHM_NAME,
+                                 "algorithm_version": ALGORITHM_VERSION}
     names = [run_folder.LESIONS_CSV, run_folder.PATIENTS_CSV, run_folder.RUN_JSON] + [p.name for p in segmentations]
     perturbations = robustness.perturbations_table(scored, model.features)
     if len(perturbations):

@@ -5,6 +5,7 @@
     patients.csv                         one row per patient and time point
     run.json                             versions, checksums, standardisation, warnings, summary
     <patient>_<timepoint>_cttime.seg.nrrd  the lesions coloured by score
+    <patient>_<timepoint>_proposed.seg.nrrd  lesions proposed from RECIST marks, for editing (``cttime delineate``)
     <patient>_<timepoint>_board.png      the tumour-board figure (and .pdf)
     <patient>_<timepoint>_screenshot.png the Slicer module's screenshot
     <patient>_<timepoint>_cttime_seg.dcm  DICOM SEG of the lesions (``--dicom``, ``cttime dicom-export``)
@@ -39,11 +40,13 @@ LESIONS_CSV, PATIENTS_CSV, RUN_JSON, CACHE_DIR, LOG_FILE = "lesions.csv", "patie
     "cttime.log"
 PERTURBATIONS_CSV = "perturbations.csv"
 SEGMENTATION_SUFFIX, BOARD_SUFFIX, SCREENSHOT_SUFFIX = "_cttime.seg.nrrd", "_board", "_screenshot.png"
+PROPOSED_SUFFIX = "_proposed.seg.nrrd"
 DICOM_SEG_SUFFIX, DICOM_SR_SUFFIX = "_cttime_seg.dcm", "_cttime_sr.dcm"
 LOCK_FILE = ".cttime.lock"
 LESION_KEYS = ["patient_id", "timepoint", "lesion_id", "location"]
-INPUT_COLUMNS = ("image", "segmentation")  # every lesion row names its study's files
-_TEXT_COLUMNS = ("error", "error_kind", "standardization", "warning")
+INPUT_COLUMNS = ("image", "segmentation", "marks")  # every lesion row names its study's files
+DELINEATION_COLUMNS = ("delineation", "delineation_warning")  # "manual" or "proposed ..."; the proposal's warnings
+_TEXT_COLUMNS = ("error", "error_kind", "standardization", "warning", *DELINEATION_COLUMNS)
 _KEY_LIMIT = 80
 _HASHED = re.compile(r"-[0-9a-f]{12}$")
 _STUDY_FILE = re.compile(rf"(.+)({re.escape(SEGMENTATION_SUFFIX)}|{BOARD_SUFFIX}\.png|{BOARD_SUFFIX}\.pdf|"
@@ -80,6 +83,11 @@ def segmentation_path(out_dir, patient_id, timepoint):
     return Path(out_dir) / f"{study_key(patient_id, timepoint)}{SEGMENTATION_SUFFIX}"
 
 
+def proposed_segmentation_path(out_dir, patient_id, timepoint):
+    """The lesions ``cttime delineate`` proposed from a study's marks."""
+    return Path(out_dir) / f"{study_key(patient_id, timepoint)}{PROPOSED_SUFFIX}"
+
+
 def board_path(out_dir, patient_id, timepoint, suffix=".png"):
     return Path(out_dir) / f"{study_key(patient_id, timepoint)}{BOARD_SUFFIX}{suffix}"
 
@@ -98,31 +106,38 @@ def dicom_paths(out_dir, patient_id, timepoint):
 def read_study(run_dir, rows):
     """The CT image and lesions (masks on its grid) of one patient and time point of a run (``rows``: its
     lesions.csv rows): the lesions from the run's coloured .seg.nrrd, which names them as scored, else from the
-    input segmentation. CTTimeError when the CT is not recorded or cannot be read."""
+    input segmentation and the lesions proposed again from the input marks. CTTimeError when the CT is not recorded
+    or cannot be read."""
     first = rows.iloc[0]
     path = str(first.get("image", "") or "")
     if not path:
         raise CTTimeError("CT image not recorded in lesions.csv (run made by an older CTTime): score it again",
                           "input")
     image = read_image(path)
-    candidates = [segmentation_path(run_dir, first["patient_id"], first["timepoint"])]
-    if str(first.get("segmentation", "") or ""):
-        candidates.append(Path(first["segmentation"]))
-    for candidate in candidates:
-        if candidate.exists():
-            return image, read_lesions(candidate, image)
-    return image, []
+    coloured = segmentation_path(run_dir, first["patient_id"], first["timepoint"])
+    if coloured.exists():
+        return image, read_lesions(coloured, image)
+    segmentation, marks = (str(first.get(column, "") or "") for column in ("segmentation", "marks"))
+    lesions = read_lesions(segmentation, image) if segmentation and Path(segmentation).exists() else []
+    if marks and Path(marks).exists():
+        from ..io.marks import read_marks
+        from .proposals import propose_lesions
+
+        lesions += propose_lesions(image, read_marks(marks, image, path))
+    return image, lesions
 
 
 def order_lesion_columns(frame, feature_names, model_features):
     """lesions.csv column order, what a reader needs first: identity, score and status, the robustness columns,
-    warning and error, standardisation, soft-tissue share, size, z-scores, then the extras (input paths, batch,
+    warning and error, standardisation, delineation (manual or proposed, the proposal's warnings), soft-tissue
+    share, size, z-scores, then the extras (input paths, batch,
     acquisition) and the pyradiomics features last. Missing columns are added empty; the perturbed delineations
     are not columns (they go to perturbations.csv), nor are the reference's draws. The robustness columns: the
     delineation interval, then the reference's (``reference_interval``) and whether the lesion lies outside it."""
     head = (LESION_KEYS + ["ct_time_score", "ct_time_status"] + list(robustness.COLUMNS)
             + list(reference_interval.COLUMNS)
-            + ["warning", "error", "error_kind", "standardization", SOFT_TISSUE_SHARE, "longest_axial_diameter_mm",
+            + ["warning", "error", "error_kind", "standardization", *DELINEATION_COLUMNS, SOFT_TISSUE_SHARE,
+               "longest_axial_diameter_mm",
                "recist_measurable"] + [f"z_{n}" for n in model_features])
     features = [c for c in feature_names if c not in head]
     hidden = {robustness.PERTURBED, robustness.PERTURBED_SCORES, reference_interval.DRAW_SCORES}

@@ -19,10 +19,12 @@ from ..core.errors import Cancelled, CTTimeError
 from ..core.files import atomic_path
 from ..io.images import read_image
 from ..io.label_tables import label_table
+from ..io.marks import read_marks
 from ..io.segmentations import read_lesions
 from ..scoring import acquisition, robustness, soft_tissue
 from .cache import CaseCache, case_key
 from .execution import check_cancelled, prefetch
+from .proposals import check_new_marks, delineation_of, propose_lesions
 from .run_folder import study_key
 
 _LOCAL = threading.local()  # one extractor per thread, feature set and parameter file
@@ -30,7 +32,8 @@ _LOCAL = threading.local()  # one extractor per thread, feature set and paramete
 
 @dataclass
 class Case:
-    """One CT study to score: a patient at a time point, an image and its segmentation."""
+    """One CT study to score: a patient at a time point, an image, its segmentation and/or RECIST marks (lesions
+    proposed from the lines of a marks file, ``io.marks``; "" when there is none)."""
 
     patient_id: str
     timepoint: str
@@ -39,6 +42,7 @@ class Case:
     extras: dict = field(default_factory=dict)  # copied into every lesion row (e.g. batch)
     names: dict = field(default_factory=dict)  # label value -> lesion ID, for labelmaps
     locations: dict = field(default_factory=dict)  # lesion ID -> location
+    marks: str = ""
 
     @property
     def key(self):
@@ -91,7 +95,9 @@ def extract_lesions(image, lesions, extractor, meta, progress=None, cancelled=No
                     rows.append(row)
                     continue
             else:
-                row = dict(meta, lesion_id=lesion.lesion_id, location=lesion.location, error="", error_kind="")
+                delineation, warning = delineation_of(lesion)
+                row = dict(meta, lesion_id=lesion.lesion_id, location=lesion.location, error="", error_kind="",
+                           delineation=delineation, delineation_warning=warning)
                 try:
                     ready = next(prepared).result()
                     row[soft_tissue.COLUMN] = soft_tissue.soft_tissue_share(ready.image, ready.mask,
@@ -130,10 +136,10 @@ def _perturb(row, image, lesion, count, extractor, cancelled):
 def read_case(case, max_voxels=None):
     """The image and lesions of a case (the last case read is kept, so writing its outputs reads nothing again;
     ``max_voxels``: see ``io.images.voxel_limit``)."""
-    table = label_table(case.segmentation)
-    stamps = tuple(_stamp(path) for path in (case.image, case.segmentation, table) if path is not None)
+    table = label_table(case.segmentation) if case.segmentation else None
+    stamps = tuple(_stamp(path) for path in (case.image, case.segmentation, table, case.marks) if path)
     return _read_case(case.image, case.segmentation, tuple(case.names.items()), tuple(case.locations.items()), stamps,
-                      max_voxels)
+                      max_voxels, case.marks)
 
 
 def _stamp(path):
@@ -145,15 +151,29 @@ def _stamp(path):
 
 
 @functools.lru_cache(maxsize=1)
-def _read_case(image_path, segmentation_path, names, locations, stamps, max_voxels):
+def _read_case(image_path, segmentation_path, names, locations, stamps, max_voxels, marks_path=""):
     image = read_image(image_path, max_voxels)
-    return image, read_lesions(segmentation_path, image, dict(names), dict(locations), max_voxels)
+    locations = dict(locations)
+    marks = read_marks(marks_path, image, image_path) if marks_path else []
+    proposed = {mark.lesion_id for mark in marks}
+    drawn = read_lesions(segmentation_path, image, dict(names), {k: v for k, v in locations.items()
+                                                                 if k not in proposed}, max_voxels) \
+        if segmentation_path else []
+    check_new_marks([lesion.lesion_id for lesion in drawn], marks, segmentation_path, marks_path)
+    unknown = sorted(set(locations) - proposed) if not segmentation_path else []
+    if unknown:
+        raise CTTimeError(f"Marks file {marks_path} has no lesion {', '.join(map(repr, unknown))} to give a location "
+                          f"(--location, the manifest's locations); its lesions are "
+                          f"{', '.join(map(repr, sorted(proposed)))}.", "input")
+    return image, drawn + propose_lesions(image, marks, locations)
 
 
 def case_meta(case):
     """The columns every row of a case shares: manifest extras, patient, time point, input paths."""
     return dict(case.extras, patient_id=case.patient_id, timepoint=case.timepoint,
-                image=str(Path(case.image).absolute()), segmentation=str(Path(case.segmentation).absolute()))
+                image=str(Path(case.image).absolute()),
+                segmentation=str(Path(case.segmentation).absolute()) if case.segmentation else "",
+                marks=str(Path(case.marks).absolute()) if case.marks else "")
 
 
 def extract_case(case, extractor, progress=None, cancelled=None, done=None, on_row=None, max_voxels=None,
@@ -195,7 +215,9 @@ def _extractor(feature_set, parameter_file, features=None):
 
 def absolute(case):
     """The case with absolute paths (workers may run in another folder)."""
-    return replace(case, image=os.path.abspath(case.image), segmentation=os.path.abspath(case.segmentation))
+    return replace(case, image=os.path.abspath(case.image),
+                   segmentation=os.path.abspath(case.segmentation) if case.segmentation else "",
+                   marks=os.path.abspath(case.marks) if case.marks else "")
 
 
 def process_case(case, settings, cancelled=None):

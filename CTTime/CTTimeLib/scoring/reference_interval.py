@@ -23,8 +23,7 @@ import json
 
 import numpy as np
 
-from .standardization import MIN_REFERENCE_LESIONS
-
+MIN_REFERENCE_LESIONS = 2  # a stored reference needs 2 lesions for an SD (and the SD's sampling uncertainty)
 DRAWS = 2000  # Monte Carlo draws of the reference's means and SDs (docs/method.md: the error this leaves)
 LEVEL = 95.0  # percent: the interval is the central LEVEL% of the draws' scores
 OUTSIDE_Z = 3.0  # |z| beyond this on a signature feature: the lesion lies outside the reference

@@ -33,11 +33,11 @@ import pandas as pd
 from ..core.errors import CTTimeError
 from ..core.resources import DEMO_REFERENCE
 from ..io.tables import read_json
+from .reference_interval import MIN_REFERENCE_LESIONS
 
 COHORT = "cohort"  # standardise over the lesions scored together
 DEMO_ALIAS = "demo"  # --reference demo: the shipped demo reference
 MIN_RELIABLE_LESIONS = 20
-MIN_REFERENCE_LESIONS = 2  # a stored reference needs 2 lesions for an SD (and the SD's sampling uncertainty)
 Z_PREFIX = "z_"
 WARN_FACTOR, REFUSE_FACTOR = 20.0, 1000.0  # SD of a stored reference against the demo reference's
 WARN_SDS, REFUSE_SDS = 5.0, 100.0  # distance of its mean from the demo mean, in demo SDs

@@ -45,9 +45,10 @@ def test_cohort_outputs(cohort_run):
     # what a reader needs first: identity, score, status, robustness, warnings; the 107 features last
     head = (["patient_id", "timepoint", "lesion_id", "location", "ct_time_score", "ct_time_status",
              "ct_time_score_low", "ct_time_score_high", "ct_time_perturbations", "ct_time_status_robust", "warning",
-             "error", "error_kind", "standardization", "soft_tissue_share", "longest_axial_diameter_mm",
-             "recist_measurable"] + [f"z_{n}" for n in MODEL.features])
+             "error", "error_kind", "standardization", "delineation", "delineation_warning", "soft_tissue_share",
+             "longest_axial_diameter_mm", "recist_measurable"] + [f"z_{n}" for n in MODEL.features])
     assert list(lesions.columns[:len(head)]) == head
+    assert (lesions["delineation"] == "manual").all() and (lesions["delineation_warning"].fillna("") == "").all()
     assert list(lesions.columns[-107:]) == features
     assert lesions["warning"].str.contains("NOT CLINICALLY CALIBRATED: demo reference").all()
     assert lesions["soft_tissue_share"].between(0.9, 1.0).all()

@@ -391,3 +391,56 @@ def test_live_scores_rescore_only_the_edited_lesion(scene, tmp_path):
     failed = live.update()
     assert list(failed) == [second] and failed[second].score is None and failed[second].status == "failed"
     assert "is empty" in failed[second].error and live.scores[first] == updated[first]
+
+
+def _line_node(scene, name, start, end):
+    """A real line markup drawn from LPS end points (Slicer keeps RAS)."""
+    node = scene.AddNewNodeByClass("vtkMRMLMarkupsLineNode", name)
+    for point in (start, end):
+        node.AddControlPoint(-point[0], -point[1], point[2])
+    return node
+
+
+def test_lesions_proposed_from_line_markups_become_tagged_segments_scored_live(scene, tmp_path):
+    """"Propose lesions from lines": each line markup (a second of the same name its short axis) becomes a segment
+    of the study's segmentation named by it, with the mask CTTimeLib proposes and the CTTime.* tags of a proposed
+    lesion; it is scored as proposed, and live like any segment; a line of a lesion the segmentation holds is
+    refused before anything is added."""
+    from CTTimeLib.delineation import marks_from_mask, propose
+
+    study = _load_study(scene, "STS_019")
+    node = study.segmentation_node
+    ct = CTTimeMRML.volume_to_image(study.volume_node)
+    mark = marks_from_mask(sitk.ReadImage(str(SAMPLE_DATA / "STS_019" / "CT_mask.nii.gz")), ct, "LN_2")
+    _line_node(scene, "LN_2", mark.start, mark.end)
+    _line_node(scene, "LN_2", *mark.short_axis)
+    assert [m.lesion_id for m in CTTimeMRML.marks_of_lines(CTTimeMRML.scene_lines(scene))] == ["LN_2"]
+    found = CTTimeMRML.marks_of_lines(CTTimeMRML.scene_lines(scene))[0]
+    np.testing.assert_allclose([found.start, found.end, *found.short_axis],
+                               [mark.start, mark.end, *mark.short_axis], atol=1e-4)
+    results = CTTimeMRML.compute([study], DEMO_REFERENCE)
+    live = CTTimeMRML.LiveScores(study, results)
+    lesions = CTTimeMRML.propose_segments(node, study.volume_node, CTTimeMRML.scene_lines(scene))
+    assert [lesion.lesion_id for lesion in lesions] == ["LN_2"]
+    (first, _), (added, segment) = CTTimeMRML.segments(node)
+    assert segment.GetName() == "LN_2"
+    assert CTTimeMRML.get_tag(segment, tags.DELINEATION_TAG) == "proposed from RECIST long and short axes"
+    assert CTTimeMRML.get_tag(segment, tags.LOCATION_TAG) == "lymph node"
+    exported = slicer.util.arrayFromSegmentBinaryLabelmap(node, added, study.volume_node)
+    expected = sitk.GetArrayFromImage(geometry.whole_mask(propose(ct, found).mask, ct))
+    assert exported.sum() > 100 and np.array_equal(exported != 0, expected != 0)
+    assert live.changed() == [added] and live.update()[added].score is not None  # scored live
+    rows = CTTimeMRML.compute([study], DEMO_REFERENCE).lesions.set_index("lesion_id")
+    assert rows.loc["LU_1", "delineation"] == "manual"
+    assert rows.loc["LN_2", "delineation"] == "proposed from RECIST long and short axes"
+    table = {row[2]: row[-1] for row in CTTimeMRML.table_rows(CTTimeMRML.compute([study], DEMO_REFERENCE))}
+    assert table["LN_2"] == "proposed from RECIST long and short axes" and table["LU_1"] == ""
+    assert CTTimeMRML.propose_segments(node, study.volume_node, CTTimeMRML.scene_lines(scene)) == []  # done before
+    _line_node(scene, "LU_1", mark.start, mark.end)
+    with pytest.raises(CTTimeError, match="lesion.s. LU_1 are already delineated"):  # a segment drawn by hand
+        CTTimeMRML.propose_segments(node, study.volume_node, CTTimeMRML.scene_lines(scene))
+    assert len(CTTimeMRML.segments(node)) == 2
+    one_end = scene.AddNewNodeByClass("vtkMRMLMarkupsLineNode", "LN_3")
+    one_end.AddControlPoint(0.0, 0.0, 0.0)
+    with pytest.raises(CTTimeError, match="LN_3.*1 placed end point"):
+        CTTimeMRML.marks_of_lines([one_end])

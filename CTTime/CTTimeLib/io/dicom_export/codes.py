@@ -84,6 +84,9 @@ STANDARDIZATION = private("STANDARDIZATION", "CT-TIME standardisation")
 WARNING = private("WARNING", "CT-TIME warning")
 NOT_SCORED = private("NOT-SCORED", "Lesion not scored")
 COMMENT = _code("DCM", "121106", "Comment")
+DELINEATION = private("DELINEATION", "Lesion delineation")
+PROPOSED, MANUAL = private("PROPOSED", "Proposed from RECIST line"), private("MANUAL", "Manual delineation")
+PROPOSAL_FAMILY = _code("DCM", "123109", "Histogram Analysis")  # CID 7162 Algorithm Family of a proposed mask
 
 # Report context
 COMPUTED_TOMOGRAPHY = _sct("77477000", "Computed tomography")

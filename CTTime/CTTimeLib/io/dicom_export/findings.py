@@ -36,6 +36,8 @@ class LesionFinding:
     reference_robust: object = None
     outside_reference: object = None
     error: str = ""
+    delineation: str = "manual"  # or how the mask was proposed ("proposed from RECIST line")
+    algorithm: object = None  # (name, version) of the method that proposed the mask; None for a manual one
 
 
 @dataclass

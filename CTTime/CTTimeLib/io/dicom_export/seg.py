@@ -87,10 +87,15 @@ def build_segmentation(series, image, findings, software_version):
     descriptions = []
     for number, lesion in enumerate(described, start=1):
         location = codes.LOCATIONS.get(lesion.location)
+        proposed = lesion.algorithm is not None  # SEMIAUTOMATIC: proposed from a RECIST line a reader drew
         description = hd.seg.SegmentDescription(
             segment_number=number, segment_label=long_string(lesion.lesion_id),
             segmented_property_category=codes.MORPHOLOGICALLY_ABNORMAL, segmented_property_type=codes.NEOPLASM,
-            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC if proposed else
+            hd.seg.SegmentAlgorithmTypeValues.MANUAL,
+            algorithm_identification=hd.AlgorithmIdentificationSequence(
+                name=lesion.algorithm[0], version=lesion.algorithm[1], family=codes.PROPOSAL_FAMILY)
+            if proposed else None,
             tracking_uid=tracking_uid(findings.patient_id, lesion.lesion_id), tracking_id=long_string(lesion.lesion_id),
             anatomic_regions=[location] if location is not None else None)
         description.RecommendedDisplayCIELabValue = dicom_lab(colormap.score_color(lesion.score))

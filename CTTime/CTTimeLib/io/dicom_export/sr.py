@@ -8,7 +8,8 @@
       the patient at this time point: a group (TID 1501) - lesions scored and not, score aggregates (derivation mean,
         median, minimum, maximum, SD) and their standardisation intervals, total volume and surface; the status of
         each aggregate (and whether it holds within the reference's uncertainty), heterogeneity
-    Qualitative Evaluations: the standardisation, every warning, each lesion not scored and why, a comment
+    Qualitative Evaluations: the standardisation, every warning, each lesion not scored and why, each lesion
+      proposed from its RECIST line (by which method), a comment
 """
 
 import highdicom as hd
@@ -57,6 +58,8 @@ def _lesion_group(lesion, segmentation, segment, context):
                           (codes.OUTSIDE_REFERENCE, lesion.outside_reference)):
         if flag is not None:
             evaluations.append(hd.sr.QualitativeEvaluation(concept, codes.YES if flag else codes.NO))
+    evaluations.append(hd.sr.QualitativeEvaluation(codes.DELINEATION, codes.PROPOSED if lesion.algorithm else
+                                                   codes.MANUAL))
     location = codes.LOCATIONS.get(lesion.location)
     return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=tracking_uid(context["patient_id"], lesion.lesion_id),
@@ -102,6 +105,9 @@ def _texts(findings):
     texts += [(codes.WARNING, text) for text in findings.warnings]
     texts += [(codes.NOT_SCORED, f"{lesion.lesion_id}: {lesion.error or 'not scored'}")
               for lesion in findings.lesions if not is_finite(lesion.score)]
+    texts += [(codes.DELINEATION, f"{lesion.lesion_id}: {lesion.delineation} by {' '.join(lesion.algorithm)}; "
+                                  "check the mask (it was not drawn by a reader)")
+              for lesion in findings.lesions if lesion.algorithm]
     if findings.comment:
         texts.append((codes.COMMENT, findings.comment))
     container = hd.sr.ContainerContentItem(name=codes.QUALITATIVE_EVALUATIONS,
