@@ -44,7 +44,8 @@ def test_cohort_outputs(cohort_run):
     assert len(features) == 107
     # what a reader needs first: identity, score, status, robustness, warnings; the 107 features last
     head = (["patient_id", "timepoint", "lesion_id", "location", "ct_time_score", "ct_time_status",
-             "ct_time_score_low", "ct_time_score_high", "ct_time_perturbations", "ct_time_status_robust", "warning",
+             "ct_time_score_low", "ct_time_score_high", "ct_time_perturbations", "ct_time_status_robust", "ct_time_score_ref_low",
+             "ct_time_score_ref_high", "ct_time_status_reference_robust", "outside_reference", "warning",
              "error", "error_kind", "standardization", "delineation", "delineation_warning", "soft_tissue_share",
              "longest_axial_diameter_mm", "recist_measurable"] + [f"z_{n}" for n in MODEL.features])
     assert list(lesions.columns[:len(head)]) == head
