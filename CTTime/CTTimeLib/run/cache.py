@@ -24,7 +24,7 @@ from ..core.files import digest, safe_name, write_text
 from ..io.label_tables import label_table
 from ..scoring.robustness import METHOD as PERTURBATION_METHOD
 
-CACHE_FORMAT = 3  # 2: rows carry perturbed delineations; 3: and soft_tissue_share
+CACHE_FORMAT = 4  # 2: rows carry perturbed delineations; 3: and soft_tissue_share; 4: a share below 0.1 fails
 _SCALARS = (str, int, float, bool, type(None))
 
 

@@ -75,7 +75,8 @@ def extract_lesions(image, lesions, extractor, meta, progress=None, cancelled=No
     ``on_row(row)`` is called with each newly extracted row. The next lesions are prepared (resampled) in two
     background threads while the extractor computes the one before them. With ``perturbations`` > 0, each
     scorable row also holds the features of that many perturbed delineations (``robustness.PERTURBED``, from
-    ``perturbation_extractor``; a row from ``done`` keeps those it has and gets the missing ones)."""
+    ``perturbation_extractor``; a row from ``done`` keeps those it has and gets the missing ones). A lesion whose
+    share is below ``soft_tissue.FAIL_THRESHOLD`` fails (kind "mask") before its features."""
     done = done or {}
     todo = [lesion for lesion in lesions if lesion.lesion_id not in done]
     prepared = prefetch(lambda lesion: extractor.prepare(image, lesion.mask, lesion.lesion_id), todo, threads=2)
@@ -94,8 +95,9 @@ def extract_lesions(image, lesions, extractor, meta, progress=None, cancelled=No
                 row = dict(meta, lesion_id=lesion.lesion_id, location=lesion.location, error="", error_kind="")
                 try:
                     ready = next(prepared).result()
-                    row[soft_tissue.COLUMN] = soft_tissue.soft_tissue_share(ready.image, ready.mask,
-                                                                            extractor.parameters)
+                    kept, drawn = soft_tissue.soft_tissue_counts(ready.image, ready.mask, extractor.parameters)
+                    row[soft_tissue.COLUMN] = kept / drawn if drawn else float("nan")
+                    soft_tissue.check_kept(lesion.lesion_id, kept, drawn, extractor.parameters)
                     row.update(extractor.features(ready))
                 except CTTimeError as exc:
                     row.update(error=str(exc), error_kind=exc.kind)
