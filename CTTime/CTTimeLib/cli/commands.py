@@ -6,6 +6,7 @@ command line, input file or option, 130 interrupted.
 
 import argparse
 import dataclasses
+import difflib
 import logging
 import os
 import signal
@@ -93,6 +94,39 @@ def _positive(text):
     return int(text)
 
 
+def _add_no_cache(parser):
+    parser.add_argument("--no-cache", action="store_true",
+                        help="extract everything again: do not reuse or keep raw results in OUT/cache (by default "
+                             "a rerun skips studies and lesions already done, e.g. after an interruption)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, naming an unknown option of a command (with the option it most resembles) before any other error:
+    argparse would first complain that a required option is missing when the unknown one is its misspelling."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        if self._subparsers:  # the options before the command are this parser's, the rest the command's
+            command = next((n for n, arg in enumerate(args) if not arg.startswith("-")), len(args))
+            self._check_options(args[:command])
+        else:
+            self._check_options(args)
+        return super().parse_known_args(args, namespace)
+
+    def _check_options(self, args):
+        known = [option for option in self._option_string_actions if option.startswith("--")]
+        for arg in args:
+            if arg == "--":
+                break
+            name = arg.split("=", 1)[0]
+            if not name.startswith("--") or name in self._option_string_actions or \
+                    (self.allow_abbrev and any(option.startswith(name) for option in known)):
+                continue
+            close = difflib.get_close_matches(name, known, n=1)
+            self.error(f"unrecognized option {name}" + (f": did you mean {close[0]}?" if close else
+                                                        f" (see cttime {self.prog.split()[-1]} --help)"))
+
+
 def _add_execution(parser):
     parser.add_argument("--workers", type=_positive, default=os.cpu_count() or 1, metavar="N",
                         help="local processes extracting studies in parallel (default: the CPU count, "
@@ -100,9 +134,7 @@ def _add_execution(parser):
     parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                         help="run the extraction on this Dask distributed cluster instead (workers need CTTime of "
                              "the same version and the same paths to images and output folder)")
-    parser.add_argument("--no-cache", action="store_true",
-                        help="extract everything again: do not reuse or keep raw results in OUT/cache (by default "
-                             "a rerun skips studies and lesions already done, e.g. after an interruption)")
+    _add_no_cache(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress display and no per-patient listing")
     parser.add_argument("--log-json", nargs="?", const="-", metavar="FILE",
                         help="write progress events as JSON lines to FILE, or to standard output without FILE "
@@ -110,7 +142,7 @@ def _add_execution(parser):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="cttime", description=DESCRIPTION,
+    parser = _Parser(prog="cttime", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version",
                         version=f"cttime {__version__} (`cttime info`: model, parameter file, demo reference, engines)")
@@ -142,6 +174,7 @@ def build_parser():
     _add_standardization(score)
     _add_extraction(score)
     _add_perturbations(score)
+    _add_no_cache(score)
 
     cohort = commands.add_parser("cohort", help="score every study listed in a manifest",
                                  description="Score a cohort. The manifest CSV has the columns patient_id, "
@@ -253,7 +286,7 @@ def command_score(args):
     _check_dicom(args)
     case = pipeline.Case(args.patient, args.timepoint, args.image, args.segmentation,
                          names=_label_names(args.label_name), locations=_pairs(args.location, "--location"))
-    options = _options(args)
+    options = dataclasses.replace(_options(args), cache=not args.no_cache)
     options.strict = True  # one study: an image or segmentation that cannot be used is bad input (exit 2)
     code = print_report(pipeline.run([case], args.out, options, events=progress.Lines()))
     return _with_dicom(args, [case], code)
@@ -286,7 +319,7 @@ def command_cohort(args):
                                   cache=not args.no_cache)
     log = None
     if args.log_json and args.log_json != "-":
-        log = open(args.log_json, "a", encoding="utf-8")
+        log = _open_log(args.log_json)
     try:
         json_lines = progress.JsonLines(sys.stdout if args.log_json == "-" else log) if args.log_json else None
         display = None if args.quiet else progress.ProgressBar() if sys.stderr.isatty() else progress.Lines()
@@ -296,6 +329,15 @@ def command_cohort(args):
             log.close()
     code = print_report(result, sys.stderr if args.log_json == "-" else None, args.quiet)
     return _with_dicom(args, cases, code)
+
+
+def _open_log(path):
+    """The --log-json FILE opened for appending, or a CTTimeError saying why it cannot be."""
+    try:
+        return open(path, "a", encoding="utf-8")
+    except OSError as exc:
+        raise CTTimeError(f"--log-json {path}: cannot write to it ({exc.strerror or exc}); give a file in a folder "
+                          "that exists and can be written to.", "input") from None
 
 
 def command_rescore(args):
@@ -337,10 +379,12 @@ def command_demo(args):
 
 
 def _write_boards(run_dir, pdf=False, patient=None, window="auto"):
-    from ..figures.tumour_board import write_run_boards
+    from ..figures.tumour_board import stale_boards, write_run_boards
 
     files = write_run_boards(run_dir, pdf=pdf, patient=patient, window=window)
     print(f"Tumour-board figures in {run_dir}: " + ", ".join(Path(f).name for f in files))
+    for line in stale_boards(run_dir, files):
+        print(f"WARNING: {line}", file=sys.stderr)
 
 
 def command_board(args):

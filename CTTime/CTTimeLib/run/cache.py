@@ -105,7 +105,7 @@ class CaseCache:
         """The rows of an entry that belongs to this key and whose checksum matches, else None."""
         try:
             entry = json.loads(Path(file).read_text(encoding="utf-8"))
-        except (OSError, ValueError):  # absent, or damaged by something other than CTTime: extract again
+        except (OSError, ValueError, RecursionError):  # absent, or damaged by something else: extract again
             return None
         if not (isinstance(entry, dict) and entry.get("format") == CACHE_FORMAT and entry.get("key") == self.key
                 and entry.get("context") == self.context and isinstance(entry.get("rows"), list)):

@@ -49,9 +49,10 @@ def _comment(record):
     cited = f" of {provenance['paper']} (doi:{provenance['doi']})" if provenance.get("paper") else ""
     model = f"; model {record['model']}" if record.get("model") else ""
     checksum = f", sha256 {record['model_sha256']}" if record.get("model_sha256") else ""
+    run = f", run {record[run_folder.RUN_ID]} (run.json)" if record.get(run_folder.RUN_ID) else ""
     return (f"Research use only. CT-TIME score: the probability that the tumour immune microenvironment is T-cell "
             f"inflamed (> 0.5: inflamed), from the published model{cited}. Written by CTTime "
-            f"{record.get('tool_version') or __version__}{model}{checksum}.")
+            f"{record.get('tool_version') or __version__}{model}{checksum}{run}.")
 
 
 def findings_of(rows, patient_row, lesions, record):
@@ -90,7 +91,8 @@ def findings_of(rows, patient_row, lesions, record):
         warnings=run_warnings(rows) + [f"Acquisition outside CT-TIME's training domain: {text}"
                                        for text in acquisition],
         comment=_comment(record), algorithm=record.get("model") or "CT-TIME",
-        algorithm_version=f"CTTime {record.get('tool_version') or __version__}")
+        algorithm_version=f"CTTime {record.get('tool_version') or __version__}",
+        run_id=str(record.get(run_folder.RUN_ID) or ""))
 
 
 def write_study(out_dir, ct_source, image, lesions, rows, patient_row, record=None):

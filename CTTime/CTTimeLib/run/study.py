@@ -160,7 +160,7 @@ def case_meta(case):
 
 def extract_case(case, extractor, progress=None, cancelled=None, done=None, on_row=None, max_voxels=None,
                  **perturbation):
-    """Raw feature rows of a case, with its acquisition parameters when the image has DICOM headers; a case that
+    """Raw feature rows of a case, with its acquisition parameters (``scoring.acquisition``); a case that
     cannot be read gives one row that carries the error. ``done``, ``on_row`` and ``perturbation`` (its
     ``perturbations`` and ``perturbation_extractor``): see ``extract_lesions``."""
     meta = case_meta(case)
@@ -168,7 +168,7 @@ def extract_case(case, extractor, progress=None, cancelled=None, done=None, on_r
         image, lesions = read_case(case, max_voxels)
     except CTTimeError as exc:
         return [dict(meta, lesion_id="", location="", error=str(exc), error_kind=exc.kind)]
-    meta.update(acquisition.describe(case.image))
+    meta.update(acquisition.describe(case.image, image))
     return extract_lesions(image, lesions, extractor, meta, progress, cancelled, done, on_row, **perturbation)
 
 

@@ -184,13 +184,17 @@ def test_control_characters_in_a_segment_name_are_refused(name, data, tmp_path):
     assert not (tmp_path / "cohort").exists()  # refused before extraction
 
 
-def test_a_line_break_in_a_segment_name_is_a_damaged_segmentation(data, tmp_path):
+def test_a_line_break_in_a_segment_name_is_named_as_such(data, tmp_path):
+    """The NRRD header is line-based: the name ends the line and its rest is a line that is no field. The message
+    says that, not that the file is unreadable."""
     folder, ct = data
     seg = corpus.write_seg(tmp_path / "nl.seg.nrrd", {"placeholder0": corpus.tumour()}, ct)
-    _utf8_names(seg, ["new\nline"])  # the NRRD header is line-based: the name ends the line
+    _utf8_names(seg, ["new\nline"])
     code, _, err = cttime("score", "--image", folder / "ct.nrrd", "--segmentation", seg, "--patient", "P",
                           "--out", tmp_path / "out", *REFERENCE)
-    assert code == 2 and f"Cannot read segmentation {seg}" in err and "Save it again" in err
+    assert code == 2 and f"Segmentation {seg}: the name of segment 0 holds a line break ('new', then 'line' on a " \
+        "line of its own)" in err and "Rename the segment on one line" in err, err
+    assert "Cannot read segmentation" not in err
 
 
 def test_control_characters_in_ids_and_tables_are_refused(data, tmp_path):
