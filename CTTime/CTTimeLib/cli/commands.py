@@ -167,9 +167,11 @@ def build_parser():
     score.add_argument("--label-name", action="append", default=[], metavar="VALUE=NAME",
                        help="lesion ID for a labelmap value, e.g. 2=liver_1 (repeatable; default: the label's name "
                             "in a colour table beside the labelmap, e.g. mask_ColorTable.ctbl, else lesion_<value>)")
-    score.add_argument("--location", action="append", default=[], metavar="LESION=LOCATION",
-                       help="location of a lesion: lung, liver, lymph node, bone or other (default: from the "
-                            "segment's tag or the lesion name, e.g. LU_1 -> lung)")
+    score.add_argument("--location", action="append", default=[], metavar="[LESION=]LOCATION",
+                       help="location of a lesion (LESION=LOCATION, repeatable) or, without LESION=, of every lesion "
+                            "the segment's tag or name does not place (e.g. --location lung for a chest CT): lung, "
+                            "liver, lymph node, bone or other (default: from the segment's tag or the lesion name, "
+                            "e.g. LU_1 -> lung, else other)")
     score.add_argument("--out", required=True, help="output folder")
     _add_standardization(score)
     _add_extraction(score)
@@ -179,7 +181,8 @@ def build_parser():
     cohort = commands.add_parser("cohort", help="score every study listed in a manifest",
                                  description="Score a cohort. The manifest CSV has the columns patient_id, "
                                              "timepoint, image, segmentation (paths relative to the manifest); "
-                                             "optional columns: batch (scanner or kernel group), locations "
+                                             "optional columns: batch (scanner or kernel group), location (of "
+                                             "the lesions their tag or name does not place, e.g. lung), locations "
                                              "(e.g. LU_1=lung;liver_2=liver), labels (labelmap values, e.g. "
                                              "1=LU_1;2=liver_2). Images may be DICOM series folders, "
                                              "segmentations DICOM SEG or RTSTRUCT. Studies run in parallel; "
@@ -282,10 +285,22 @@ def _label_names(items):
     return {int(key): value for key, value in names.items()}
 
 
+def _locations(items):
+    """--location: the LESION=LOCATION pairs and the study's location (an item without "=", at most one)."""
+    from ..core.lesions import study_location
+
+    alone = [item for item in items if "=" not in item]
+    if len(alone) > 1:
+        raise CTTimeError(f"--location without LESION= gives the location of the study's lesions, once; got "
+                          f"{', '.join(alone)}.", "input")
+    return _pairs([item for item in items if "=" in item], "--location"), study_location(alone[0] if alone else "")
+
+
 def command_score(args):
     _check_dicom(args)
+    locations, location = _locations(args.location)
     case = pipeline.Case(args.patient, args.timepoint, args.image, args.segmentation,
-                         names=_label_names(args.label_name), locations=_pairs(args.location, "--location"))
+                         names=_label_names(args.label_name), locations=locations, location=location)
     options = dataclasses.replace(_options(args), cache=not args.no_cache)
     options.strict = True  # one study: an image or segmentation that cannot be used is bad input (exit 2)
     code = print_report(pipeline.run([case], args.out, options, events=progress.Lines()))

@@ -29,12 +29,12 @@ from .images import check_complete, check_header, check_size, first_line, read_e
 from .label_tables import label_table, read_label_table
 
 
-def read_lesions(path, image, names=None, locations=None, max_voxels=None):
+def read_lesions(path, image, names=None, locations=None, max_voxels=None, default_location=None):
     """Read the lesions of a segmentation file, each as a mask on ``image``'s grid.
 
     ``names`` maps label values of a labelmap to lesion IDs (default: the colour table beside it, else
     "lesion_<label>"); ``locations`` maps lesion IDs to a location (default: the segment's CTTime.Location tag,
-    else inferred from the name); ``max_voxels``: see ``io.images.voxel_limit``. A lesion ID with a control
+    else inferred from the name, else ``default_location``, else "other"); ``max_voxels``: see ``io.images.voxel_limit``. A lesion ID with a control
     character is refused; a name or location given for a label or lesion the file does not hold is an error, not
     ignored.
     """
@@ -70,7 +70,7 @@ def read_lesions(path, image, names=None, locations=None, max_voxels=None):
                               "every lesion has its own ID.", "input")
         seen.add(lesion_id)
         given = (locations or {}).get(lesion_id) or tags.get(LOCATION_TAG)
-        location = normalize_location(given, lesion_id) if given else infer_location(lesion_id)
+        location = normalize_location(given, lesion_id) if given else infer_location(lesion_id, default_location)
         lesions.append(Lesion(lesion_id, lesion_mask(sitk.GetArrayViewFromImage(mask), mask), location, tags))
     _check_overlap(path, image, [lesion.mask for lesion in lesions])
     return [Lesion(lesion.lesion_id, on_image_grid(lesion.mask, image), lesion.location, lesion.tags)

@@ -42,7 +42,7 @@ def case_key(case, context):
     payload = dict(context, image=digest(case.image), segmentation=digest(case.segmentation),
                    label_table=digest(table) if table else None,
                    names=sorted((str(k), str(v)) for k, v in case.names.items()),
-                   locations=sorted((str(k), str(v)) for k, v in case.locations.items()))
+                   locations=sorted((str(k), str(v)) for k, v in case.locations.items()), location=case.location)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 

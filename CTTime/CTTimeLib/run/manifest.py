@@ -4,6 +4,8 @@ Required columns: patient_id, timepoint, image, segmentation (a file, or a DICOM
 DICOM SEG / RTSTRUCT file or folder for the segmentation). Optional:
 
     batch      scanner or reconstruction-kernel group, for harmonisation (carried into lesions.csv)
+    location   the location of the study's lesions that neither a tag, the locations column nor their name
+               places (``core.lesions``), e.g. ``lung`` for a chest CT whose lesions are lesion_1, lesion_2 ...
     locations  lesion locations, ``LESION=LOCATION`` pairs separated by ``;``, e.g. ``LU_1=lung;liver_2=liver``
                (lung, liver, lymph node, bone, other); lesions not named keep their tag or inferred location
     labels     lesion IDs of a labelmap's values, e.g. ``1=LU_1;2=liver_2`` (default: the label's name in a colour
@@ -20,7 +22,7 @@ any extraction starts; a label a labelmap does not hold fails its study when it 
 from pathlib import Path
 
 from ..core.errors import CTTimeError
-from ..core.lesions import normalize_location
+from ..core.lesions import normalize_location, study_location
 from ..core.text import control_characters
 from ..io.segmentations import segment_names
 from ..io.tables import read_csv
@@ -28,7 +30,7 @@ from .run_folder import check_study_keys, output_columns
 from .study import Case
 
 REQUIRED = ("patient_id", "timepoint", "image", "segmentation")
-LESION_SPECS = ("locations", "labels")  # parsed into the case, not carried as columns
+LESION_SPECS = ("location", "locations", "labels")  # parsed into the case, not carried as columns
 
 
 def _pairs(text, column, where, problems):
@@ -90,7 +92,7 @@ def read_manifest(path):
     if missing:
         raise CTTimeError(f"Manifest {path} lacks the column(s) {', '.join(missing)}; it needs "
                           f"{', '.join(REQUIRED)} (one row per patient and time point).", "manifest")
-    reserved = [c for c in output_columns(table.columns) if c not in REQUIRED]
+    reserved = [c for c in output_columns(table.columns) if c not in REQUIRED + LESION_SPECS]
     if reserved:
         raise CTTimeError(f"Manifest {path} has column(s) named like columns CTTime computes: {', '.join(reserved)}; "
                           "rename them (e.g. add a prefix such as manifest_) so they are carried beside the "
@@ -126,10 +128,15 @@ def read_manifest(path):
                                     "socket)")
                     del files[column]
         names, locations = _lesion_problems(row, files, where, problems)
+        try:
+            location = study_location(row.get("location", ""), "location")
+        except CTTimeError as exc:
+            problems.append(f"{where}: {exc}")
+            location = ""
         if len(files) == 2:
             extras = {k: v for k, v in row.items() if k not in REQUIRED + LESION_SPECS}
             cases.append(Case(row["patient_id"], row["timepoint"], str(files["image"]), str(files["segmentation"]),
-                              extras, names, locations))
+                              extras, names, locations, location))
     if not cases and not problems:
         problems.append("no rows")
     try:

@@ -39,6 +39,7 @@ class Case:
     extras: dict = field(default_factory=dict)  # copied into every lesion row (e.g. batch)
     names: dict = field(default_factory=dict)  # label value -> lesion ID, for labelmaps
     locations: dict = field(default_factory=dict)  # lesion ID -> location
+    location: str = ""  # the location of the lesions nothing else places (e.g. lung for a chest CT; core.lesions)
 
     @property
     def key(self):
@@ -135,7 +136,7 @@ def read_case(case, max_voxels=None):
     table = label_table(case.segmentation)
     stamps = tuple(_stamp(path) for path in (case.image, case.segmentation, table) if path is not None)
     return _read_case(case.image, case.segmentation, tuple(case.names.items()), tuple(case.locations.items()), stamps,
-                      max_voxels)
+                      max_voxels, case.location)
 
 
 def _stamp(path):
@@ -147,9 +148,9 @@ def _stamp(path):
 
 
 @functools.lru_cache(maxsize=1)
-def _read_case(image_path, segmentation_path, names, locations, stamps, max_voxels):
+def _read_case(image_path, segmentation_path, names, locations, stamps, max_voxels, location):
     image = read_image(image_path, max_voxels)
-    return image, read_lesions(segmentation_path, image, dict(names), dict(locations), max_voxels)
+    return image, read_lesions(segmentation_path, image, dict(names), dict(locations), max_voxels, location)
 
 
 def case_meta(case):

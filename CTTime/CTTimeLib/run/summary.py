@@ -116,7 +116,8 @@ def print_report(result, stream=None, quiet=False):
     if unnamed:
         say(f"Note: {len(unnamed)} unnamed labelmap lesion(s) got location \"other\" ({', '.join(unnamed[:5])}"
             f"{', ...' if len(unnamed) > 5 else ''}): name the labels (--label-name 1=LU_1, the manifest's labels or "
-            "a colour table beside the labelmap) or give --location lesion_1=lung.")
+            "a colour table beside the labelmap) or give the study's location (--location lung, the manifest's "
+            "location column).")
     for row in (() if quiet else result.patients.to_dict("records")):
         say(f"  {patient_line(row)}")
     for row in (() if quiet else result.lesions[result.lesions["error"] != ""].to_dict("records")):

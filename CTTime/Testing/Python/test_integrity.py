@@ -584,22 +584,80 @@ def test_a_second_run_into_the_same_folder_is_refused(data, tmp_path):
     assert cttime(*score)[0] == 0
 
 
-def test_files_of_an_earlier_run_are_listed_and_stale_temporaries_removed(data, tmp_path):
+def test_a_rerun_moves_aside_every_figure_it_does_not_draw_again(data, tmp_path):
+    """Issue 24: scoring again into a folder with another standardisation left the earlier board, which showed the
+    old minimum. Every study file the rerun does not write again (boards of its own studies included) moves to
+    superseded/ and is listed; stale temporaries are removed."""
     folder, _ = data
     out = tmp_path / "out"
     both = manifest(tmp_path / "both.csv", folder / "ct.nrrd", [("A", "BS", folder / "good.seg.nrrd"),
                                                                 ("B", "BS", folder / "tumour.seg.nrrd")])
     assert cttime("cohort", both, "--out", out, "--workers", "1", *REFERENCE)[0] == 0
     assert cttime("board", out)[0] == 0
+    earlier = (out / "A_BS_board.png").read_bytes()
     (out / ".lesions.csv.x1y2.part").write_text("left by a killed run")
     only_a = manifest(tmp_path / "a.csv", folder / "ct.nrrd", [("A", "BS", folder / "good.seg.nrrd")])
-    code, stdout, _ = cttime("cohort", only_a, "--out", out, "--workers", "1", *REFERENCE)
+    code, stdout, _ = cttime("cohort", only_a, "--out", out, "--workers", "1", "--standardize", "cohort")
     assert code == 0
     record = json.loads((out / "run.json").read_text())
-    assert record["leftovers"] == ["B_BS_board.png", "B_BS_cttime.seg.nrrd"]
+    assert record["leftovers"] == ["A_BS_board.png", "B_BS_board.png", "B_BS_cttime.seg.nrrd"]
     assert record["files"] == ["lesions.csv", "patients.csv", "run.json", "A_BS_cttime.seg.nrrd"]
-    assert "NOTE: 2 file(s)" in stdout and "B_BS_board.png, B_BS_cttime.seg.nrrd" in stdout
+    assert sorted(p.name for p in out.glob("*_BS_*")) == ["A_BS_cttime.seg.nrrd"]  # no figure of the earlier run
+    assert (out / "superseded" / "A_BS_board.png").read_bytes() == earlier
+    assert sorted(p.name for p in (out / "superseded").iterdir()) == record["leftovers"]
+    assert f"NOTE: 3 file(s) of an earlier run that this run did not write again moved to {out / 'superseded'}" \
+        in stdout and "A_BS_board.png, B_BS_board.png, B_BS_cttime.seg.nrrd" in stdout
     assert not list(out.glob("*.part"))
+
+
+def test_boards_record_their_run_and_a_board_drawn_before_lesions_csv_changed_is_named(data, tmp_path):
+    """Each board PNG records run.json's run_id and the SHA-256 of the lesions.csv it was drawn from; `cttime board`
+    warns about a board it does not draw again whose lesions.csv has changed since."""
+    from PIL import Image
+
+    folder, _ = data
+    out = tmp_path / "out"
+    both = manifest(tmp_path / "both.csv", folder / "ct.nrrd", [("A", "BS", folder / "good.seg.nrrd"),
+                                                                ("B", "BS", folder / "tumour.seg.nrrd")])
+    assert cttime("cohort", both, "--out", out, "--workers", "1", *REFERENCE)[0] == 0
+    run_id = json.loads((out / "run.json").read_text())["run_id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", run_id)
+    code, _, err = cttime("board", out, "--pdf")
+    assert code == 0 and "WARNING" not in err
+    for name in ("A_BS_board.png", "B_BS_board.png"):
+        with Image.open(out / name) as png:
+            assert png.text["CTTime run"] == run_id
+            assert png.text["CTTime lesions.csv sha256"] == files.digest(out / "lesions.csv")
+    assert f"CTTime run {run_id}".encode() in (out / "A_BS_board.pdf").read_bytes()
+    table = (out / "lesions.csv").read_text(encoding="utf-8")
+    (out / "lesions.csv").write_text(table.replace("NOT CLINICALLY", "NOT  CLINICALLY", 1), encoding="utf-8")
+    code, _, err = cttime("board", out, "--patient", "A")
+    assert code == 0
+    assert f"WARNING: B_BS_board.png was drawn from another lesions.csv than {out / 'lesions.csv'} (it changed after " \
+           f"the board was drawn, in run {run_id}); draw it again: cttime board {out}" in err
+    assert "A_BS_board.png was drawn" not in err  # drawn again just now
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the lock holder below uses fcntl")
+def test_board_takes_the_run_folders_lock(data, tmp_path):
+    folder, _ = data
+    out = tmp_path / "out"
+    assert cttime("score", "--image", folder / "ct.nrrd", "--segmentation", folder / "good.seg.nrrd", "--patient",
+                  "P", "--out", out, *REFERENCE)[0] == 0
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
+                               "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+                               "fcntl.flock(fd, fcntl.LOCK_EX)\nos.write(fd, str(os.getpid()).encode())\n"
+                               "print('locked', flush=True)\ntime.sleep(120)\n", str(out / run_folder.LOCK_FILE)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        code, _, err = cttime("board", out)
+        assert code == 2 and f"Another CTTime run (process {holder.pid}) is writing to {out}" in err
+        assert not (out / "P_BS_board.png").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert cttime("board", out)[0] == 0 and (out / "P_BS_board.png").exists()
 
 
 # ---- resources: size limits before reading, no endless read --------------------------------------------------
@@ -827,6 +885,26 @@ def test_every_user_error_is_a_message_and_exit_2(name, run_dir, data):
     assert code == 2, err
     assert "error" in err and words in err, err
     assert not (run_dir / "gb").exists()  # a missing --group-by column is found before extraction
+
+
+def test_json_nested_100000_deep_and_a_log_in_a_missing_folder_are_messages(run_dir, data, tmp_path):
+    """Issue 24 (fault injection): a reference nested 100,000 levels deep ended in RecursionError, `cohort
+    --log-json` into a missing folder in FileNotFoundError."""
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"features": ' + "[" * 100_000 + "]" * 100_000 + "}", encoding="utf-8")
+    for argv in (["rescore", run_dir / "run" / "lesions.csv", "--out", tmp_path / "r"],
+                 ["score", "--image", data[0] / "ct.nrrd", "--segmentation", data[0] / "good.seg.nrrd", "--patient",
+                  "P", "--out", tmp_path / "s"]):
+        code, _, err = cttime(*argv, "--reference", deep)
+        assert code == 2 and f"Reference file {deep} nests its JSON too deeply" in err, err
+    shutil.copytree(run_dir / "run", tmp_path / "copy")
+    shutil.copy(deep, tmp_path / "copy" / "run.json")
+    code, _, err = cttime("board", tmp_path / "copy")
+    assert code == 2 and f"Cannot read {tmp_path / 'copy' / 'run.json'}" in err
+    log = tmp_path / "missing" / "log.jsonl"
+    code, _, err = cttime("cohort", run_dir / "m.csv", "--out", tmp_path / "c", "--log-json", log, *REFERENCE)
+    assert code == 2 and f"--log-json {log}: cannot write to it" in err
+    assert not (tmp_path / "c").exists()
 
 
 @pytest.mark.parametrize("edit", [
