@@ -580,9 +580,11 @@ def _draw_colorbar(fig, lesion_rows, x, y, width, size):
 
 
 def _draw_trend(fig, history, timepoint, x, y, width, size):
-    """Aggregated scores over the patient's time points (the current one shaded), status of the minimum below."""
+    """Aggregated scores over the patient's time points (the current one shaded), status of the minimum below; the
+    plot gives up to half its height to keep the page A4 under a banner of several warnings."""
+    plot = min(TREND_HEIGHT, max(TREND_HEIGHT / 2, size[1] - FOOTER_HEIGHT - y - 0.9))
     Block(fig, x, y, "trend-title").text(0, 0.02, "Trend over time points", fontsize=9, fontweight="bold")
-    ax = _inch_axes(fig, x + 0.45, y + 0.3, width - 0.55, TREND_HEIGHT, size)
+    ax = _inch_axes(fig, x + 0.45, y + 0.3, width - 0.55, plot, size)
     ax.set_gid("trend")
     positions = np.arange(len(history))
     timepoints = list(history["timepoint"].astype(str))
@@ -610,11 +612,11 @@ def _draw_trend(fig, history, timepoint, x, y, width, size):
     ax.tick_params(labelsize=7)
     ax.set_ylabel("CT-TIME", fontsize=8)
     legend = fig.legend(*ax.get_legend_handles_labels(), fontsize=7, ncol=4, loc="upper center", frameon=False,
-                        bbox_to_anchor=(x + width / 2, y + 0.3 + TREND_HEIGHT + 0.38),
+                        bbox_to_anchor=(x + width / 2, y + 0.3 + plot + 0.38),
                         bbox_transform=Block(fig, 0, 0).transform, handlelength=2.0, columnspacing=1.0,
                         borderaxespad=0)
     legend.set_gid("trend-legend")
-    return y + 0.3 + TREND_HEIGHT + 0.6
+    return y + 0.3 + plot + 0.6
 
 
 def _is_complete(patient):

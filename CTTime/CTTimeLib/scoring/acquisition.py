@@ -4,7 +4,7 @@ The signature was trained on contrast-enhanced CT at 120 kVp, reconstructed with
 thickness about 1.25-3 mm (paper, Table 1). Where the image has DICOM headers, every lesion row records the
 acquisition and ``acquisition_warning`` says what lies outside that domain; scores of such studies are less
 certain. Images without headers (NIfTI, NRRD) say only their voxel spacing: their slice spacing stands in for the
-slice thickness (``slice_spacing_mm``, flagged as "slice spacing ..., a stand-in"; reconstructions with overlap or gaps
+slice thickness (``slice_spacing_mm``, flagged as "slice spacing ... (stand-in for thickness ..."; overlap or gaps
 make the two differ), and ``acquisition_not_checked`` names what could not be checked (kVp, kernel, contrast).
 """
 
@@ -62,8 +62,7 @@ def check_spacing(spacing):
     the slice thickness ("" when within it)."""
     if _thickness_in_domain(spacing):
         return ""
-    return (f"slice spacing {spacing:g} mm, a stand-in for the slice thickness the file does not record (training: "
-            "about 1.25-3 mm)")
+    return f"slice spacing {spacing:g} mm (stand-in for thickness; training: about 1.25-3 mm)"
 
 
 def warning_text(acquisition_warning):

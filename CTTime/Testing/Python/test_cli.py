@@ -188,8 +188,7 @@ def test_the_training_domain_check_uses_what_a_nifti_says_and_names_what_it_cann
     listed as not checked."""
     out, result = cohort_run
     summary = json.loads((out / "run.json").read_text())["summary"]
-    spacing = "slice spacing 3.27 mm, a stand-in for the slice thickness the file does not record (training: about " \
-              "1.25-3 mm)"
+    spacing = "slice spacing 3.27 mm (stand-in for thickness; training: about 1.25-3 mm)"
     assert summary["studies_outside_training_domain"] == [f"{case} BS: {spacing}" for case in SAMPLE_CASES]
     assert summary["studies_not_checked_for_training_domain"] == [
         f"{case} BS: not checked: kVp, kernel and contrast (no DICOM header)" for case in SAMPLE_CASES]
