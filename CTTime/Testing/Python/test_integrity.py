@@ -255,11 +255,11 @@ def test_ids_that_differ_only_in_letter_case_are_refused(data, tmp_path):
 
 def test_manifest_columns_named_like_output_columns_are_refused(data, tmp_path):
     folder, _ = data
-    path = manifest(tmp_path / "m.csv", folder / "ct.nrrd", [("P", "BS", folder / "good.seg.nrrd")], location="lung",
-                    original_shape_Elongation=0.5, error="", ct_time_score=0.99, batch="A")
+    path = manifest(tmp_path / "m.csv", folder / "ct.nrrd", [("P", "BS", folder / "good.seg.nrrd")], lesion_id="x",
+                    original_shape_Elongation=0.5, error="", ct_time_score=0.99, batch="A", location="lung")
     code, _, err = cttime("cohort", path, "--out", tmp_path / "out", *REFERENCE)
-    assert code == 2, err
-    assert "named like columns CTTime computes: location, original_shape_Elongation, error, ct_time_score" in err
+    assert code == 2, err  # location is the study's location (see test_inputs), not a carried column
+    assert "named like columns CTTime computes: lesion_id, original_shape_Elongation, error, ct_time_score;" in err
     assert not (tmp_path / "out").exists()
     case = pipeline.Case("P", "BS", str(folder / "ct.nrrd"), str(folder / "good.seg.nrrd"), extras={"z_x": 1})
     with pytest.raises(CTTimeError, match="named like columns CTTime computes: z_x"):
