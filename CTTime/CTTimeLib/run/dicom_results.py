@@ -111,7 +111,8 @@ def write_study(out_dir, ct_source, image, lesions, rows, patient_row, record=No
 def export_run(run_dir, cases=()):
     """The DICOM SEG and SR of every study of a run folder whose CT is a DICOM series. ``cases`` (optional): the
     run's cases, whose lesions are then read as the run read them (labelmap names included); other studies take
-    their lesions from the run's coloured .seg.nrrd. A study that cannot have DICOM is listed with the reason."""
+    their lesions from the run's coloured .seg.nrrd. A study that cannot have DICOM is listed with the reason. The
+    folder is locked while they are written (``run_folder.claim``)."""
     run_dir = Path(run_dir)
     lesions = read_csv(run_dir / run_folder.LESIONS_CSV, "Lesions table", text=TEXT_COLUMNS,
                        hint="Give a folder written by `cttime score` or `cttime cohort`.")
@@ -120,13 +121,14 @@ def export_run(run_dir, cases=()):
     record = run_folder.read_run_record(run_dir)
     by_study = {(c.patient_id, c.timepoint): c for c in cases}
     result = DicomExport()
-    for (patient_id, timepoint), rows in lesions.groupby(PATIENT_KEYS, sort=False):
-        try:
-            result.files += _export_study(run_dir, rows, patients, record, by_study.get((patient_id, timepoint)))
-        except CTTimeError as exc:
-            result.skipped.append(f"{patient_id} {timepoint}: {exc}")
-        except Exception as exc:  # never lose the other studies to one study's unexpected failure
-            result.skipped.append(f"{patient_id} {timepoint}: unexpected {type(exc).__name__}: {exc}")
+    with run_folder.claim(run_dir):  # one writer at a time, as a run
+        for (patient_id, timepoint), rows in lesions.groupby(PATIENT_KEYS, sort=False):
+            try:
+                result.files += _export_study(run_dir, rows, patients, record, by_study.get((patient_id, timepoint)))
+            except CTTimeError as exc:
+                result.skipped.append(f"{patient_id} {timepoint}: {exc}")
+            except Exception as exc:  # never lose the other studies to one study's unexpected failure
+                result.skipped.append(f"{patient_id} {timepoint}: unexpected {type(exc).__name__}: {exc}")
     return result
 
 
