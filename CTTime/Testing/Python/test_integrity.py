@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hostile_corpus as corpus
-from conftest import REPO, SAMPLE_CASES, SAMPLE_DATA
+from conftest import REPO, SAMPLE_CASES, SAMPLE_DATA, folder_locked
 from test_hostile_inputs import _utf8_names, cttime
 from CTTimeLib.run.run_folder import read_lesions_table
 from CTTimeLib.core import files, text
@@ -561,26 +561,17 @@ def test_disk_full_mid_run_ends_with_a_message_keeps_results_and_resumes(data, t
     assert (log / "resumed.csv").read_bytes() == clean_run(three, tmp_path / "clean")
 
 
-@pytest.mark.skipif(os.name != "posix", reason="the lock holder below uses fcntl")
+@pytest.mark.skipif(os.name != "posix", reason="the lock holder uses fcntl")
 def test_a_second_run_into_the_same_folder_is_refused(data, tmp_path):
     folder, _ = data
     out = tmp_path / "out"
     out.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
-                               "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
-                               "fcntl.flock(fd, fcntl.LOCK_EX)\nos.write(fd, str(os.getpid()).encode())\n"
-                               "print('locked', flush=True)\ntime.sleep(120)\n", str(out / run_folder.LOCK_FILE)],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        score = ["score", "--image", folder / "ct.nrrd", "--segmentation", folder / "good.seg.nrrd", "--patient",
-                 "P", "--out", out, *REFERENCE]
+    score = ["score", "--image", folder / "ct.nrrd", "--segmentation", folder / "good.seg.nrrd", "--patient", "P",
+             "--out", out, *REFERENCE]
+    with folder_locked(out) as holder:
         code, _, err = cttime(*score)
-        assert code == 2 and f"Another CTTime run (process {holder.pid}) is writing to {out}" in err
+        assert code == 2 and f"Another CTTime run (process {holder}) is writing to {out}" in err
         assert not (out / "lesions.csv").exists()
-    finally:
-        holder.kill()
-        holder.wait()
     assert cttime(*score)[0] == 0
 
 
@@ -638,25 +629,16 @@ def test_boards_record_their_run_and_a_board_drawn_before_lesions_csv_changed_is
     assert "A_BS_board.png was drawn" not in err  # drawn again just now
 
 
-@pytest.mark.skipif(os.name != "posix", reason="the lock holder below uses fcntl")
+@pytest.mark.skipif(os.name != "posix", reason="the lock holder uses fcntl")
 def test_board_takes_the_run_folders_lock(data, tmp_path):
     folder, _ = data
     out = tmp_path / "out"
     assert cttime("score", "--image", folder / "ct.nrrd", "--segmentation", folder / "good.seg.nrrd", "--patient",
                   "P", "--out", out, *REFERENCE)[0] == 0
-    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
-                               "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
-                               "fcntl.flock(fd, fcntl.LOCK_EX)\nos.write(fd, str(os.getpid()).encode())\n"
-                               "print('locked', flush=True)\ntime.sleep(120)\n", str(out / run_folder.LOCK_FILE)],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with folder_locked(out) as holder:
         code, _, err = cttime("board", out)
-        assert code == 2 and f"Another CTTime run (process {holder.pid}) is writing to {out}" in err
+        assert code == 2 and f"Another CTTime run (process {holder}) is writing to {out}" in err
         assert not (out / "P_BS_board.png").exists()
-    finally:
-        holder.kill()
-        holder.wait()
     assert cttime("board", out)[0] == 0 and (out / "P_BS_board.png").exists()
 
 

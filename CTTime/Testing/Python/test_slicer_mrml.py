@@ -8,8 +8,6 @@ logic class.
 """
 
 import os
-import subprocess
-import sys
 import types
 
 import numpy as np
@@ -178,28 +176,19 @@ def test_recolouring_tags_and_table(scene):
     assert lines[0].startswith("STS_019 BS: INCOMPLETE: 1 of 2 lesions scored") and "set by LU_1" in lines[0]
 
 
-@pytest.mark.skipif(os.name != "posix", reason="the lock holder below uses fcntl")
+@pytest.mark.skipif(os.name != "posix", reason="the lock holder uses fcntl")
 def test_the_slicer_export_takes_the_run_folders_lock(scene, tmp_path):
     """While a `cttime` run holds the folder, the panel's export and board are refused, naming the run."""
-    from CTTimeLib.run import run_folder
+    from conftest import folder_locked
 
     study = _load_study(scene, "STS_019")
     results = CTTimeMRML.compute([study], DEMO_REFERENCE)
-    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
-                               "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
-                               "fcntl.flock(fd, fcntl.LOCK_EX)\nos.write(fd, str(os.getpid()).encode())\n"
-                               "print('locked', flush=True)\ntime.sleep(120)\n", str(tmp_path / run_folder.LOCK_FILE)],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with folder_locked(tmp_path) as holder:
         for write in (lambda: CTTimeMRML.export(tmp_path, results, [study]),
                       lambda: CTTimeMRML.write_board(tmp_path, results, study)):
-            with pytest.raises(CTTimeError, match=f"Another CTTime run \\(process {holder.pid}\\) is writing to"):
+            with pytest.raises(CTTimeError, match=f"Another CTTime run \\(process {holder}\\) is writing to"):
                 write()
         assert not (tmp_path / "lesions.csv").exists() and not list(tmp_path.glob("*.png"))
-    finally:
-        holder.kill()
-        holder.wait()
     assert [f.name for f in CTTimeMRML.export(tmp_path, results, [study])][:2] == ["lesions.csv", "patients.csv"]
 
 
