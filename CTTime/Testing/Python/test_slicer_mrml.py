@@ -399,3 +399,14 @@ def test_live_scores_rescore_only_the_edited_lesion(scene, tmp_path):
     failed = live.update()
     assert list(failed) == [second] and failed[second].score is None and failed[second].status == "failed"
     assert "is empty" in failed[second].error and live.scores[first] == updated[first]
+
+    moved = _read_volume(scene, "vtkMRMLLabelMapVolumeNode", SAMPLE_DATA / "STS_019" / "CT_mask.nii.gz")
+    whole = slicer.util.arrayFromVolume(moved)
+    whole[:] = np.roll(whole.copy(), -40, axis=2)  # the tumour's mask 39 mm sideways: mostly over air and fat
+    moved.Modified()
+    assert slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(moved, node)
+    (third,) = [segment_id for segment_id, _ in CTTimeMRML.segments(node) if segment_id not in (first, second)]
+    node.GetSegmentation().GetSegment(third).SetName("LU_3")
+    slipped = live.update()
+    assert list(slipped) == [third] and slipped[third].status == "failed" and "drawn voxels" in slipped[third].error
+    assert "the drawing lies mostly outside soft tissue; is the mask mirrored" in slipped[third].error
