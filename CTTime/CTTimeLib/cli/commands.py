@@ -124,7 +124,7 @@ class _Parser(argparse.ArgumentParser):
                 continue
             close = difflib.get_close_matches(name, known, n=1)
             self.error(f"unrecognized option {name}" + (f": did you mean {close[0]}?" if close else
-                                                        f" (see cttime {self.prog.split()[-1]} --help)"))
+                                                        f" (see {self.prog} --help)"))
 
 
 def _add_execution(parser):
@@ -142,8 +142,7 @@ def _add_execution(parser):
 
 
 def build_parser():
-    parser = _Parser(prog="cttime", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="cttime", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version",
                         version=f"cttime {__version__} (`cttime info`: model, parameter file, demo reference, engines)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -34,9 +34,9 @@ def read_lesions(path, image, names=None, locations=None, max_voxels=None, defau
 
     ``names`` maps label values of a labelmap to lesion IDs (default: the colour table beside it, else
     "lesion_<label>"); ``locations`` maps lesion IDs to a location (default: the segment's CTTime.Location tag,
-    else inferred from the name, else ``default_location``, else "other"); ``max_voxels``: see ``io.images.voxel_limit``. A lesion ID with a control
-    character is refused; a name or location given for a label or lesion the file does not hold is an error, not
-    ignored.
+    else inferred from the name, else ``default_location``, the study's, else "other"); ``max_voxels``: see
+    ``io.images.voxel_limit``. A lesion ID with a control character is refused; a name or location given for a
+    label or lesion the file does not hold is an error, not ignored.
     """
     path = Path(path)
     if not path.exists():
