@@ -109,18 +109,21 @@ class LiveScores:
     def _rescore(self, segment_id):
         import pandas as pd
         import slicer
+        from CTTimeLib.core.lesions import Lesion
+        from CTTimeLib.run.study import extract_lesions
         from CTTimeLib.scoring.lesion_scores import score_table
 
         node = self.study.segmentation_node
         segment = node.GetSegmentation().GetSegment(segment_id)
         name, location = segment.GetName(), segment_location(segment)
-        row = {"patient_id": self.study.patient_id, "timepoint": self.study.timepoint, "lesion_id": name,
-               "location": location, "error": "", "error_kind": ""}
+        meta = {"patient_id": self.study.patient_id, "timepoint": self.study.timepoint}
         try:
             array = slicer.util.arrayFromSegmentBinaryLabelmap(node, segment_id, self.study.volume_node)
-            row.update(self.extractor.extract(self.image, mask_on_image(array, self.image, name), name))
+            mask = mask_on_image(array, self.image, name)
         except CTTimeError as exc:
-            row.update(error=str(exc), error_kind=exc.kind)
+            row = dict(meta, lesion_id=name, location=location, error=str(exc), error_kind=exc.kind)
+        else:  # as Compute extracts it: its soft-tissue share measured, a mask that misses its lesion fails
+            (row,) = extract_lesions(self.image, [Lesion(name, mask, location)], self.extractor, meta)
         scored = score_table(pd.DataFrame([row]), self.model, self.reference,
                              features_by=self.extractor.features_by).to_dict("records")[0]
         color_by_score(segment, scored, location, self.model.name)

@@ -1,6 +1,7 @@
 """Results: scoring studies with the CLI's code, and showing the results on the segments and in a table node."""
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -47,7 +48,7 @@ def compute(studies, standardize, progress=None, cancelled=None, extractor=None,
     import pandas as pd
     from CTTimeLib.run.pipeline import result_tables
     from CTTimeLib.run.study import extract_lesions
-    from CTTimeLib.scoring import standardization
+    from CTTimeLib.scoring import acquisition, standardization
     from CTTimeLib.scoring.engine import EngineExtractor
     from CTTimeLib.scoring.lesion_scores import resolve_standardization, score_table
     from CTTimeLib.scoring.robustness import perturbations_table
@@ -70,6 +71,8 @@ def compute(studies, standardize, progress=None, cancelled=None, extractor=None,
                 "image": node_source(study.volume_node), "segmentation": node_source(study.segmentation_node),
                 "marks": ""}  # lines drawn in the scene become segments (proposals), read as the segmentation
         image = volume_to_image(study.volume_node)
+        if study.volume_node.GetStorageNode() is not None and Path(meta["image"]).is_file():  # as the CLI reads it
+            meta.update(acquisition.describe(meta["image"], image))
         lesions = lesions_from_segmentation(study.segmentation_node, study.volume_node, image)
         if not lesions:
             raise CTTimeError(f"Segmentation {study.segmentation_node.GetName()} has no segment: draw the lesions "

@@ -6,6 +6,7 @@ command line, input file or option, 130 interrupted.
 
 import argparse
 import dataclasses
+import difflib
 import logging
 import os
 import signal
@@ -101,6 +102,39 @@ def _positive(text):
     return int(text)
 
 
+def _add_no_cache(parser):
+    parser.add_argument("--no-cache", action="store_true",
+                        help="extract everything again: do not reuse or keep raw results in OUT/cache (by default "
+                             "a rerun skips studies and lesions already done, e.g. after an interruption)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, naming an unknown option of a command (with the option it most resembles) before any other error:
+    argparse would first complain that a required option is missing when the unknown one is its misspelling."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        if self._subparsers:  # the options before the command are this parser's, the rest the command's
+            command = next((n for n, arg in enumerate(args) if not arg.startswith("-")), len(args))
+            self._check_options(args[:command])
+        else:
+            self._check_options(args)
+        return super().parse_known_args(args, namespace)
+
+    def _check_options(self, args):
+        known = [option for option in self._option_string_actions if option.startswith("--")]
+        for arg in args:
+            if arg == "--":
+                break
+            name = arg.split("=", 1)[0]
+            if not name.startswith("--") or name in self._option_string_actions or \
+                    (self.allow_abbrev and any(option.startswith(name) for option in known)):
+                continue
+            close = difflib.get_close_matches(name, known, n=1)
+            self.error(f"unrecognized option {name}" + (f": did you mean {close[0]}?" if close else
+                                                        f" (see {self.prog} --help)"))
+
+
 def _add_execution(parser):
     parser.add_argument("--workers", type=_positive, default=os.cpu_count() or 1, metavar="N",
                         help="local processes extracting studies in parallel (default: the CPU count, "
@@ -108,9 +142,7 @@ def _add_execution(parser):
     parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                         help="run the extraction on this Dask distributed cluster instead (workers need CTTime of "
                              "the same version and the same paths to images and output folder)")
-    parser.add_argument("--no-cache", action="store_true",
-                        help="extract everything again: do not reuse or keep raw results in OUT/cache (by default "
-                             "a rerun skips studies and lesions already done, e.g. after an interruption)")
+    _add_no_cache(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress display and no per-patient listing")
     parser.add_argument("--log-json", nargs="?", const="-", metavar="FILE",
                         help="write progress events as JSON lines to FILE, or to standard output without FILE "
@@ -118,8 +150,7 @@ def _add_execution(parser):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="cttime", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="cttime", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version",
                         version=f"cttime {__version__} (`cttime info`: model, parameter file, demo reference, engines)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -146,13 +177,16 @@ def build_parser():
     score.add_argument("--label-name", action="append", default=[], metavar="VALUE=NAME",
                        help="lesion ID for a labelmap value, e.g. 2=liver_1 (repeatable; default: the label's name "
                             "in a colour table beside the labelmap, e.g. mask_ColorTable.ctbl, else lesion_<value>)")
-    score.add_argument("--location", action="append", default=[], metavar="LESION=LOCATION",
-                       help="location of a lesion: lung, liver, lymph node, bone or other (default: from the "
-                            "segment's tag or the lesion name, e.g. LU_1 -> lung)")
+    score.add_argument("--location", action="append", default=[], metavar="[LESION=]LOCATION",
+                       help="location of a lesion (LESION=LOCATION, repeatable) or, without LESION=, of every lesion "
+                            "the segment's tag or name does not place (e.g. --location lung for a chest CT): lung, "
+                            "liver, lymph node, bone or other (default: from the segment's tag or the lesion name, "
+                            "e.g. LU_1 -> lung, else other)")
     score.add_argument("--out", required=True, help="output folder")
     _add_standardization(score)
     _add_extraction(score)
     _add_perturbations(score)
+    _add_no_cache(score)
 
     delineate = commands.add_parser(
         "delineate", help="propose lesion masks from RECIST lines, for editing",
@@ -170,7 +204,9 @@ def build_parser():
                                  description="Score a cohort. The manifest CSV has the columns patient_id, "
                                              "timepoint, image, segmentation (paths relative to the manifest); "
                                              "optional columns: marks (RECIST lines, lesions proposed from them; "
-                                             "may stand in for the segmentation), batch (scanner or kernel group), locations "
+                                             "may stand in for the segmentation), batch (scanner or kernel group), "
+                                             "location (of the lesions their tag or name does not place, e.g. "
+                                             "lung), locations "
                                              "(e.g. LU_1=lung;liver_2=liver), labels (labelmap values, e.g. "
                                              "1=LU_1;2=liver_2). Images may be DICOM series folders, "
                                              "segmentations DICOM SEG or RTSTRUCT. Studies run in parallel; "
@@ -273,15 +309,27 @@ def _label_names(items):
     return {int(key): value for key, value in names.items()}
 
 
+def _locations(items):
+    """--location: the LESION=LOCATION pairs and the study's location (an item without "=", at most one)."""
+    from ..core.lesions import study_location
+
+    alone = [item for item in items if "=" not in item]
+    if len(alone) > 1:
+        raise CTTimeError(f"--location without LESION= gives the location of the study's lesions, once; got "
+                          f"{', '.join(alone)}.", "input")
+    return _pairs([item for item in items if "=" in item], "--location"), study_location(alone[0] if alone else "")
+
+
 def command_score(args):
     _check_dicom(args)
     if not args.segmentation and not args.marks:
         raise CTTimeError("cttime score needs the lesions: --segmentation FILE, --marks FILE (RECIST lines), or "
                           "both.", "input")
+    locations, location = _locations(args.location)
     case = pipeline.Case(args.patient, args.timepoint, args.image, args.segmentation or "",
-                         names=_label_names(args.label_name), locations=_pairs(args.location, "--location"),
-                         marks=args.marks or "")
-    options = _options(args)
+                         names=_label_names(args.label_name), locations=locations, marks=args.marks or "",
+                         location=location)
+    options = dataclasses.replace(_options(args), cache=not args.no_cache)
     options.strict = True  # one study: an image or segmentation that cannot be used is bad input (exit 2)
     code = print_report(pipeline.run([case], args.out, options, events=progress.Lines()))
     return _with_dicom(args, [case], code)
@@ -326,7 +374,7 @@ def command_cohort(args):
                                   cache=not args.no_cache)
     log = None
     if args.log_json and args.log_json != "-":
-        log = open(args.log_json, "a", encoding="utf-8")
+        log = _open_log(args.log_json)
     try:
         json_lines = progress.JsonLines(sys.stdout if args.log_json == "-" else log) if args.log_json else None
         display = None if args.quiet else progress.ProgressBar() if sys.stderr.isatty() else progress.Lines()
@@ -336,6 +384,15 @@ def command_cohort(args):
             log.close()
     code = print_report(result, sys.stderr if args.log_json == "-" else None, args.quiet)
     return _with_dicom(args, cases, code)
+
+
+def _open_log(path):
+    """The --log-json FILE opened for appending, or a CTTimeError saying why it cannot be."""
+    try:
+        return open(path, "a", encoding="utf-8")
+    except OSError as exc:
+        raise CTTimeError(f"--log-json {path}: cannot write to it ({exc.strerror or exc}); give a file in a folder "
+                          "that exists and can be written to.", "input") from None
 
 
 def command_rescore(args):
@@ -377,10 +434,12 @@ def command_demo(args):
 
 
 def _write_boards(run_dir, pdf=False, patient=None, window="auto"):
-    from ..figures.tumour_board import write_run_boards
+    from ..figures.tumour_board import stale_boards, write_run_boards
 
     files = write_run_boards(run_dir, pdf=pdf, patient=patient, window=window)
     print(f"Tumour-board figures in {run_dir}: " + ", ".join(Path(f).name for f in files))
+    for line in stale_boards(run_dir, files):
+        print(f"WARNING: {line}", file=sys.stderr)
 
 
 def command_board(args):

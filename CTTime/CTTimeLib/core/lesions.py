@@ -58,10 +58,21 @@ def is_default_label_name(lesion_id):
     return re.fullmatch(r"lesion_\d+", str(lesion_id)) is not None
 
 
-def infer_location(name):
-    """Location from the lesion name's first word, e.g. "LU_1" -> lung, "liver_2" -> liver, else "other"."""
+def infer_location(name, default="other"):
+    """Location from the lesion name's first word, e.g. "LU_1" -> lung, "liver_2" -> liver, else ``default`` (a
+    study's own location, e.g. every lesion of a chest CT is lung; "other" when the study has none)."""
     first = re.split(r"[\s_\-.]+", str(name).strip().lower(), maxsplit=1)[0]
-    return _LOCATION_WORDS.get(first, "other")
+    return _LOCATION_WORDS.get(first, default or "other")
+
+
+def study_location(value, option="--location"):
+    """A study's location (the lesions nothing else places) checked, "" for none."""
+    if not str(value).strip():
+        return ""
+    try:
+        return normalize_location(value, "")
+    except CTTimeError:
+        raise CTTimeError(f"{option} {value}: unknown location; use one of {', '.join(LOCATIONS)}.", "input") from None
 
 
 def normalize_location(value, lesion_id):

@@ -714,9 +714,11 @@ def _mark_levels(lesion_rows, bar_width):
 
 
 def _draw_trend(fig, history, timepoint, x, y, width, size):
-    """Aggregated scores over the patient's time points (the current one shaded), status of the minimum below."""
+    """Aggregated scores over the patient's time points (the current one shaded), status of the minimum below; the
+    plot gives up to half its height to keep the page A4 under a banner of several warnings."""
+    plot = min(TREND_HEIGHT, max(TREND_HEIGHT / 2, size[1] - FOOTER_HEIGHT - y - 0.9))
     Block(fig, x, y, "trend-title").text(0, 0.02, "Trend over time points", fontsize=9, fontweight="bold")
-    ax = _inch_axes(fig, x + 0.45, y + 0.3, width - 0.55, TREND_HEIGHT, size)
+    ax = _inch_axes(fig, x + 0.45, y + 0.3, width - 0.55, plot, size)
     ax.set_gid("trend")
     positions = np.arange(len(history))
     timepoints = list(history["timepoint"].astype(str))
@@ -744,11 +746,11 @@ def _draw_trend(fig, history, timepoint, x, y, width, size):
     ax.tick_params(labelsize=7)
     ax.set_ylabel("CT-TIME", fontsize=8)
     legend = fig.legend(*ax.get_legend_handles_labels(), fontsize=7, ncol=4, loc="upper center", frameon=False,
-                        bbox_to_anchor=(x + width / 2, y + 0.3 + TREND_HEIGHT + 0.38),
+                        bbox_to_anchor=(x + width / 2, y + 0.3 + plot + 0.38),
                         bbox_transform=Block(fig, 0, 0).transform, handlelength=2.0, columnspacing=1.0,
                         borderaxespad=0)
     legend.set_gid("trend-legend")
-    return y + 0.3 + TREND_HEIGHT + 0.6
+    return y + 0.3 + plot + 0.6
 
 
 def _is_complete(patient):
@@ -887,31 +889,60 @@ def _grow(figure, height):
     return (float(width), float(height))
 
 
-def save(board, path, fmt="png"):
-    """Write the board's figure atomically; no date or tool version that varies in the file's metadata."""
-    metadata = {"Software": None} if fmt == "png" else {"Creator": None, "Producer": None, "CreationDate": None}
+def save(board, path, fmt="png", identity=None):
+    """Write the board's figure atomically; no date or tool version that varies in the file's metadata, but the
+    run it comes from (``identity``: ``run_folder.identity``): PNG text chunks, the PDF's Subject."""
+    identity = identity or {}
+    recorded = {run_folder.BOARD_RUN_KEY: identity.get("run_id", ""),
+                run_folder.BOARD_LESIONS_KEY: identity.get("lesions_sha256", "")}
+    if fmt == "png":
+        metadata = dict({"Software": None}, **recorded)
+    else:
+        metadata = {"Creator": None, "Producer": None, "CreationDate": None,
+                    "Subject": "; ".join(f"{key} {value}" for key, value in recorded.items())}
     with _style():
         with atomic_path(path) as temporary:
             board.figure.savefig(temporary, format=fmt, dpi=DPI, metadata=metadata, facecolor="white")
     return Path(path)
 
 
+def board_identity(path):
+    """The run a board PNG records (``save``): {"run_id", "lesions_sha256"}, "" for what it does not record."""
+    from PIL import Image
+
+    with Image.open(path) as png:
+        text = dict(getattr(png, "text", {}) or {})
+    return {"run_id": text.get(run_folder.BOARD_RUN_KEY, ""),
+            "lesions_sha256": text.get(run_folder.BOARD_LESIONS_KEY, "")}
+
+
 def write_board(out_dir, patient_id, timepoint, lesions, patients=None, image=None, masks=None, warnings=(),
-                pdf=False, image_reason="no CT image given", window="auto"):
-    """Draw one board and write <patient>_<timepoint>_board.png (and .pdf) to ``out_dir``; returns the paths."""
+                pdf=False, image_reason="no CT image given", window="auto", identity=None):
+    """Draw one board and write <patient>_<timepoint>_board.png (and .pdf) to ``out_dir``; returns the paths.
+    ``identity``: the run it comes from (default: ``out_dir``'s, ``run_folder.identity``)."""
+    identity = identity if identity is not None else run_folder.identity(out_dir)
     board = board_figure(patient_id, timepoint, lesions, patients, image, masks, warnings, image_reason, window)
-    paths = [save(board, run_folder.board_path(out_dir, patient_id, timepoint))]
+    paths = [save(board, run_folder.board_path(out_dir, patient_id, timepoint), identity=identity)]
     if pdf:
-        paths.append(save(board, run_folder.board_path(out_dir, patient_id, timepoint, ".pdf"), "pdf"))
+        paths.append(save(board, run_folder.board_path(out_dir, patient_id, timepoint, ".pdf"), "pdf", identity))
     return paths
 
 
 def write_run_boards(run_dir, pdf=False, patient=None, window="auto"):
-    """Boards of every patient and time point of a run folder (or of one patient); returns the files written."""
+    """Boards of every patient and time point of a run folder (or of one patient), drawn holding the folder's lock
+    (``run_folder.claim``); returns the files written."""
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():  # reading its tables says what is wrong
+        read_table(run_dir / run_folder.LESIONS_CSV, "lesions table")
+    with run_folder.claim(run_dir):
+        return _write_run_boards(run_dir, pdf, patient, window)
+
+
+def _write_run_boards(run_dir, pdf, patient, window):
     lesions = read_table(run_dir / run_folder.LESIONS_CSV, "lesions table")
     patients = read_table(run_dir / run_folder.PATIENTS_CSV, "patients table")
     warnings = [w for w in run_folder.read_run_record(run_dir).get("warnings", []) if w]
+    identity = run_folder.identity(run_dir)
     if patient is not None:
         known = sorted(set(lesions["patient_id"]))
         lesions = lesions[lesions["patient_id"] == str(patient)]
@@ -925,5 +956,26 @@ def write_run_boards(run_dir, pdf=False, patient=None, window="auto"):
     for (patient_id, timepoint), rows in lesions.groupby(["patient_id", "timepoint"], sort=False):
         image, masks, reason = load_case(run_dir, rows)
         files += write_board(run_dir, patient_id, timepoint, lesions, patients, image, masks, warnings,
-                             pdf, reason, window)
+                             pdf, reason, window, identity)
     return files
+
+
+def stale_boards(run_dir, written=()):
+    """Board PNGs of a run folder, other than ``written``, drawn from another lesions.csv than the folder's (it
+    changed after they were drawn, or they record none): one line each, naming the board and what to do."""
+    run_dir = Path(run_dir)
+    current = run_folder.identity(run_dir)
+    written = {Path(path).name for path in written}
+    lines = []
+    for path in sorted(run_dir.glob(f"*{run_folder.BOARD_SUFFIX}.png")):
+        if path.name in written:
+            continue
+        try:
+            drawn = board_identity(path)
+        except OSError:  # not a PNG that can be read: it cannot say what it was drawn from
+            drawn = {"lesions_sha256": ""}
+        if drawn["lesions_sha256"] != current["lesions_sha256"]:
+            run = f", in run {drawn['run_id']}" if drawn.get("run_id") else ""
+            lines.append(f"{path.name} was drawn from another lesions.csv than {run_dir / run_folder.LESIONS_CSV} "
+                         f"(it changed after the board was drawn{run}); draw it again: cttime board {run_dir}")
+    return lines

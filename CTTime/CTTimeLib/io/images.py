@@ -65,8 +65,7 @@ def read_image(path, max_voxels=None):
     see ``voxel_limit``)."""
     path = Path(path)
     if not path.exists():
-        raise CTTimeError(f"Image not found: {path}. Check the path (relative paths in a manifest are relative "
-                          "to the manifest's folder).", "input")
+        raise CTTimeError(f"Image not found: {path}. Check the path.", "input")
     check_regular(path, "Image", "image")
     files = series_files(path) if path.is_dir() else None
     if files:

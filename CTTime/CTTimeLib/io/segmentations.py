@@ -29,14 +29,14 @@ from .images import check_complete, check_header, check_size, first_line, read_e
 from .label_tables import label_table, read_label_table
 
 
-def read_lesions(path, image, names=None, locations=None, max_voxels=None):
+def read_lesions(path, image, names=None, locations=None, max_voxels=None, default_location=None):
     """Read the lesions of a segmentation file, each as a mask on ``image``'s grid.
 
     ``names`` maps label values of a labelmap to lesion IDs (default: the colour table beside it, else
     "lesion_<label>"); ``locations`` maps lesion IDs to a location (default: the segment's CTTime.Location tag,
-    else inferred from the name); ``max_voxels``: see ``io.images.voxel_limit``. A lesion ID with a control
-    character is refused; a name or location given for a label or lesion the file does not hold is an error, not
-    ignored.
+    else inferred from the name, else ``default_location``, the study's, else "other"); ``max_voxels``: see
+    ``io.images.voxel_limit``. A lesion ID with a control character is refused; a name or location given for a
+    label or lesion the file does not hold is an error, not ignored.
     """
     path = Path(path)
     if not path.exists():
@@ -70,7 +70,7 @@ def read_lesions(path, image, names=None, locations=None, max_voxels=None):
                               "every lesion has its own ID.", "input")
         seen.add(lesion_id)
         given = (locations or {}).get(lesion_id) or tags.get(LOCATION_TAG)
-        location = normalize_location(given, lesion_id) if given else infer_location(lesion_id)
+        location = normalize_location(given, lesion_id) if given else infer_location(lesion_id, default_location)
         lesions.append(Lesion(lesion_id, lesion_mask(sitk.GetArrayViewFromImage(mask), mask), location, tags))
     _check_overlap(path, image, [lesion.mask for lesion in lesions])
     return [Lesion(lesion.lesion_id, on_image_grid(lesion.mask, image), lesion.location, lesion.tags)
@@ -106,6 +106,7 @@ def _read_seg_nrrd(path):
     try:
         segmentation = slicerio.read_segmentation(str(path))
     except Exception as exc:  # slicerio and pynrrd raise several types for a damaged file
+        _check_names_on_one_line(path)
         raise CTTimeError(f"Cannot read segmentation {path}: {first_line(exc)}. Save it again from Slicer "
                           "(Segmentations > Export) or give a labelmap.", "input") from None
     matrix = np.asarray(segmentation["ijkToLPS"], dtype=float)
@@ -140,6 +141,19 @@ def _check_layer(path, name, layer, label_value, layers):
         raise CTTimeError(f"Segmentation {path}: segment {name!r} has label value {label_value}; it must be a whole "
                           "number of at least 1 (0 is the background). Save the segmentation again from Slicer.",
                           "input")
+
+
+def _check_names_on_one_line(path):
+    """Say so when a .seg.nrrd cannot be read because a segment name holds a line break: the NRRD header has one
+    field a line, so the rest of the name is a line that is no field."""
+    lines = _nrrd_header(path).split(b"\n")
+    for line, following in zip(lines, lines[1:]):
+        named = re.match(rb"Segment(\d+)_Name:=(.*)$", line)
+        if named and not following.startswith(b"#") and b":" not in following:
+            name, rest = (part.decode("utf-8", "replace") for part in (named.group(2), following))
+            raise CTTimeError(f"Segmentation {path}: the name of segment {int(named.group(1))} holds a line break "
+                              f"({name!r}, then {rest!r} on a line of its own), so the file's header cannot be read. "
+                              "Rename the segment on one line in Slicer and save the segmentation again.", "input")
 
 
 def seg_nrrd_segment_names(path):

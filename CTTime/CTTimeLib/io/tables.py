@@ -24,6 +24,9 @@ def read_json(path, what, kind):
         raise CTTimeError(f"{what} not found: {path}.", kind) from None
     except (OSError, ValueError) as exc:
         raise CTTimeError(f"{what} {path} is not valid JSON: {exc}", kind) from None
+    except RecursionError:  # Python's parser gives up on nesting a few thousand levels deep
+        raise CTTimeError(f"{what} {path} nests its JSON too deeply to be a CTTime file; give the file CTTime "
+                          "wrote.", kind) from None
     if not isinstance(payload, dict):
         raise CTTimeError(f"{what} {path} is not a JSON object.", kind)
     return payload

@@ -24,7 +24,8 @@ from ..core.files import digest, safe_name, write_text
 from ..io.label_tables import label_table
 from ..scoring.robustness import METHOD as PERTURBATION_METHOD
 
-CACHE_FORMAT = 4  # 2: rows carry perturbed delineations; 3: and soft_tissue_share; 4: and delineation
+CACHE_FORMAT = 5  # 2: rows carry perturbed delineations; 3: and soft_tissue_share; 4: a share below 0.1 fails;
+#                   5: and the delineation
 _SCALARS = (str, int, float, bool, type(None))
 
 
@@ -44,7 +45,7 @@ def case_key(case, context):
                    marks=[digest(case.marks), _delineation_method()] if case.marks else None,
                    label_table=digest(table) if table else None,
                    names=sorted((str(k), str(v)) for k, v in case.names.items()),
-                   locations=sorted((str(k), str(v)) for k, v in case.locations.items()))
+                   locations=sorted((str(k), str(v)) for k, v in case.locations.items()), location=case.location)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -114,7 +115,7 @@ class CaseCache:
         """The rows of an entry that belongs to this key and whose checksum matches, else None."""
         try:
             entry = json.loads(Path(file).read_text(encoding="utf-8"))
-        except (OSError, ValueError):  # absent, or damaged by something other than CTTime: extract again
+        except (OSError, ValueError, RecursionError):  # absent, or damaged by something else: extract again
             return None
         if not (isinstance(entry, dict) and entry.get("format") == CACHE_FORMAT and entry.get("key") == self.key
                 and entry.get("context") == self.context and isinstance(entry.get("rows"), list)):

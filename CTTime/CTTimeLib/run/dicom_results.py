@@ -52,9 +52,10 @@ def _comment(record):
     cited = f" of {provenance['paper']} (doi:{provenance['doi']})" if provenance.get("paper") else ""
     model = f"; model {record['model']}" if record.get("model") else ""
     checksum = f", sha256 {record['model_sha256']}" if record.get("model_sha256") else ""
+    run = f", run {record[run_folder.RUN_ID]} (run.json)" if record.get(run_folder.RUN_ID) else ""
     return (f"Research use only. CT-TIME score: the probability that the tumour immune microenvironment is T-cell "
             f"inflamed (> 0.5: inflamed), from the published model{cited}. Written by CTTime "
-            f"{record.get('tool_version') or __version__}{model}{checksum}.")
+            f"{record.get('tool_version') or __version__}{model}{checksum}{run}.")
 
 
 def findings_of(rows, patient_row, lesions, record):
@@ -100,7 +101,8 @@ def findings_of(rows, patient_row, lesions, record):
         warnings=run_warnings(rows) + [f"Acquisition outside CT-TIME's training domain: {text}"
                                        for text in acquisition],
         comment=_comment(record), algorithm=record.get("model") or "CT-TIME",
-        algorithm_version=f"CTTime {record.get('tool_version') or __version__}")
+        algorithm_version=f"CTTime {record.get('tool_version') or __version__}",
+        run_id=str(record.get(run_folder.RUN_ID) or ""))
 
 
 def _reference_of(patient_row):
@@ -132,7 +134,8 @@ def write_study(out_dir, ct_source, image, lesions, rows, patient_row, record=No
 def export_run(run_dir, cases=()):
     """The DICOM SEG and SR of every study of a run folder whose CT is a DICOM series. ``cases`` (optional): the
     run's cases, whose lesions are then read as the run read them (labelmap names included); other studies take
-    their lesions from the run's coloured .seg.nrrd. A study that cannot have DICOM is listed with the reason."""
+    their lesions from the run's coloured .seg.nrrd. A study that cannot have DICOM is listed with the reason. The
+    folder is locked while they are written (``run_folder.claim``)."""
     run_dir = Path(run_dir)
     lesions = read_csv(run_dir / run_folder.LESIONS_CSV, "Lesions table", text=TEXT_COLUMNS,
                        hint="Give a folder written by `cttime score` or `cttime cohort`.")
@@ -141,13 +144,14 @@ def export_run(run_dir, cases=()):
     record = run_folder.read_run_record(run_dir)
     by_study = {(c.patient_id, c.timepoint): c for c in cases}
     result = DicomExport()
-    for (patient_id, timepoint), rows in lesions.groupby(PATIENT_KEYS, sort=False):
-        try:
-            result.files += _export_study(run_dir, rows, patients, record, by_study.get((patient_id, timepoint)))
-        except CTTimeError as exc:
-            result.skipped.append(f"{patient_id} {timepoint}: {exc}")
-        except Exception as exc:  # never lose the other studies to one study's unexpected failure
-            result.skipped.append(f"{patient_id} {timepoint}: unexpected {type(exc).__name__}: {exc}")
+    with run_folder.claim(run_dir):  # one writer at a time, as a run
+        for (patient_id, timepoint), rows in lesions.groupby(PATIENT_KEYS, sort=False):
+            try:
+                result.files += _export_study(run_dir, rows, patients, record, by_study.get((patient_id, timepoint)))
+            except CTTimeError as exc:
+                result.skipped.append(f"{patient_id} {timepoint}: {exc}")
+            except Exception as exc:  # never lose the other studies to one study's unexpected failure
+                result.skipped.append(f"{patient_id} {timepoint}: unexpected {type(exc).__name__}: {exc}")
     return result
 
 

@@ -7,6 +7,8 @@ and a DICOM SEG / RTSTRUCT file or folder for the segmentation) or marks or both
                lesions the study's segmentation lacks (or all of them, with an empty segmentation)
 
     batch      scanner or reconstruction-kernel group, for harmonisation (carried into lesions.csv)
+    location   the location of the study's lesions that neither a tag, the locations column nor their name
+               places (``core.lesions``), e.g. ``lung`` for a chest CT whose lesions are lesion_1, lesion_2 ...
     locations  lesion locations, ``LESION=LOCATION`` pairs separated by ``;``, e.g. ``LU_1=lung;liver_2=liver``
                (lung, liver, lymph node, bone, other); lesions not named keep their tag or inferred location
     labels     lesion IDs of a labelmap's values, e.g. ``1=LU_1;2=liver_2`` (default: the label's name in a colour
@@ -23,7 +25,7 @@ any extraction starts; a label a labelmap does not hold fails its study when it 
 from pathlib import Path
 
 from ..core.errors import CTTimeError
-from ..core.lesions import normalize_location
+from ..core.lesions import normalize_location, study_location
 from ..core.text import control_characters
 from ..io.segmentations import segment_names
 from ..io.tables import read_csv
@@ -32,7 +34,7 @@ from .study import Case
 
 REQUIRED = ("patient_id", "timepoint", "image", "segmentation")
 MARKS = "marks"  # may stand in for the segmentation column
-LESION_SPECS = ("locations", "labels")  # parsed into the case, not carried as columns
+LESION_SPECS = ("location", "locations", "labels")  # parsed into the case, not carried as columns
 
 
 def _pairs(text, column, where, problems):
@@ -96,7 +98,7 @@ def read_manifest(path):
         raise CTTimeError(f"Manifest {path} lacks the column(s) {', '.join(missing)}; it needs "
                           f"{', '.join(REQUIRED)} (one row per patient and time point; a marks column may stand in "
                           "for the segmentation).", "manifest")
-    reserved = [c for c in output_columns(table.columns) if c not in REQUIRED + (MARKS,)]
+    reserved = [c for c in output_columns(table.columns) if c not in REQUIRED + LESION_SPECS + (MARKS,)]
     if reserved:
         raise CTTimeError(f"Manifest {path} has column(s) named like columns CTTime computes: {', '.join(reserved)}; "
                           "rename them (e.g. add a prefix such as manifest_) so they are carried beside the "
@@ -134,12 +136,17 @@ def read_manifest(path):
                                     "socket)")
                     del files[column]
         names, locations = _lesion_problems(row, files, where, problems)
+        try:
+            location = study_location(row.get("location", ""), "location")
+        except CTTimeError as exc:
+            problems.append(f"{where}: {exc}")
+            location = ""
         if "image" in files and ("segmentation" in files or MARKS in files) and all(
                 column in files for column in ("segmentation", MARKS) if row.get(column)):
             extras = {k: v for k, v in row.items() if k not in REQUIRED + LESION_SPECS + (MARKS,)}
             cases.append(Case(row["patient_id"], row["timepoint"], str(files["image"]),
                               str(files.get("segmentation", "")), extras, names, locations,
-                              str(files.get(MARKS, ""))))
+                              str(files.get(MARKS, "")), location))
     if not cases and not problems:
         problems.append("no rows")
     try:

@@ -13,6 +13,7 @@ import datetime
 import functools
 import platform
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,7 +67,7 @@ class RunResult:
     files: list
     warnings: list
     summary: dict = field(default_factory=dict)
-    leftovers: list = field(default_factory=list)  # study files in out_dir this run did not write (see run_folder)
+    leftovers: list = field(default_factory=list)  # an earlier run's study files, moved to superseded/ (run_folder)
     notes: list = field(default_factory=list)  # said once, e.g. that the engine stood in for pyradiomics
 
     @property
@@ -76,6 +77,7 @@ class RunResult:
 
 def _run_record(options, model, reference_text, warnings, extractor=None, notes=()):
     record = {
+        run_folder.RUN_ID: uuid.uuid4().hex,
         "tool": "CTTime", "tool_version": __version__, "created": datetime.datetime.now().isoformat(timespec="seconds"),
         "python": platform.python_version(), "model": model.name, "model_file": model.path,
         "model_sha256": cache.digest(model.path), "standardization": reference_text, "warnings": warnings,
@@ -166,8 +168,7 @@ def _finish(scored, out_dir, options, model, extractor, cases, runner=None, note
         if path is not None:
             written.append((index, path))
     segmentations = [path for _, path in sorted(written)]
-    studies = list(dict.fromkeys(zip(lesions["patient_id"], lesions["timepoint"])))
-    leftovers = run_folder.leftovers(out_dir, segmentations, studies)
+    leftovers = run_folder.leftovers(out_dir, segmentations)
     record = _run_record(options, model, sorted(set(lesions["standardization"]) - {""}), warnings, extractor,
                          run_notes)
     proposed = int(sum(is_proposed(value) for value in lesions["delineation"]))
@@ -182,6 +183,7 @@ def _finish(scored, out_dir, options, model, extractor, cases, runner=None, note
         names.append(run_folder.PERTURBATIONS_CSV)
     files = run_folder.write_results(out_dir, lesions, patients,
                                      dict(record, summary=summary, files=names, leftovers=leftovers), perturbations)
+    run_folder.set_aside(out_dir, leftovers)
     return RunResult(lesions, patients, out_dir, files + segmentations, warnings, summary, leftovers,
                      list(run_notes))
 
@@ -273,6 +275,9 @@ def run(cases, out_dir, options=None, progress=None, cancelled=None, events=None
     run_notes = [note] if note else []
     started = time.perf_counter()
     cases = [study.absolute(case) for case in cases]
+    if options.strict:  # bad input is refused before a folder is made or progress shown (the read is kept)
+        for case in cases:
+            study.read_case(case, options.max_voxels)
     with run_folder.claim(out_dir) as out_dir, execution.Runner(options.workers, options.scheduler) as runner:
         emit({"event": "start", "cases": len(cases), "workers": options.workers, "scheduler": options.scheduler,
               "extractor": extractor.identity})

@@ -12,17 +12,18 @@ from ..core.lesions import MANUAL, Lesion, infer_location, join_warnings, normal
 from ..core.tags import DELINEATION_TAG, DELINEATION_WARNING_TAG, LOCATION_TAG
 
 
-def propose_lesions(image, marks, locations=None):
+def propose_lesions(image, marks, locations=None, default_location=""):
     """A Lesion per mark on ``image``'s grid, tagged with its delineation and the proposal's warnings; a proposal
     that fails leaves its lesion empty, with the reason as its warning, and costs no other lesion. ``locations``
-    (lesion ID -> location) overrides a mark's own location, else the name implies one."""
+    (lesion ID -> location) overrides a mark's own location, else the name implies one, else the study's
+    ``default_location``."""
     from ..delineation import propose
 
     lesions = []
     for mark in marks:
         given = (locations or {}).get(mark.lesion_id)
         location = normalize_location(given, mark.lesion_id) if given else mark.location or infer_location(
-            mark.lesion_id)
+            mark.lesion_id, default_location)
         try:
             proposal = propose(image, mark)
             mask, delineation, warnings = proposal.mask, proposal.delineation, list(proposal.warnings)

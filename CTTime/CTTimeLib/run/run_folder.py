@@ -12,10 +12,15 @@
     <patient>_<timepoint>_cttime_sr.dcm   DICOM SR (TID 1500) of the results
     cttime.log                           what other libraries printed (see ``log``)
     cache/                               raw results for resuming (see ``cache``)
+    superseded/                          study files of an earlier run that a rerun did not write again
     .cttime.lock                         held by the run writing the folder (one run at a time)
 
 ``<patient>_<timepoint>`` is ``study_key``: the IDs themselves when they make a safe file name, else their safe
 form and a hash of the exact IDs, so two studies never share a file name.
+
+A run is identified by run.json's ``run_id``; each board and DICOM object records the run it came from
+(``identity``: the run ID and the SHA-256 of the lesions.csv it was drawn from), so a figure can be told from an
+earlier run's.
 """
 
 import contextlib
@@ -28,7 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..core.errors import CTTimeError
-from ..core.files import FILE_MODE, atomic_path, output_folder, safe_name, write_table, write_text
+from ..core.files import FILE_MODE, atomic_path, digest, output_folder, safe_name, write_table, write_text
 from ..io.images import read_image
 from ..io.segmentations import read_lesions
 from ..scoring import reference_interval, robustness
@@ -38,6 +43,9 @@ from ..scoring.soft_tissue import COLUMN as SOFT_TISSUE_SHARE
 
 LESIONS_CSV, PATIENTS_CSV, RUN_JSON, CACHE_DIR, LOG_FILE = "lesions.csv", "patients.csv", "run.json", "cache", \
     "cttime.log"
+SUPERSEDED_DIR = "superseded"
+RUN_ID = "run_id"  # run.json's identity of a run
+BOARD_RUN_KEY, BOARD_LESIONS_KEY = "CTTime run", "CTTime lesions.csv sha256"  # a board PNG's text chunks
 PERTURBATIONS_CSV = "perturbations.csv"
 SEGMENTATION_SUFFIX, BOARD_SUFFIX, SCREENSHOT_SUFFIX = "_cttime.seg.nrrd", "_board", "_screenshot.png"
 PROPOSED_SUFFIX = "_proposed.seg.nrrd"
@@ -50,7 +58,8 @@ _TEXT_COLUMNS = ("error", "error_kind", "standardization", "warning", *DELINEATI
 _KEY_LIMIT = 80
 _HASHED = re.compile(r"-[0-9a-f]{12}$")
 _STUDY_FILE = re.compile(rf"(.+)({re.escape(SEGMENTATION_SUFFIX)}|{BOARD_SUFFIX}\.png|{BOARD_SUFFIX}\.pdf|"
-                         rf"{re.escape(SCREENSHOT_SUFFIX)})$")
+                         rf"{re.escape(SCREENSHOT_SUFFIX)}|{re.escape(DICOM_SEG_SUFFIX)}|"
+                         rf"{re.escape(DICOM_SR_SUFFIX)})$")
 
 
 def study_key(patient_id, timepoint):
@@ -200,33 +209,63 @@ def write_results(out_dir, lesions, patients, record=None, perturbations=None):
     return [path for path, _ in tables] + ([out_dir / RUN_JSON] if record is not None else [])
 
 
-def leftovers(out_dir, written, studies):
-    """Study files in ``out_dir`` (coloured segmentations, boards, screenshots) that this run did not write:
-    files of studies it does not hold, and segmentations it did not write again (``written``: the paths it wrote;
-    ``studies``: its (patient, time point) pairs). Their names, sorted."""
-    keys = {study_key(p, t) for p, t in studies}
+def leftovers(out_dir, written):
+    """Study files in ``out_dir`` (coloured segmentations, boards, screenshots, DICOM SEG and SR) that a run did not
+    write (``written``: the paths it wrote): an earlier run's, which no longer match the tables. Their names,
+    sorted."""
     written = {Path(path).name for path in written}
-    found = []
-    for path in Path(out_dir).iterdir():
-        match = _STUDY_FILE.fullmatch(path.name)
-        if match and path.name not in written and (match.group(1) not in keys
-                                                   or match.group(2) == SEGMENTATION_SUFFIX):
-            found.append(path.name)
-    return sorted(found)
+    return sorted(path.name for path in Path(out_dir).iterdir()
+                  if _STUDY_FILE.fullmatch(path.name) and path.name not in written and path.is_file())
+
+
+def set_aside(out_dir, names):
+    """Move the files ``names`` of ``out_dir`` into its ``superseded/`` folder (replacing files of the same name
+    there), so no figure, segmentation or DICOM object of an earlier run sits beside the tables of this one."""
+    if not names:
+        return
+    folder = Path(out_dir) / SUPERSEDED_DIR
+    try:
+        folder.mkdir(exist_ok=True)
+        for name in names:
+            os.replace(Path(out_dir) / name, folder / name)
+    except OSError as exc:
+        raise CTTimeError(f"Cannot move the earlier run's files into {folder}: {exc.strerror or exc}; the tables are "
+                          "written, but its figures remain beside them: delete them.", "output") from None
+
+
+def identity(run_dir):
+    """Which run a board or DICOM object of ``run_dir`` comes from: {"run_id": run.json's ID ("" without one),
+    "lesions_sha256": the SHA-256 of its lesions.csv ("" without one)}."""
+    lesions = Path(run_dir) / LESIONS_CSV
+    run_id = read_run_record(run_dir).get(RUN_ID) if (Path(run_dir) / RUN_JSON).exists() else ""
+    return {"run_id": run_id if isinstance(run_id, str) else "",
+            "lesions_sha256": digest(lesions) if lesions.is_file() else ""}
 
 
 @contextmanager
 def claim(out_dir):
     """The run folder as an absolute path, checked writable and locked for this run until the block ends (a second
-    run into the same folder is refused with a message). Temporaries left by a killed run are removed."""
+    run into the same folder is refused with a message). Temporaries left by a killed run are removed. A folder
+    made here for a block that fails before writing anything is removed again, lock file and all."""
+    made = not Path(out_dir).absolute().exists()
     folder = output_folder(out_dir)
     handle = _lock(folder / LOCK_FILE)
     try:
         for leftover in [*folder.glob(".*.part"), *(folder / CACHE_DIR).glob("**/.*.part")]:
             leftover.unlink(missing_ok=True)
         yield folder
+    except BaseException:
+        if made and [path.name for path in folder.iterdir()] == [LOCK_FILE]:
+            with contextlib.suppress(OSError):  # removed while still locked (Windows refuses: the file stays)
+                (folder / LOCK_FILE).unlink()
+            _unlock(handle)
+            handle = None
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     finally:
-        _unlock(handle)
+        if handle is not None:
+            _unlock(handle)
 
 
 def _lock(path):
@@ -265,7 +304,7 @@ def read_run_record(run_dir, required=False):
         return {}
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise CTTimeError(f"Cannot read {path}: {exc}", "input") from None
     if not isinstance(record, dict):
         raise CTTimeError(f"{path} is not a CTTime run record (a JSON object).", "input")

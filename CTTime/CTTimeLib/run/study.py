@@ -42,7 +42,8 @@ class Case:
     extras: dict = field(default_factory=dict)  # copied into every lesion row (e.g. batch)
     names: dict = field(default_factory=dict)  # label value -> lesion ID, for labelmaps
     locations: dict = field(default_factory=dict)  # lesion ID -> location
-    marks: str = ""
+    marks: str = ""  # RECIST lines (.mrk.json, CSV or DICOM SR): a lesion proposed from each
+    location: str = ""  # the location of the lesions nothing else places (e.g. lung for a chest CT; core.lesions)
 
     @property
     def key(self):
@@ -79,7 +80,8 @@ def extract_lesions(image, lesions, extractor, meta, progress=None, cancelled=No
     ``on_row(row)`` is called with each newly extracted row. The next lesions are prepared (resampled) in two
     background threads while the extractor computes the one before them. With ``perturbations`` > 0, each
     scorable row also holds the features of that many perturbed delineations (``robustness.PERTURBED``, from
-    ``perturbation_extractor``; a row from ``done`` keeps those it has and gets the missing ones)."""
+    ``perturbation_extractor``; a row from ``done`` keeps those it has and gets the missing ones). A lesion whose
+    share is below ``soft_tissue.FAIL_THRESHOLD`` fails (kind "mask") before its features."""
     done = done or {}
     todo = [lesion for lesion in lesions if lesion.lesion_id not in done]
     prepared = prefetch(lambda lesion: extractor.prepare(image, lesion.mask, lesion.lesion_id), todo, threads=2)
@@ -100,8 +102,9 @@ def extract_lesions(image, lesions, extractor, meta, progress=None, cancelled=No
                            delineation=delineation, delineation_warning=warning)
                 try:
                     ready = next(prepared).result()
-                    row[soft_tissue.COLUMN] = soft_tissue.soft_tissue_share(ready.image, ready.mask,
-                                                                            extractor.parameters)
+                    kept, drawn = soft_tissue.soft_tissue_counts(ready.image, ready.mask, extractor.parameters)
+                    row[soft_tissue.COLUMN] = kept / drawn if drawn else float("nan")
+                    soft_tissue.check_kept(lesion.lesion_id, kept, drawn, extractor.parameters)
                     row.update(extractor.features(ready))
                 except CTTimeError as exc:
                     row.update(error=str(exc), error_kind=exc.kind)
@@ -139,7 +142,7 @@ def read_case(case, max_voxels=None):
     table = label_table(case.segmentation) if case.segmentation else None
     stamps = tuple(_stamp(path) for path in (case.image, case.segmentation, table, case.marks) if path)
     return _read_case(case.image, case.segmentation, tuple(case.names.items()), tuple(case.locations.items()), stamps,
-                      max_voxels, case.marks)
+                      max_voxels, case.marks, case.location)
 
 
 def _stamp(path):
@@ -151,13 +154,13 @@ def _stamp(path):
 
 
 @functools.lru_cache(maxsize=1)
-def _read_case(image_path, segmentation_path, names, locations, stamps, max_voxels, marks_path=""):
+def _read_case(image_path, segmentation_path, names, locations, stamps, max_voxels, marks_path="", location=""):
     image = read_image(image_path, max_voxels)
     locations = dict(locations)
     marks = read_marks(marks_path, image, image_path) if marks_path else []
     proposed = {mark.lesion_id for mark in marks}
     drawn = read_lesions(segmentation_path, image, dict(names), {k: v for k, v in locations.items()
-                                                                 if k not in proposed}, max_voxels) \
+                                                                 if k not in proposed}, max_voxels, location) \
         if segmentation_path else []
     check_new_marks([lesion.lesion_id for lesion in drawn], marks, segmentation_path, marks_path)
     unknown = sorted(set(locations) - proposed) if not segmentation_path else []
@@ -165,7 +168,7 @@ def _read_case(image_path, segmentation_path, names, locations, stamps, max_voxe
         raise CTTimeError(f"Marks file {marks_path} has no lesion {', '.join(map(repr, unknown))} to give a location "
                           f"(--location, the manifest's locations); its lesions are "
                           f"{', '.join(map(repr, sorted(proposed)))}.", "input")
-    return image, drawn + propose_lesions(image, marks, locations)
+    return image, drawn + propose_lesions(image, marks, locations, location)
 
 
 def case_meta(case):
@@ -178,7 +181,7 @@ def case_meta(case):
 
 def extract_case(case, extractor, progress=None, cancelled=None, done=None, on_row=None, max_voxels=None,
                  **perturbation):
-    """Raw feature rows of a case, with its acquisition parameters when the image has DICOM headers; a case that
+    """Raw feature rows of a case, with its acquisition parameters (``scoring.acquisition``); a case that
     cannot be read gives one row that carries the error. ``done``, ``on_row`` and ``perturbation`` (its
     ``perturbations`` and ``perturbation_extractor``): see ``extract_lesions``."""
     meta = case_meta(case)
@@ -186,7 +189,7 @@ def extract_case(case, extractor, progress=None, cancelled=None, done=None, on_r
         image, lesions = read_case(case, max_voxels)
     except CTTimeError as exc:
         return [dict(meta, lesion_id="", location="", error=str(exc), error_kind=exc.kind)]
-    meta.update(acquisition.describe(case.image))
+    meta.update(acquisition.describe(case.image, image))
     return extract_lesions(image, lesions, extractor, meta, progress, cancelled, done, on_row, **perturbation)
 
 

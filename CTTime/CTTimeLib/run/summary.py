@@ -14,6 +14,7 @@ from ..core.tags import robust_text
 from ..core.lesions import is_default_label_name
 from ..scoring.reference_interval import mismatch
 from ..scoring.soft_tissue import COLUMN as SHARE, SHARE_THRESHOLD
+from .run_folder import SUPERSEDED_DIR
 
 NOT_CHECKED = "not checked: no DICOM header"
 
@@ -53,11 +54,14 @@ def run_summary(lesions, **extra):
         summary["reference_mismatch"] = mismatch(lesions)
     read = lesions[lesions["lesion_id"].fillna("").astype(str) != ""]  # a study that could not be read: unknown
     acquired = read["acquisition_warning"] if "acquisition_warning" in read else [None] * len(read)
+    missing = read["acquisition_not_checked"] if "acquisition_not_checked" in read else [None] * len(read)
     outside, unchecked = set(), set()
-    for patient_id, timepoint, warning in zip(read["patient_id"], read["timepoint"], acquired):
-        if not isinstance(warning, str):
+    for patient_id, timepoint, warning, lacking in zip(read["patient_id"], read["timepoint"], acquired, missing):
+        if isinstance(lacking, str) and lacking:
+            unchecked.add(f"{patient_id} {timepoint}: not checked: {lacking}")
+        elif not isinstance(warning, str):  # a table from before the slice-spacing check
             unchecked.add(f"{patient_id} {timepoint}: {NOT_CHECKED}")
-        elif warning:
+        if isinstance(warning, str) and warning:
             outside.add(f"{patient_id} {timepoint}: {warning}")
     summary["studies_outside_training_domain"] = sorted(outside)
     summary["studies_not_checked_for_training_domain"] = sorted(unchecked)
@@ -121,13 +125,15 @@ def print_report(result, stream=None, quiet=False):
             say(f"  {line}")
     unchecked = summary.get("studies_not_checked_for_training_domain", [])
     if unchecked:
-        say(f"Note: training domain (kVp, kernel, slice thickness, contrast) {NOT_CHECKED} for {len(unchecked)} "
-            "study(ies) (NIfTI, NRRD...): check the acquisition yourself.")
+        say(f"Note: training domain not fully checked for {len(unchecked)} study(ies) without DICOM headers (NIfTI, "
+            "NRRD...): their kVp, kernel and contrast are unknown (check them yourself); their slice spacing stands "
+            "in for the slice thickness.")
     unnamed = summary.get("unnamed_labels_located_other", [])
     if unnamed:
         say(f"Note: {len(unnamed)} unnamed labelmap lesion(s) got location \"other\" ({', '.join(unnamed[:5])}"
             f"{', ...' if len(unnamed) > 5 else ''}): name the labels (--label-name 1=LU_1, the manifest's labels or "
-            "a colour table beside the labelmap) or give --location lesion_1=lung.")
+            "a colour table beside the labelmap) or give the study's location (--location lung, the manifest's "
+            "location column).")
     for row in (() if quiet else result.patients.to_dict("records")):
         say(f"  {patient_line(row)}")
     for row in (() if quiet else result.lesions[result.lesions["error"] != ""].to_dict("records")):
@@ -148,6 +154,6 @@ def print_report(result, stream=None, quiet=False):
               + "; ".join(low), file=sys.stderr)
     say(f"Results in {result.out_dir}: " + ", ".join(Path(f).name for f in result.files))
     if result.leftovers:
-        say(f"NOTE: {len(result.leftovers)} file(s) in {result.out_dir} are not from this run (an earlier run's, "
-            f"listed in run.json as leftovers); delete them or use a new output folder: {', '.join(result.leftovers)}")
+        say(f"NOTE: {len(result.leftovers)} file(s) of an earlier run that this run did not write again moved to "
+            f"{Path(result.out_dir) / SUPERSEDED_DIR} (listed in run.json as leftovers): {', '.join(result.leftovers)}")
     return EXIT_SOME_FAILED if result.n_failed else EXIT_OK

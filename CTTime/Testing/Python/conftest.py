@@ -1,6 +1,8 @@
 """Shared test fixtures: the repository's sample data and the shared real CT cohort beside the repository."""
 
+import contextlib
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -38,3 +40,22 @@ def extractor():
     from CTTimeLib.scoring.extraction import FeatureExtractor
 
     return FeatureExtractor()
+
+
+@contextlib.contextmanager
+def folder_locked(folder):
+    """Another process holding ``folder``'s run lock (POSIX flock, as CTTime takes it) for the block; yields its
+    process ID."""
+    from CTTimeLib.run.run_folder import LOCK_FILE
+
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
+                               "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+                               "fcntl.flock(fd, fcntl.LOCK_EX)\nos.write(fd, str(os.getpid()).encode())\n"
+                               "print('locked', flush=True)\ntime.sleep(120)\n", str(Path(folder) / LOCK_FILE)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        yield holder.pid
+    finally:
+        holder.kill()
+        holder.wait()

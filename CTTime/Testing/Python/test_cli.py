@@ -148,13 +148,62 @@ def test_bad_command_lines_exit_2(tmp_path):
     assert result.returncode == 2 and "missing.nrrd" in result.stderr
 
 
-def test_run_json_says_what_the_training_domain_check_could_not_check(cohort_run):
+def test_a_wrong_image_path_is_refused_before_any_progress_folder_or_lock(tmp_path):
+    """Issue 24: it printed "[1/1] ... 1 failed" before the error, left .cttime.lock behind and hinted at a manifest
+    that `score` does not have."""
+    mask = SAMPLE_DATA / "STS_019" / "CT_mask.nii.gz"
+    (tmp_path / "existing").mkdir()
+    for out in (tmp_path / "new", tmp_path / "existing"):
+        result = cttime("score", "--image", tmp_path / "missing.nii.gz", "--segmentation", mask, "--patient", "P",
+                        "--reference", "demo", "--out", out)
+        assert result.returncode == 2
+        assert f"Image not found: {tmp_path / 'missing.nii.gz'}. Check the path." in result.stderr
+        assert "manifest" not in result.stderr and "[1/1]" not in result.stdout + result.stderr
+    assert not (tmp_path / "new").exists() and not list((tmp_path / "existing").iterdir())
+
+
+def test_a_misspelt_option_is_named_with_the_one_meant(tmp_path):
+    result = cttime("score", "--image", SAMPLE_DATA / "STS_019" / "CT_image.nii.gz", "--segmentation",
+                    SAMPLE_DATA / "STS_019" / "CT_mask.nii.gz", "--patient", "P", "--refrence", "demo", "--out",
+                    tmp_path / "out")
+    assert result.returncode == 2
+    assert "cttime score: error: unrecognized option --refrence: did you mean --reference?" in result.stderr
+    assert "is required" not in result.stderr and not (tmp_path / "out").exists()
+    result = cttime("board", tmp_path, "--pfd")
+    assert result.returncode == 2 and "unrecognized option --pfd: did you mean --pdf?" in result.stderr
+
+
+def test_score_takes_no_cache_as_cohort_does(tmp_path):
+    score = ["score", "--image", SAMPLE_DATA / "STS_019" / "CT_image.nii.gz", "--segmentation",
+             SAMPLE_DATA / "STS_019" / "CT_mask.nii.gz", "--patient", "P", "--reference", "demo", "--features",
+             "signature", "--perturbations", "0"]
+    assert cttime(*score, "--out", tmp_path / "cached").returncode == 0
+    assert list((tmp_path / "cached" / "cache").glob("*.json"))
+    result = cttime(*score, "--out", tmp_path / "uncached", "--no-cache")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "uncached" / "lesions.csv").exists() and not (tmp_path / "uncached" / "cache").exists()
+
+
+def test_the_training_domain_check_uses_what_a_nifti_says_and_names_what_it_cannot_check(cohort_run):
+    """The sample NIfTIs have no DICOM header but 3.27 mm slices: their slice spacing stands in for the thickness
+    (flagged, as their DICOM series is flagged for its 3.27 mm slice thickness), kVp, kernel and contrast are
+    listed as not checked."""
     out, result = cohort_run
     summary = json.loads((out / "run.json").read_text())["summary"]
-    assert summary["studies_outside_training_domain"] == []  # always there; NIfTI inputs cannot be checked:
+    spacing = "slice spacing 3.27 mm (stand-in for thickness; training: about 1.25-3 mm)"
+    assert summary["studies_outside_training_domain"] == [f"{case} BS: {spacing}" for case in SAMPLE_CASES]
     assert summary["studies_not_checked_for_training_domain"] == [
-        f"{case} BS: not checked: no DICOM header" for case in SAMPLE_CASES]
-    assert "training domain (kVp, kernel, slice thickness, contrast) not checked: no DICOM header for 3" in result.stdout
+        f"{case} BS: not checked: kVp, kernel and contrast (no DICOM header)" for case in SAMPLE_CASES]
+    lesions = read(out / "lesions.csv")
+    assert lesions["slice_spacing_mm"].tolist() == pytest.approx([3.27] * 3, abs=1e-6)
+    assert "slice_thickness_mm" not in lesions and "kvp" not in lesions  # what the file does not say
+    assert (lesions["acquisition_warning"] == spacing).all()
+    assert lesions["warning"].str.contains(f"outside CT-TIME's training domain (scores less certain): {spacing}",
+                                           regex=False).all()
+    assert "training domain not fully checked for 3 study(ies) without DICOM headers (NIfTI, NRRD...): their kVp, " \
+           "kernel and contrast are unknown" in result.stdout
+    assert f"3 study(ies) outside CT-TIME's training domain (scores less certain):\n  STS_008 BS: {spacing}" in \
+        result.stdout
 
 
 def test_reference_build_leaves_out_unusable_features_the_model_does_not_use(cohort_run, tmp_path):

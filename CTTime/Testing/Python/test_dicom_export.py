@@ -228,6 +228,23 @@ def test_dicom_export_of_the_run_folder_writes_the_same(study, tmp_path):
         run / study["sr"].name)[1]]
 
 
+def test_seg_and_sr_name_their_run_and_a_rescore_moves_them_aside(study, tmp_path):
+    """Both objects carry run.json's run_id in their Series Description (and the SR in its comment); a rescore into
+    the folder writes no DICOM, so the earlier SEG and SR, which show the earlier scores, move to superseded/."""
+    run = tmp_path / "run"
+    shutil.copytree(study["run"], run, ignore=shutil.ignore_patterns("cache"))
+    run_id = json.loads((run / "run.json").read_text())["run_id"]
+    seg, sr = pydicom.dcmread(run / study["seg"].name), pydicom.dcmread(run / study["sr"].name)
+    assert seg.SeriesDescription == f"CT-TIME lesions, run {run_id}"
+    assert sr.SeriesDescription == f"CT-TIME report, run {run_id}"
+    assert f"run {run_id} (run.json)".encode() in (run / study["sr"].name).read_bytes()  # the comment
+    assert commands.main(["rescore", str(run / "lesions.csv"), "--out", str(run), "--standardize", "cohort"]) == 3
+    record = json.loads((run / "run.json").read_text())
+    assert record["run_id"] != run_id
+    assert {study["seg"].name, study["sr"].name} <= set(record["leftovers"])
+    assert not list(run.glob("*.dcm")) and (run / "superseded" / study["sr"].name).exists()
+
+
 def test_delineation_robustness_columns_when_present(study, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(study["run"], run, ignore=shutil.ignore_patterns("*.dcm", "cache"))

@@ -83,9 +83,11 @@ def test_readme_first_score_runs_as_written(tmp_path):
     block = text.split("## A first score", 1)[1].split("##", 1)[0]
     runs = commands(block)
     assert [tokens[1] for tokens in runs] == ["score", "board"]
+    folder = runs[0][runs[0].index("--out") + 1]
+    assert folder.startswith("~/") and runs[1][2] == folder  # the first score writes outside the repository
     out = str(tmp_path / "first-score")
     for tokens in runs:
-        arguments = [out if t == "first-score" else t for t in tokens[1:]]
+        arguments = [out if t == folder else t for t in tokens[1:]]
         done = subprocess.run([sys.executable, "-m", "CTTimeLib.cli", *arguments], cwd=REPO, capture_output=True,
                               text=True, timeout=600)
         assert done.returncode == 0, done.stderr

@@ -302,6 +302,29 @@ def test_a_lesion_mostly_outside_soft_tissue_is_scored_and_flagged(lesion_run):
     assert summary["low_soft_tissue_share"] == ["P BS sloppy: 0.40", "P BS in_air: 0.00"]
 
 
+def test_a_mask_that_misses_its_lesion_fails_and_keeps_its_share(data, tmp_path, baseline):
+    """The real tumour's mask moved 40 voxels (39 mm) sideways, as a mask from another series lands: 0.5% of it still
+    lies on soft tissue, so pyradiomics would score it. It fails (kind "mask") saying what was found, keeps its
+    soft-tissue share, and the patient's aggregate says it stands on an incomplete set; the tumour keeps its score."""
+    moved = np.zeros_like(corpus.tumour())
+    moved[..., :-40] = corpus.tumour()[..., 40:]
+    seg = corpus.write_seg(tmp_path / "moved.seg.nrrd", {"tumour": corpus.tumour(), "moved": moved}, data[1])
+    code, out, err = score(data, tmp_path, seg)
+    assert code == 3, out
+    rows = lesions(tmp_path / "out").set_index("lesion_id")
+    assert rows.loc["tumour", "error"] == "" and \
+        float(rows.loc["tumour", "ct_time_score"]) == pytest.approx(baseline["tumour"], rel=1e-12)
+    row = rows.loc["moved"]
+    assert row["error_kind"] == "mask" and row["ct_time_score"] == ""
+    assert 0.001 < float(row["soft_tissue_share"]) < 0.1
+    found = re.search(r"Lesion moved keeps ([\d,]+) of ([\d,]+) drawn voxels .*the drawing lies mostly outside soft "
+                      r"tissue; is the mask mirrored or from another series\?", row["error"])
+    kept, drawn = (int(n.replace(",", "")) for n in found.groups())
+    assert kept / drawn == pytest.approx(float(row["soft_tissue_share"]), rel=1e-9)
+    patient = pd.read_csv(tmp_path / "out" / "patients.csv", keep_default_na=False).iloc[0]
+    assert not patient["aggregate_complete"] and patient["aggregate_coverage"] == "INCOMPLETE: 1 of 2 lesions scored"
+
+
 @pytest.mark.parametrize("lesion_id", BAD_LESIONS)
 def test_bad_lesion_message(lesion_run, lesion_id):
     _, out, folder, _ = lesion_run
@@ -516,7 +539,9 @@ def test_changed_parameter_file_warns_in_every_output(data, tmp_path):
 def test_fixed_parameter_file_gives_no_warning(baseline, data, tmp_path):
     code, _, err = score(data, tmp_path, data[0] / "good.seg.nrrd")
     assert code == 0 and "parameter file" not in err
-    assert set(lesions(tmp_path / "out")["warning"]) == {"NOT CLINICALLY CALIBRATED: demo reference"}
+    assert set(lesions(tmp_path / "out")["warning"]) == {  # the corpus CT has 3.27 mm slices
+        "NOT CLINICALLY CALIBRATED: demo reference | outside CT-TIME's training domain (scores less certain): slice "
+        "spacing 3.27 mm (stand-in for thickness; training: about 1.25-3 mm)"}
 
 
 # ---- tables: manifests, references, standardisation, non-finite features, duplicate rows ------------------------

@@ -1,6 +1,7 @@
 """Inputs: lesion locations from names, DICOM series folders, segmentations on another grid than the image."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import SimpleITK as sitk
 import slicerio
@@ -11,6 +12,7 @@ from CTTimeLib.core.lesions import infer_location, normalize_location
 from CTTimeLib.io.images import read_image
 from CTTimeLib.io.segmentations import read_lesions
 from CTTimeLib.run import pipeline, study
+from CTTimeLib.run.manifest import read_manifest
 
 
 @pytest.mark.parametrize("name, location", [
@@ -162,6 +164,37 @@ def test_a_nrrd_with_slicer_segment_fields_is_a_slicer_segmentation(sample_case,
     (lesion,) = read_lesions(tmp_path / "labels.nrrd", image)
     assert (lesion.lesion_id, lesion.location) == ("liver_dome", "liver")
     assert np.array_equal(sitk.GetArrayFromImage(whole_mask(lesion.mask, image)).astype(bool), mask)
+
+
+def test_a_study_location_places_the_lesions_nothing_else_places(sample_case, tmp_path):
+    """`--location lung` (and a manifest's location column) is the location of every lesion whose tag or name does
+    not place it; a lesion named liver_2 or given its own --location keeps that."""
+    from test_hostile_inputs import cttime
+
+    labelmap = _two_label_labelmap(sample_case, tmp_path)
+    score = ["score", "--image", sample_case[0], "--segmentation", labelmap, "--patient", "P", "--reference", "demo",
+             "--perturbations", "0", "--features", "signature"]
+    code, out, _ = cttime(*score, "--out", tmp_path / "one", "--location", "lung")
+    table = pd.read_csv(tmp_path / "one" / "lesions.csv", keep_default_na=False)
+    assert code == 0 and list(table["location"]) == ["lung", "lung"] and "unnamed labelmap" not in out
+    code, _, _ = cttime(*score, "--out", tmp_path / "two", "--location", "LN", "--label-name", "2=liver_2")
+    table = pd.read_csv(tmp_path / "two" / "lesions.csv", keep_default_na=False)
+    assert code == 0 and list(table["location"]) == ["lymph node", "liver"]
+    code, _, err = cttime(*score, "--out", tmp_path / "three", "--location", "lung", "--location", "liver")
+    assert code == 2 and "--location without LESION= gives the location of the study's lesions, once" in err
+    code, _, err = cttime(*score, "--out", tmp_path / "three", "--location", "lungs")
+    assert code == 2 and "--location lungs: unknown location; use one of lung, liver" in err
+    manifest = tmp_path / "manifest.csv"
+    pd.DataFrame([dict(patient_id="P", timepoint="BS", image=sample_case[0], segmentation=labelmap, location="lung",
+                       locations="lesion_2=bone")]).to_csv(manifest, index=False)
+    cases = read_manifest(manifest)
+    assert cases[0].location == "lung" and "location" not in cases[0].extras
+    image, lesions = study.read_case(cases[0])
+    assert [lesion.location for lesion in lesions] == ["lung", "bone"]
+    pd.DataFrame([dict(patient_id="P", timepoint="BS", image=sample_case[0], segmentation=labelmap,
+                       location="chest")]).to_csv(manifest, index=False)
+    with pytest.raises(CTTimeError, match="line 2: location chest: unknown location"):
+        read_manifest(manifest)
 
 
 def test_unnamed_labels_left_at_other_are_said_and_a_new_colour_table_misses_the_cache(sample_case, tmp_path):

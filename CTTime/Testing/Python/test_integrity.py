@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hostile_corpus as corpus
-from conftest import REPO, SAMPLE_CASES, SAMPLE_DATA
+from conftest import REPO, SAMPLE_CASES, SAMPLE_DATA, folder_locked
 from test_hostile_inputs import _utf8_names, cttime
 from CTTimeLib.run.run_folder import read_lesions_table
 from CTTimeLib.core import files, text
@@ -184,13 +184,17 @@ def test_control_characters_in_a_segment_name_are_refused(name, data, tmp_path):
     assert not (tmp_path / "cohort").exists()  # refused before extraction
 
 
-def test_a_line_break_in_a_segment_name_is_a_damaged_segmentation(data, tmp_path):
+def test_a_line_break_in_a_segment_name_is_named_as_such(data, tmp_path):
+    """The NRRD header is line-based: the name ends the line and its rest is a line that is no field. The message
+    says that, not that the file is unreadable."""
     folder, ct = data
     seg = corpus.write_seg(tmp_path / "nl.seg.nrrd", {"placeholder0": corpus.tumour()}, ct)
-    _utf8_names(seg, ["new\nline"])  # the NRRD header is line-based: the name ends the line
+    _utf8_names(seg, ["new\nline"])
     code, _, err = cttime("score", "--image", folder / "ct.nrrd", "--segmentation", seg, "--patient", "P",
                           "--out", tmp_path / "out", *REFERENCE)
-    assert code == 2 and f"Cannot read segmentation {seg}" in err and "Save it again" in err
+    assert code == 2 and f"Segmentation {seg}: the name of segment 0 holds a line break ('new', then 'line' on a " \
+        "line of its own)" in err and "Rename the segment on one line" in err, err
+    assert "Cannot read segmentation" not in err
 
 
 def test_control_characters_in_ids_and_tables_are_refused(data, tmp_path):
@@ -251,11 +255,11 @@ def test_ids_that_differ_only_in_letter_case_are_refused(data, tmp_path):
 
 def test_manifest_columns_named_like_output_columns_are_refused(data, tmp_path):
     folder, _ = data
-    path = manifest(tmp_path / "m.csv", folder / "ct.nrrd", [("P", "BS", folder / "good.seg.nrrd")], location="lung",
-                    original_shape_Elongation=0.5, error="", ct_time_score=0.99, batch="A")
+    path = manifest(tmp_path / "m.csv", folder / "ct.nrrd", [("P", "BS", folder / "good.seg.nrrd")], lesion_id="x",
+                    original_shape_Elongation=0.5, error="", ct_time_score=0.99, batch="A", location="lung")
     code, _, err = cttime("cohort", path, "--out", tmp_path / "out", *REFERENCE)
-    assert code == 2, err
-    assert "named like columns CTTime computes: location, original_shape_Elongation, error, ct_time_score" in err
+    assert code == 2, err  # location is the study's location (see test_inputs), not a carried column
+    assert "named like columns CTTime computes: lesion_id, original_shape_Elongation, error, ct_time_score;" in err
     assert not (tmp_path / "out").exists()
     case = pipeline.Case("P", "BS", str(folder / "ct.nrrd"), str(folder / "good.seg.nrrd"), extras={"z_x": 1})
     with pytest.raises(CTTimeError, match="named like columns CTTime computes: z_x"):
@@ -557,45 +561,85 @@ def test_disk_full_mid_run_ends_with_a_message_keeps_results_and_resumes(data, t
     assert (log / "resumed.csv").read_bytes() == clean_run(three, tmp_path / "clean")
 
 
-@pytest.mark.skipif(os.name != "posix", reason="the lock holder below uses fcntl")
+@pytest.mark.skipif(os.name != "posix", reason="the lock holder uses fcntl")
 def test_a_second_run_into_the_same_folder_is_refused(data, tmp_path):
     folder, _ = data
     out = tmp_path / "out"
     out.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
-                               "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
-                               "fcntl.flock(fd, fcntl.LOCK_EX)\nos.write(fd, str(os.getpid()).encode())\n"
-                               "print('locked', flush=True)\ntime.sleep(120)\n", str(out / run_folder.LOCK_FILE)],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        score = ["score", "--image", folder / "ct.nrrd", "--segmentation", folder / "good.seg.nrrd", "--patient",
-                 "P", "--out", out, *REFERENCE]
+    score = ["score", "--image", folder / "ct.nrrd", "--segmentation", folder / "good.seg.nrrd", "--patient", "P",
+             "--out", out, *REFERENCE]
+    with folder_locked(out) as holder:
         code, _, err = cttime(*score)
-        assert code == 2 and f"Another CTTime run (process {holder.pid}) is writing to {out}" in err
+        assert code == 2 and f"Another CTTime run (process {holder}) is writing to {out}" in err
         assert not (out / "lesions.csv").exists()
-    finally:
-        holder.kill()
-        holder.wait()
     assert cttime(*score)[0] == 0
 
 
-def test_files_of_an_earlier_run_are_listed_and_stale_temporaries_removed(data, tmp_path):
+def test_a_rerun_moves_aside_every_figure_it_does_not_draw_again(data, tmp_path):
+    """Issue 24: scoring again into a folder with another standardisation left the earlier board, which showed the
+    old minimum. Every study file the rerun does not write again (boards of its own studies included) moves to
+    superseded/ and is listed; stale temporaries are removed."""
     folder, _ = data
     out = tmp_path / "out"
     both = manifest(tmp_path / "both.csv", folder / "ct.nrrd", [("A", "BS", folder / "good.seg.nrrd"),
                                                                 ("B", "BS", folder / "tumour.seg.nrrd")])
     assert cttime("cohort", both, "--out", out, "--workers", "1", *REFERENCE)[0] == 0
     assert cttime("board", out)[0] == 0
+    earlier = (out / "A_BS_board.png").read_bytes()
     (out / ".lesions.csv.x1y2.part").write_text("left by a killed run")
     only_a = manifest(tmp_path / "a.csv", folder / "ct.nrrd", [("A", "BS", folder / "good.seg.nrrd")])
-    code, stdout, _ = cttime("cohort", only_a, "--out", out, "--workers", "1", *REFERENCE)
+    code, stdout, _ = cttime("cohort", only_a, "--out", out, "--workers", "1", "--standardize", "cohort")
     assert code == 0
     record = json.loads((out / "run.json").read_text())
-    assert record["leftovers"] == ["B_BS_board.png", "B_BS_cttime.seg.nrrd"]
+    assert record["leftovers"] == ["A_BS_board.png", "B_BS_board.png", "B_BS_cttime.seg.nrrd"]
     assert record["files"] == ["lesions.csv", "patients.csv", "run.json", "A_BS_cttime.seg.nrrd"]
-    assert "NOTE: 2 file(s)" in stdout and "B_BS_board.png, B_BS_cttime.seg.nrrd" in stdout
+    assert sorted(p.name for p in out.glob("*_BS_*")) == ["A_BS_cttime.seg.nrrd"]  # no figure of the earlier run
+    assert (out / "superseded" / "A_BS_board.png").read_bytes() == earlier
+    assert sorted(p.name for p in (out / "superseded").iterdir()) == record["leftovers"]
+    assert f"NOTE: 3 file(s) of an earlier run that this run did not write again moved to {out / 'superseded'}" \
+        in stdout and "A_BS_board.png, B_BS_board.png, B_BS_cttime.seg.nrrd" in stdout
     assert not list(out.glob("*.part"))
+
+
+def test_boards_record_their_run_and_a_board_drawn_before_lesions_csv_changed_is_named(data, tmp_path):
+    """Each board PNG records run.json's run_id and the SHA-256 of the lesions.csv it was drawn from; `cttime board`
+    warns about a board it does not draw again whose lesions.csv has changed since."""
+    from PIL import Image
+
+    folder, _ = data
+    out = tmp_path / "out"
+    both = manifest(tmp_path / "both.csv", folder / "ct.nrrd", [("A", "BS", folder / "good.seg.nrrd"),
+                                                                ("B", "BS", folder / "tumour.seg.nrrd")])
+    assert cttime("cohort", both, "--out", out, "--workers", "1", *REFERENCE)[0] == 0
+    run_id = json.loads((out / "run.json").read_text())["run_id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", run_id)
+    code, _, err = cttime("board", out, "--pdf")
+    assert code == 0 and "WARNING" not in err
+    for name in ("A_BS_board.png", "B_BS_board.png"):
+        with Image.open(out / name) as png:
+            assert png.text["CTTime run"] == run_id
+            assert png.text["CTTime lesions.csv sha256"] == files.digest(out / "lesions.csv")
+    assert f"CTTime run {run_id}".encode() in (out / "A_BS_board.pdf").read_bytes()
+    table = (out / "lesions.csv").read_text(encoding="utf-8")
+    (out / "lesions.csv").write_text(table.replace("NOT CLINICALLY", "NOT  CLINICALLY", 1), encoding="utf-8")
+    code, _, err = cttime("board", out, "--patient", "A")
+    assert code == 0
+    assert f"WARNING: B_BS_board.png was drawn from another lesions.csv than {out / 'lesions.csv'} (it changed after " \
+           f"the board was drawn, in run {run_id}); draw it again: cttime board {out}" in err
+    assert "A_BS_board.png was drawn" not in err  # drawn again just now
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the lock holder uses fcntl")
+def test_board_takes_the_run_folders_lock(data, tmp_path):
+    folder, _ = data
+    out = tmp_path / "out"
+    assert cttime("score", "--image", folder / "ct.nrrd", "--segmentation", folder / "good.seg.nrrd", "--patient",
+                  "P", "--out", out, *REFERENCE)[0] == 0
+    with folder_locked(out) as holder:
+        code, _, err = cttime("board", out)
+        assert code == 2 and f"Another CTTime run (process {holder}) is writing to {out}" in err
+        assert not (out / "P_BS_board.png").exists()
+    assert cttime("board", out)[0] == 0 and (out / "P_BS_board.png").exists()
 
 
 # ---- resources: size limits before reading, no endless read --------------------------------------------------
@@ -823,6 +867,26 @@ def test_every_user_error_is_a_message_and_exit_2(name, run_dir, data):
     assert code == 2, err
     assert "error" in err and words in err, err
     assert not (run_dir / "gb").exists()  # a missing --group-by column is found before extraction
+
+
+def test_json_nested_100000_deep_and_a_log_in_a_missing_folder_are_messages(run_dir, data, tmp_path):
+    """Issue 24 (fault injection): a reference nested 100,000 levels deep ended in RecursionError, `cohort
+    --log-json` into a missing folder in FileNotFoundError."""
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"features": ' + "[" * 100_000 + "]" * 100_000 + "}", encoding="utf-8")
+    for argv in (["rescore", run_dir / "run" / "lesions.csv", "--out", tmp_path / "r"],
+                 ["score", "--image", data[0] / "ct.nrrd", "--segmentation", data[0] / "good.seg.nrrd", "--patient",
+                  "P", "--out", tmp_path / "s"]):
+        code, _, err = cttime(*argv, "--reference", deep)
+        assert code == 2 and f"Reference file {deep} nests its JSON too deeply" in err, err
+    shutil.copytree(run_dir / "run", tmp_path / "copy")
+    shutil.copy(deep, tmp_path / "copy" / "run.json")
+    code, _, err = cttime("board", tmp_path / "copy")
+    assert code == 2 and f"Cannot read {tmp_path / 'copy' / 'run.json'}" in err
+    log = tmp_path / "missing" / "log.jsonl"
+    code, _, err = cttime("cohort", run_dir / "m.csv", "--out", tmp_path / "c", "--log-json", log, *REFERENCE)
+    assert code == 2 and f"--log-json {log}: cannot write to it" in err
+    assert not (tmp_path / "c").exists()
 
 
 @pytest.mark.parametrize("edit", [

@@ -7,6 +7,7 @@ back by Slicer, slicerio and CTTimeLib. slicer.util needs ``slicer.mrmlScene`` a
 logic class.
 """
 
+import os
 import types
 
 import numpy as np
@@ -180,6 +181,22 @@ def test_recolouring_tags_and_table(scene):
     assert "NOT CLINICALLY CALIBRATED" in cell[(0, "Warning")]
     lines = CTTimeMRML.summary_lines(results)
     assert lines[0].startswith("STS_019 BS: INCOMPLETE: 1 of 2 lesions scored") and "set by LU_1" in lines[0]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the lock holder uses fcntl")
+def test_the_slicer_export_takes_the_run_folders_lock(scene, tmp_path):
+    """While a `cttime` run holds the folder, the panel's export and board are refused, naming the run."""
+    from conftest import folder_locked
+
+    study = _load_study(scene, "STS_019")
+    results = CTTimeMRML.compute([study], DEMO_REFERENCE)
+    with folder_locked(tmp_path) as holder:
+        for write in (lambda: CTTimeMRML.export(tmp_path, results, [study]),
+                      lambda: CTTimeMRML.write_board(tmp_path, results, study)):
+            with pytest.raises(CTTimeError, match=f"Another CTTime run \\(process {holder}\\) is writing to"):
+                write()
+        assert not (tmp_path / "lesions.csv").exists() and not list(tmp_path.glob("*.png"))
+    assert [f.name for f in CTTimeMRML.export(tmp_path, results, [study])][:2] == ["lesions.csv", "patients.csv"]
 
 
 def test_coloured_segmentation_written_by_slicer_reads_back(scene, tmp_path):
@@ -392,6 +409,16 @@ def test_live_scores_rescore_only_the_edited_lesion(scene, tmp_path):
     assert list(failed) == [second] and failed[second].score is None and failed[second].status == "failed"
     assert "is empty" in failed[second].error and live.scores[first] == updated[first]
 
+    moved = _read_volume(scene, "vtkMRMLLabelMapVolumeNode", SAMPLE_DATA / "STS_019" / "CT_mask.nii.gz")
+    whole = slicer.util.arrayFromVolume(moved)
+    whole[:] = np.roll(whole.copy(), -40, axis=2)  # the tumour's mask 39 mm sideways: mostly over air and fat
+    moved.Modified()
+    assert slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(moved, node)
+    (third,) = [segment_id for segment_id, _ in CTTimeMRML.segments(node) if segment_id not in (first, second)]
+    node.GetSegmentation().GetSegment(third).SetName("LU_3")
+    slipped = live.update()
+    assert list(slipped) == [third] and slipped[third].status == "failed" and "drawn voxels" in slipped[third].error
+    assert "the drawing lies mostly outside soft tissue; is the mask mirrored" in slipped[third].error
 
 def _line_node(scene, name, start, end):
     """A real line markup drawn from LPS end points (Slicer keeps RAS)."""

@@ -62,6 +62,11 @@ class StudyFindings:
     comment: str = ""
     algorithm: str = "CT-TIME"
     algorithm_version: str = ""
+    run_id: str = ""  # run.json's run_id: the run the objects come from, in their Series Description
+
+    def series_description(self, what):
+        """``what`` (e.g. "CT-TIME lesions") and the run the object comes from, within DICOM's 64 characters."""
+        return f"{what}, run {self.run_id}"[:64] if self.run_id else what
 
 
 @dataclass

@@ -108,7 +108,7 @@ def build_segmentation(series, image, findings, software_version):
         instance_number=1, manufacturer="CTTime", manufacturer_model_name="CTTime",
         software_versions=software_version, device_serial_number=software_version, content_label="CTTIME",
         content_description="CT-TIME lesions, coloured by score")
-    segmentation.SeriesDescription = SERIES_DESCRIPTION
+    segmentation.SeriesDescription = findings.series_description(SERIES_DESCRIPTION)
     segmentation.SpecificCharacterSet = UTF8  # lesion IDs as given, in any script
     segments = {lesion.lesion_id: (number, [series.slices[start[2] + int(dz)] for dz in np.flatnonzero(
         array.any(axis=(1, 2)))]) for number, (lesion, (start, array)) in enumerate(zip(described, pieces), start=1)}

@@ -140,7 +140,7 @@ def build_report(series, segmentation, segments, library, findings, software_ver
         evidence=list(series.slices.values()) + [segmentation], content=report, series_instance_uid=generate_uid(),
         series_number=SERIES_NUMBER, sop_instance_uid=generate_uid(), instance_number=1, manufacturer="CTTime",
         is_complete=True, is_final=False, is_verified=False)
-    document.SeriesDescription = SERIES_DESCRIPTION
+    document.SeriesDescription = findings.series_description(SERIES_DESCRIPTION)
     document.SoftwareVersions = software_version
     document.SpecificCharacterSet = UTF8
     scheme = pydicom.Dataset()
