@@ -827,7 +827,7 @@ def _user_errors(tmp, folder):
                                         "0 scorable lesion(s)"),
         "reference build -o ''": (["reference", "build", lesions, "-o", ""], "Reference file is empty"),
         "reference build -o a folder": (["reference", "build", lesions, "-o", tmp], "is a folder"),
-        "longitudinal header-only": (["longitudinal", header, "--out", tmp / "l"], "needs at least two"),
+        "longitudinal header-only": (["longitudinal", header, "--out", tmp / "l"], "has no scored lesion"),
         "longitudinal --out ''": (["longitudinal", lesions, "--out", ""], "Output folder is empty"),
         "evaluate header-only labels": (["evaluate", lesions, "--labels", tmp / "labels_header.csv", "--out",
                                          tmp / "e"], "both classes"),
