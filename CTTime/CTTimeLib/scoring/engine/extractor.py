@@ -15,6 +15,7 @@ from ..extraction import FEATURE_PREFIX, SIGNATURE, TABLE2_FEATURES, Prepared, f
 from ..resampling import label_bounding_box, resample_on_grid
 from . import operations
 
+_SHAPE = f"{FEATURE_PREFIX}shape_"
 _TEXTURE = ("firstorder_90Percentile", "glcm_MaximumProbability", "glszm_SizeZoneNonUniformity")
 ENGINE_FEATURES = tuple(name for name in TABLE2_FEATURES if name.startswith(f"{FEATURE_PREFIX}shape_")) + tuple(
     FEATURE_PREFIX + name for name in _TEXTURE)  # the shape class and the signature's other three
@@ -42,6 +43,7 @@ class EngineExtractor:
         self.parameters, self.parameter_file, self.is_fixed, self.warning = parameters, str(parameter_file), True, None
         self._spacing, self._pad = setting["resampledPixelSpacing"], setting["padDistance"]
         self._window, self._bin_width = tuple(setting["resegmentRange"]), setting["binWidth"]
+        self.resampling = self._spacing, sitk.sitkBSpline, self._pad  # (spacing, interpolator, padDistance)
 
     def restricted(self, feature_names):
         """The same extraction giving only ``feature_names`` (e.g. the signature's, for perturbed delineations)."""
@@ -82,26 +84,28 @@ class EngineExtractor:
         """The features of a prepared lesion, checked to be finite."""
         with reported(prepared.lesion_id, prepared.voxels):
             values = compute(sitk.GetArrayViewFromImage(prepared.image), sitk.GetArrayViewFromImage(prepared.mask),
-                             prepared.image.GetSpacing(), self._window, self._bin_width)
+                             prepared.image.GetSpacing(), self._window, self._bin_width, self.feature_names)
         return finite(prepared.lesion_id, {name: values[name] for name in self.feature_names})
 
 
-def compute(image, mask, spacing, window, bin_width):
-    """:data:`ENGINE_FEATURES` of one lesion from its resampled image and mask arrays (z, y, x) and voxel spacing
-    (x, y, z), in pyradiomics' order of steps: the ROI checked, re-segmented to ``window`` and checked again; shape
-    on the ROI before re-segmentation, cropped to the re-segmented box (as pyradiomics crops it); the texture
-    features on the re-segmented ROI."""
+def compute(image, mask, spacing, window, bin_width, names=ENGINE_FEATURES):
+    """``names`` (of :data:`ENGINE_FEATURES`) of one lesion from its resampled image and mask arrays (z, y, x) and
+    voxel spacing (x, y, z), in pyradiomics' order of steps: the ROI checked, re-segmented to ``window`` and checked
+    again; shape on the ROI before re-segmentation, cropped to the re-segmented box (as pyradiomics crops it); the
+    texture features on the re-segmented ROI. Only what ``names`` needs is computed."""
     roi = operations.labelled(mask)
     operations.check_roi(roi)
     kept = operations.resegment(image, roi, *window)
     box = operations.check_roi(kept)
-    values = {f"{FEATURE_PREFIX}shape_{name}": value
-              for name, value in operations.shape_features(roi[box], spacing).items()}
+    shape = [name[len(_SHAPE):] for name in names if name.startswith(_SHAPE)]
+    values = {_SHAPE + name: value for name, value in operations.shape_features(roi[box], spacing, shape).items()}
     kept = kept[box]
     gray = image[box][kept]
     levels = np.zeros(kept.shape, dtype=np.intp)
     levels[kept] = operations.discretize(gray, bin_width)
-    values[f"{FEATURE_PREFIX}firstorder_90Percentile"] = operations.percentile(gray, 90)
-    values[f"{FEATURE_PREFIX}glcm_MaximumProbability"] = operations.glcm_maximum_probability(levels)
-    values[f"{FEATURE_PREFIX}glszm_SizeZoneNonUniformity"] = operations.glszm_size_zone_nonuniformity(levels)
+    texture = {"firstorder_90Percentile": lambda: operations.percentile(gray, 90),
+               "glcm_MaximumProbability": lambda: operations.glcm_maximum_probability(levels),
+               "glszm_SizeZoneNonUniformity": lambda: operations.glszm_size_zone_nonuniformity(levels)}
+    values.update({FEATURE_PREFIX + name: feature() for name, feature in texture.items()
+                   if FEATURE_PREFIX + name in names})
     return values

@@ -97,19 +97,37 @@ def glszm_size_zone_nonuniformity(levels, voxels_per_pass=4_000_000):
         stacked = np.zeros((len(group),) + slab, dtype=np.uint8)
         for index, level in enumerate(group):
             np.equal(small, level, out=stacked[index, :-1].view(bool))
-        zones = sitk.ConnectedComponent(sitk.GetImageFromArray(stacked.reshape((-1,) + slab[1:])), True)
+        zones = _components(stacked.reshape((-1,) + slab[1:]))
         sizes.append(np.bincount(sitk.GetArrayViewFromImage(zones).ravel())[1:])
     zones_of_size = np.bincount(np.concatenate(sizes))
     return float(np.sum(zones_of_size.astype(np.float64) ** 2)) / float(zones_of_size.sum())
 
 
-def shape_features(mask, spacing):
+MESH_FEATURES = ("MeshVolume", "SurfaceArea", "Sphericity", "SurfaceVolumeRatio")  # need the mesh's area, volume
+DIAMETER_FEATURES = ("Maximum2DDiameterColumn", "Maximum2DDiameterRow", "Maximum2DDiameterSlice", "Maximum3DDiameter")
+
+
+def _components(array, threaded_from=1_000_000):
+    """SimpleITK's fully connected components of a UInt8 array; one thread below ``threaded_from`` voxels, where
+    starting threads costs more than it saves (and a run already overlaps lesions and studies in threads)."""
+    components = sitk.ConnectedComponentImageFilter()
+    components.SetFullyConnected(True)
+    if array.size < threaded_from:
+        components.SetNumberOfThreads(1)
+    return components.Execute(sitk.GetImageFromArray(array))
+
+
+def shape_features(mask, spacing, names=None):
     """pyradiomics' 14 shape features of a boolean mask (z, y, x) cropped to its box, with voxel ``spacing`` (x, y,
-    z, as SimpleITK gives it): the mesh's volume, area and diameters, and the principal axes of the voxels."""
+    z, as SimpleITK gives it): the mesh's volume, area and diameters, and the principal axes of the voxels.
+    ``names``: the features wanted (None: all); the mesh and the diameters are only computed when wanted."""
     padded = np.pad(mask, 1)
     spacing = np.array(spacing[::-1], dtype=np.float64)  # z, y, x
-    area, volume = mesh.surface_and_volume(padded, spacing)
-    slice_, column, row, largest = mesh.diameters(padded, spacing)
+    wanted = set(MESH_FEATURES + DIAMETER_FEATURES if names is None else names)
+    if wanted & set(MESH_FEATURES):
+        area, volume = mesh.surface_and_volume(padded, spacing)
+    slice_, column, row, largest = mesh.diameters(padded, spacing) if wanted & set(DIAMETER_FEATURES) else \
+        (np.nan,) * 4
     # principal axes: pyradiomics' arithmetic step by step (same array layout, so the same sums)
     coordinates = np.array(np.nonzero(padded), dtype=int).transpose((1, 0))
     count = len(coordinates)
@@ -129,7 +147,7 @@ def shape_features(mask, spacing):
         with np.errstate(divide="ignore", invalid="ignore"):
             return float(np.sqrt(small / major)) if small >= 0 and major >= 0 else np.nan
 
-    return {
+    values = {
         "Elongation": ratio(minor),
         "Flatness": ratio(least),
         "LeastAxisLength": axis_length(least),
@@ -138,10 +156,10 @@ def shape_features(mask, spacing):
         "Maximum2DDiameterRow": row,
         "Maximum2DDiameterSlice": slice_,
         "Maximum3DDiameter": largest,
-        "MeshVolume": volume,
         "MinorAxisLength": axis_length(minor),
-        "Sphericity": float((36 * np.pi * volume ** 2) ** (1.0 / 3.0) / area),
-        "SurfaceArea": area,
-        "SurfaceVolumeRatio": area / volume,
         "VoxelVolume": float(count * (z * x * y)),
     }
+    if wanted & set(MESH_FEATURES):
+        values.update(MeshVolume=volume, Sphericity=float((36 * np.pi * volume ** 2) ** (1.0 / 3.0) / area),
+                      SurfaceArea=area, SurfaceVolumeRatio=area / volume)
+    return values if names is None else {name: values[name] for name in names}
