@@ -16,9 +16,11 @@ their extremes over all combinations are the aggregates of the lesions' low and 
 """
 
 import numpy as np
-import pandas as pd
 
+from ..core.imports import Deferred
 from ..core.lesions import join_warnings, split_warnings
+
+pd = Deferred("pandas")  # imported when first used: the `cttime` command starts without it
 
 AGGREGATES = ("mean", "median", "min", "max")
 PATIENT_KEYS = ["patient_id", "timepoint"]
