@@ -152,6 +152,7 @@ class SharedGrid:
     thick along an axis, which pyradiomics does not resample) is left to the extractor's own ``prepare``."""
 
     BITS = 32  # masks resampled in one pass (UInt32)
+    WIDE_PAD = 2  # output voxels around the box of every perturbation: enough to hold them (``holds``)
 
     def __init__(self, image, perturbations, lesion, resampling):
         """``lesion``: the drawn lesion as the extractor prepared it (``Prepared``, resampled onto its grid)."""
@@ -197,9 +198,9 @@ class SharedGrid:
     def _widest(self):
         """The image resampled onto the grid of the box every perturbation lies in (once, when first needed)."""
         if self._wide is None:
-            spacing, interpolator, pad = self.resampling
+            spacing, interpolator, _ = self.resampling
             size = [self.box[axis].stop - self.box[axis].start for axis in (2, 1, 0)]
-            grid = resampling_grid(self.image, [int(v) for v in self.low] + size, spacing, pad)
+            grid = resampling_grid(self.image, [int(v) for v in self.low] + size, spacing, self.WIDE_PAD)
             self._wide = [resample_image(self.image, grid, interpolator) if grid is not None else None]
         return self._wide[0]
 
@@ -234,10 +235,22 @@ def perturbed_features(image, mask, lesion_id, extractor, count, done=(), level=
         arrays = [perturbations.array(index, level) for index in indices]
         names = [f"{lesion_id} (perturbed delineation {index + 1})" for index in indices]
         ready = shared.prepare(arrays, names) if shared else [None] * len(arrays)
-        for array, name, lesion in zip(arrays, names, ready):
+        together = {}  # those on a shared grid, computed in one call where the extractor can (features_of)
+        if hasattr(extractor, "features_of") and any(lesion is not None for lesion in ready):
+            if check is not None:
+                check()
+            on_grid = [number for number, lesion in enumerate(ready) if lesion is not None]
+            together = dict(zip(on_grid, extractor.features_of([ready[number] for number in on_grid])))
+        for number, (array, name, lesion) in enumerate(zip(arrays, names, ready)):
             if check is not None:
                 check()
             try:
+                if number in together:
+                    found = together[number]
+                    if isinstance(found, CTTimeError):
+                        raise found
+                    results.append(found)
+                    continue
                 if lesion is None:
                     lesion = extractor.prepare(image, lesion_mask(array, image, [int(v) for v in perturbations.low]),
                                                name)
