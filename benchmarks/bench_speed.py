@@ -1,8 +1,11 @@
 """Issue #22's targets side by side in one run: score intervals at about the cost of the bare score.
 
     .venv/bin/python benchmarks/bench_speed.py [--cache DIR] [--data ../shared/data/sts-ct] [--runs 3]
-                                               [--parts chest inprocess sarcomas]
+                                               [--parts startup chest inprocess sarcomas] [--library DIR]
 
+startup     `cttime --version` and `import CTTimeLib.cli` (fresh processes), and `python -X importtime`'s
+            cumulative seconds for pandas, numpy, SimpleITK, ...; --library times another checkout's (before/after).
+            Target: `cttime --version` within 0.3 s.
 chest       the 10-lesion 512 x 512 x 61 chest CT of bench_multilesion.py: the per-lesion pyradiomics loop (a fresh
             process, `execute` per lesion on the whole CT) against `cttime score --features signature` end to end
             (a fresh process: start, imports, reading, extraction, scoring, every output) with the default
@@ -75,6 +78,24 @@ def report(title, results, baseline):
         print(f"  {name:<52} {wall:7.2f} s wall ({base_wall / wall:5.1f}x)  {cpu:7.2f} s CPU ({base_cpu / cpu:5.1f}x)")
 
 
+def startup(runs):
+    """`cttime --version` and `import CTTimeLib.cli` in fresh processes, and what the import spends its time on
+    (``python -X importtime``: cumulative microseconds of the first import of each module)."""
+    results = medians(runs, {"cttime --version": lambda: cttime("--version"),
+                             "python -c 'import CTTimeLib.cli'": lambda: child(["-c", "import CTTimeLib.cli"])})
+    report(f"start-up ({ENV['PYTHONPATH']}):", results, "cttime --version")
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", "import CTTimeLib.cli"], env=ENV,
+                          capture_output=True, text=True)
+    cumulative = {}
+    for line in done.stderr.splitlines():
+        parts = line.split("|")
+        if len(parts) == 3 and parts[1].strip().isdigit():
+            cumulative.setdefault(parts[2].strip(), int(parts[1]) / 1e6)
+    print("  python -X importtime -c 'import CTTimeLib.cli' (cumulative s): " + ", ".join(
+        f"{name} {cumulative[name]:.3f}" for name in ("CTTimeLib.cli", "pandas", "numpy", "SimpleITK", "matplotlib",
+                                                     "dask", "highdicom", "sklearn") if name in cumulative))
+
+
 def chest_data(cache):
     import SimpleITK as sitk
 
@@ -127,6 +148,31 @@ def in_process(cache, runs):
     timed(10)()  # warm up (imports, caches)
     report("chest CT in memory, engine, 10 lesions:", medians(runs, {
         "no perturbations": timed(0), "10 perturbed delineations each": timed(10)}), "no perturbations")
+    print(f"  shared grid against each mask on its own grid: largest relative difference "
+          f"{per_mask_difference(image, lesions, perturbed, 10):.2g} over the signature's features")
+
+
+def per_mask_difference(image, lesions, extractor, count):
+    """Largest relative difference between the perturbed features on the shared grid and those of each perturbed
+    mask resampled onto its own grid (the definition before the shared grid); inf when their failures differ."""
+    from CTTimeLib.core.errors import CTTimeError
+    from CTTimeLib.scoring import robustness
+
+    largest = 0.0
+    for lesion in lesions:
+        shared = robustness.perturbed_features(image, lesion.mask, lesion.lesion_id, extractor, count)
+        perturbations = robustness.Perturbations(image, lesion.mask)
+        for index, found in enumerate(shared):
+            try:
+                own = extractor.features(extractor.prepare(image, perturbations.mask(index), "own grid"))
+            except CTTimeError:
+                own = {"error": True}
+            if ("error" in own) != ("error" in found):
+                return float("inf")
+            for name, value in own.items():
+                if name != "error":
+                    largest = max(largest, abs(found[name] - value) / max(abs(value), 1e-300))
+    return largest
 
 
 def sarcomas(data, runs, count=12):
@@ -150,10 +196,15 @@ def main(argv=None):
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "cttime-bench")
     parser.add_argument("--data", default=str(HERE.parent.parent / "shared" / "data" / "sts-ct"))
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--parts", nargs="+", default=["chest", "inprocess", "sarcomas"],
-                        choices=["chest", "inprocess", "sarcomas"])
+    parser.add_argument("--parts", nargs="+", default=["startup", "chest", "inprocess", "sarcomas"],
+                        choices=["startup", "chest", "inprocess", "sarcomas"])
+    parser.add_argument("--library", type=Path, default=LIBRARY,
+                        help="the CTTime folder whose `cttime` start-up is timed (e.g. an older checkout's)")
     args = parser.parse_args(argv)
+    ENV["PYTHONPATH"] = str(args.library)
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start")
+    if "startup" in args.parts:
+        startup(args.runs)
     if "chest" in args.parts:
         chest(args.cache, args.runs)
     if "inprocess" in args.parts:

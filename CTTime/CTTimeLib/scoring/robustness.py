@@ -228,8 +228,12 @@ def perturbed_features(image, mask, lesion_id, extractor, count, done=(), level=
     perturbations = Perturbations(image, mask, level)
     shared = None
     if getattr(extractor, "resampling", None):
-        prepared = prepared or extractor.prepare(image, mask, lesion_id)
-        shared = SharedGrid(image, perturbations, prepared, extractor.resampling) if prepared.resampled else None
+        try:
+            prepared = prepared or extractor.prepare(image, mask, lesion_id)
+        except CTTimeError:  # the lesion itself cannot be prepared: each perturbation is tried on its own
+            prepared = None
+        if prepared is not None and prepared.resampled:
+            shared = SharedGrid(image, perturbations, prepared, extractor.resampling)
     for first in range(len(results), count, SharedGrid.BITS):
         indices = range(first, min(count, first + SharedGrid.BITS))
         arrays = [perturbations.array(index, level) for index in indices]
