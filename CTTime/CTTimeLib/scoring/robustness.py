@@ -14,8 +14,9 @@ CT voxels under it) and the pair index, so perturbation i is the same on every r
 at every level (common random numbers): a level only scales the displacement. The interval at level K is taken
 over levels 1..K, so a larger magnitude never narrows it; CTTime reports level 1.
 
-Perturbed lesions go through the run's extractor (``prepare``/``features``) restricted to the signature's
-features, and are z-scored with the standardisation of their lesion: they never enter cohort statistics.
+Perturbed lesions go through the run's extractor restricted to the signature's features, on their lesion's
+resampling grid (:class:`SharedGrid`: the CT is not resampled for each mask), and are z-scored with the
+standardisation of their lesion: they never enter cohort statistics.
 pandas is imported where it is used: the Slicer module reads this module's constants before pandas is installed.
 """
 
@@ -32,8 +33,9 @@ from .extraction import Prepared
 from .resampling import holds, resample_image, resampling_grid
 
 # Perturbed delineations per lesion unless asked otherwise, by the run's feature extractor: with CTTime's engine
-# ("signature") 3 add about 1 s to a 10-lesion patient (0.8 s -> 1.8 s end to end on the 512 x 512 x 61 chest CT,
-# 2-core machine; docs/robustness.md), with pyradiomics they would add several seconds, so there it is off.
+# ("signature") 3 add about 0.9 s CPU to a 10-lesion patient (1.0 s -> 1.9 s end to end on the 512 x 512 x 61 chest
+# CT, 2-core machine; docs/robustness.md), with pyradiomics its feature computation per mask would add seconds, so
+# there it is off.
 DEFAULT_PERTURBATIONS = {"signature": 3, "all": 0}
 
 
