@@ -12,7 +12,7 @@ throughput  `pipeline.run` of the studies with each --workers count (1: this pro
             studies in threads; N: N local processes): lesions per second, and the speed-up over the first count.
             Checks that every run's lesions.csv is identical.
 memory      the studies once, then --copies times each (under other patient IDs, no cache), with 2 local worker
-            processes: peak resident memory of the largest worker (the pool's processes, reaped) and of the parent.
+            processes: peak resident memory of the largest worker (the pool's processes, reaped).
             It must stay flat (within 10%) as the manifest grows ten-fold.
 dask        the same two manifests on a Dask LocalCluster of 2 worker processes (1 thread each) on localhost: the
             peak resident memory of each worker, read on the workers after the run.
@@ -60,8 +60,7 @@ if dask:
     peaks = sorted(workers.values())
 else:
     peaks = [resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024]  # the largest reaped worker
-print(json.dumps({{"cases": len(cases), "lesions": len(result.lesions), "seconds": seconds, "workers_mb": peaks,
-                  "parent_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+print(json.dumps({{"cases": len(cases), "lesions": len(result.lesions), "seconds": seconds, "workers_mb": peaks}}))
 """
 
 
@@ -106,8 +105,7 @@ def memory(cases, folder, copies, features, dask):
         figures = json.loads(done.stdout.strip().splitlines()[-1])
         peaks.append(max(figures["workers_mb"]))
         print(f"  {figures['cases']:>4} studies ({figures['lesions']} lesions) in {figures['seconds']:6.1f} s: peak "
-              f"per worker {', '.join(f'{mb:.0f}' for mb in figures['workers_mb'])} MB, parent "
-              f"{figures['parent_mb']:.0f} MB")
+              f"per worker {', '.join(f'{mb:.0f}' for mb in figures['workers_mb'])} MB")
     growth = peaks[1] / peaks[0] - 1
     print(f"  peak per worker grows by {100 * growth:+.1f}% from {len(cases)} to {len(cases) * copies} studies "
           f"({'flat' if abs(growth) <= 0.10 else 'NOT flat'}: target within 10%)")

@@ -24,7 +24,13 @@ class Deferred:
 def preload(*names):
     """Import ``names`` in a daemon thread while the caller goes on (Python's import locks make a use of the module
     in the meantime wait for it); its time overlaps work that runs outside Python's lock, such as reading a CT."""
-    thread = threading.Thread(target=lambda: [importlib.import_module(name) for name in names], daemon=True,
-                              name="cttime-preload")
+    def load():
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except ImportError:  # not installed: its first use says so, in the caller's thread
+                pass
+
+    thread = threading.Thread(target=load, daemon=True, name="cttime-preload")
     thread.start()
     return thread

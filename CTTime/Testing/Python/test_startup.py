@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO, SAMPLE_DATA
 
 from CTTimeLib import __version__
@@ -53,3 +55,12 @@ def test_scoring_imports_neither_figures_nor_dask_nor_dicom_nor_analytics(tmp_pa
 def test_a_deferred_module_is_imported_when_first_used():
     deferred = Deferred("json")
     assert deferred.dumps([1]) == "[1]" and deferred.loads is json.loads
+
+
+def test_preloading_a_missing_module_is_silent_and_its_use_still_fails(capfd):
+    from CTTimeLib.core.imports import preload
+
+    preload("cttime_no_such_module").join()
+    assert capfd.readouterr().err == ""
+    with pytest.raises(ImportError, match="cttime_no_such_module"):
+        Deferred("cttime_no_such_module").anything
