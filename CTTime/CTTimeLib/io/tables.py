@@ -2,11 +2,12 @@
 
 import json
 
-import pandas as pd
-
 from ..core.errors import CTTimeError
 from ..core.files import check_regular
+from ..core.imports import Deferred
 from ..core.text import csv_value
+
+pd = Deferred("pandas")  # imported when first used: the `cttime` command starts without it
 
 TEXT_KEYS = ("patient_id", "timepoint", "lesion_id")
 # What pandas reads as missing by default (its documentation); only columns that are not text are parsed so.

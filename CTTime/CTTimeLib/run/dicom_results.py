@@ -8,10 +8,9 @@ from its lesions.csv and patients.csv rows and its lesion masks as CTTime scored
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-
 from .. import __version__
 from ..core.errors import CTTimeError
+from ..core.imports import Deferred
 from ..core.lesions import MANUAL, is_proposed
 from ..core.timepoints import is_baseline
 from ..delineation import ALGORITHM_NAME, ALGORITHM_VERSION
@@ -23,6 +22,8 @@ from ..scoring.signature import INFLAMED
 from ..scoring.standardization import Z_PREFIX
 from . import run_folder, study
 from .pipeline import run_warnings
+
+pd = Deferred("pandas")  # imported when first used: the `cttime` command starts without it
 
 TEXT_COLUMNS = ("patient_id", "timepoint", "lesion_id", "location", "image", "segmentation", "marks", "ct_time_status",
                 "standardization", "warning", "error", "acquisition_warning", "heterogeneity", "delineation",

@@ -17,11 +17,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-
 from .. import __version__
 from ..core.errors import CTTimeError
 from ..core.files import digest
+from ..core.imports import Deferred, preload
 from ..core.lesions import infer_location, is_proposed, join_warnings, split_warnings
 from ..core.resources import MODEL_FILE, PARAMETER_FILE
 from ..core.text import control_characters
@@ -36,6 +35,8 @@ from ..scoring.standardization import COHORT
 from . import cache, execution, run_folder, study
 from .study import Case
 from .summary import run_summary
+
+pd = Deferred("pandas")  # imported when first used: the `cttime` command starts without it
 
 __all__ = ["Case", "Options", "RunResult", "result_tables", "run", "run_warnings", "rescore"]
 
@@ -61,8 +62,8 @@ class Options:
 
 @dataclass
 class RunResult:
-    lesions: pd.DataFrame
-    patients: pd.DataFrame
+    lesions: "pd.DataFrame"
+    patients: "pd.DataFrame"
     out_dir: Path
     files: list
     warnings: list
@@ -256,6 +257,7 @@ def run(cases, out_dir, options=None, progress=None, cancelled=None, events=None
     ``options.cache`` their raw rows are kept in ``<out_dir>/cache``, so a rerun skips finished work.
     ``events(dict)`` receives a "start" event, one "case" event per case and a closing "summary" event.
     """
+    preload("pandas")  # the tables need it; its import overlaps loading the model and reading the first CT
     options = options or Options()
     emit = events or (lambda event: None)
     model = load_model(options.model_file)

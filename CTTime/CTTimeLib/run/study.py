@@ -100,6 +100,7 @@ def extract_lesions(image, lesions, extractor, meta, progress=None, cancelled=No
                 delineation, warning = delineation_of(lesion)
                 row = dict(meta, lesion_id=lesion.lesion_id, location=lesion.location, error="", error_kind="",
                            delineation=delineation, delineation_warning=warning)
+                ready = None
                 try:
                     ready = next(prepared).result()
                     kept, drawn = soft_tissue.soft_tissue_counts(ready.image, ready.mask, extractor.parameters)
@@ -111,7 +112,7 @@ def extract_lesions(image, lesions, extractor, meta, progress=None, cancelled=No
                 except Exception as exc:  # never lose the other lesions to one lesion's unexpected failure
                     row.update(error=f"Lesion {lesion.lesion_id}: unexpected {type(exc).__name__}: {exc}",
                                error_kind="unexpected")
-                _perturb(row, image, lesion, perturbations, perturbation_extractor, cancelled)
+                _perturb(row, image, lesion, perturbations, perturbation_extractor, cancelled, ready)
             if on_row:
                 on_row(row)
             rows.append(row)
@@ -120,14 +121,15 @@ def extract_lesions(image, lesions, extractor, meta, progress=None, cancelled=No
     return rows
 
 
-def _perturb(row, image, lesion, count, extractor, cancelled):
-    """Give a scorable row the features of ``count`` perturbed delineations; True when some were computed."""
+def _perturb(row, image, lesion, count, extractor, cancelled, prepared=None):
+    """Give a scorable row the features of ``count`` perturbed delineations (``prepared``: the lesion as the
+    extractor prepared it, whose resampling they share); True when some were computed."""
     if not count or row.get("error") or robustness.usable(row.get(robustness.PERTURBED), count) is not None:
         return False
     try:
         row[robustness.PERTURBED] = robustness.perturbed_features(
             image, lesion.mask, lesion.lesion_id, extractor, count, row.get(robustness.PERTURBED) or (),
-            check=lambda: check_cancelled(cancelled))
+            check=lambda: check_cancelled(cancelled), prepared=prepared)
     except Cancelled:
         raise
     except Exception as exc:  # the lesion keeps its score; only its interval is lost (and retried by a rerun)

@@ -21,10 +21,12 @@ same side of the threshold.
 """
 
 import numpy as np
-import pandas as pd
 
+from ..core.imports import Deferred
 from ..core.lesions import join_warnings, split_warnings
 from . import reference_interval
+
+pd = Deferred("pandas")  # imported when first used: the `cttime` command starts without it
 
 AGGREGATES = ("mean", "median", "min", "max")
 PATIENT_KEYS = ["patient_id", "timepoint"]

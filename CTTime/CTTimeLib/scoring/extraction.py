@@ -125,6 +125,11 @@ class FeatureExtractor:
         return restricted
 
     @property
+    def resampling(self):
+        """(spacing, interpolator, padDistance) of the per-lesion resampling CTTime does for pyradiomics, or None."""
+        return self._resampling
+
+    @property
     def warning(self):
         return None if self.is_fixed else parameter_warning(self.parameter_file)
 

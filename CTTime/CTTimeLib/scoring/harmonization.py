@@ -11,10 +11,12 @@ import contextlib
 import io
 
 import numpy as np
-import pandas as pd
 
 from ..core.errors import CTTimeError
+from ..core.imports import Deferred
 from .extraction import FEATURE_PREFIX
+
+pd = Deferred("pandas")  # imported when first used: the `cttime` command starts without it
 
 PACKAGE = "neuroCombat"
 

@@ -1,11 +1,13 @@
 """Lesion scores: a table of raw feature rows -> z-scores, CT-TIME score, status and RECIST size per lesion."""
 
 import numpy as np
-import pandas as pd
 
 from ..core.errors import CTTimeError
+from ..core.imports import Deferred
 from . import harmonization, reference_interval, robustness, standardization
 from .standardization import COHORT
+
+pd = Deferred("pandas")  # imported when first used: the `cttime` command starts without it
 
 RECIST_MIN_DIAMETER_MM = 10.0
 

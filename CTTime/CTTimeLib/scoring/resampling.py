@@ -72,6 +72,21 @@ def resampling_grid(image, bounding_box, resampled_spacing, pad_distance=5):
     return origin, spacing, size, np.array(image.GetDirection())
 
 
+def holds(resampled, image, bounding_box):
+    """True when the grid of ``resampled`` (an image on a grid of :func:`resampling_grid`) holds every grid point
+    whose nearest voxel of ``image`` lies in ``bounding_box`` (x, y, z index, then size), with a point to spare on
+    each side for rounding (or the image's edge, where every such grid ends). A grid point k (of the lattice all
+    of a CT's grids share) has the continuous index (k + 0.5) / ratio - 0.5 on the CT."""
+    ratio = np.array(image.GetSpacing()) / np.array(resampled.GetSpacing())
+    first = np.rint((np.array(image.TransformPhysicalPointToContinuousIndex(resampled.GetOrigin())) + 0.5) * ratio
+                    - 0.5)
+    last = first + np.array(resampled.GetSize()) - 1
+    box = np.asarray(bounding_box)
+    low = np.maximum(np.ceil(box[:3] * ratio - 0.5) - 1, 0)
+    high = np.minimum(np.ceil((box[:3] + box[3:]) * ratio - 0.5), np.ceil(np.array(image.GetSize()) * ratio) - 1)
+    return bool(np.all(low >= first) and np.all(high <= last))
+
+
 def _crop_region(grid, image, margin):
     """Index region of ``image`` (start, size) covering the grid's voxel centres plus ``margin`` voxels."""
     origin, spacing, size, _ = grid
@@ -86,20 +101,30 @@ def _crop_region(grid, image, margin):
 def resample_lesion(image, mask, grid, interpolator, margin=MARGIN):
     """Image and mask resampled onto ``grid`` as pyradiomics does (image: ``interpolator`` and its own pixel type;
     mask: nearest neighbour, UInt32); the B-spline prefilter only sees a crop of ``image`` around the grid."""
-    origin, spacing, size, direction = grid
+    resampler = _resampler(grid)
+    resampled_image = resample_image(image, grid, interpolator, margin, resampler)
+    resampler.SetOutputPixelType(sitk.sitkUInt32)
+    resampler.SetInterpolator(sitk.sitkNearestNeighbor)
+    return resampled_image, resampler.Execute(mask)
+
+
+def resample_image(image, grid, interpolator, margin=MARGIN, resampler=None):
+    """``image`` alone resampled onto ``grid`` as :func:`resample_lesion` resamples it."""
     start, extent = _crop_region(grid, image, margin)
-    image_crop = sitk.RegionOfInterest(image, extent, start)
+    resampler = resampler or _resampler(grid)
+    resampler.SetOutputPixelType(image.GetPixelID())
+    resampler.SetInterpolator(interpolator)
+    return resampler.Execute(sitk.RegionOfInterest(image, extent, start))
+
+
+def _resampler(grid):
+    origin, spacing, size, direction = grid
     resampler = sitk.ResampleImageFilter()
     resampler.SetOutputSpacing(spacing)
     resampler.SetOutputDirection(direction)
     resampler.SetSize(size)
     resampler.SetOutputOrigin(origin)
-    resampler.SetOutputPixelType(image.GetPixelID())
-    resampler.SetInterpolator(interpolator)
-    resampled_image = resampler.Execute(image_crop)
-    resampler.SetOutputPixelType(sitk.sitkUInt32)
-    resampler.SetInterpolator(sitk.sitkNearestNeighbor)
-    return resampled_image, resampler.Execute(mask)
+    return resampler
 
 
 def resample_on_grid(image, mask, spacing, interpolator, pad_distance=5):

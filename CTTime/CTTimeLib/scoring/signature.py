@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-import pandas as pd
 
 from ..core.errors import CTTimeError
+from ..core.imports import Deferred
 from ..core.resources import MODEL_FILE
 from ..io.tables import read_json
 from .standardization import Z_PREFIX
+
+pd = Deferred("pandas")  # imported when first used: the `cttime` command starts without it
 
 INFLAMED, UNINFLAMED = "inflamed", "uninflamed"
 

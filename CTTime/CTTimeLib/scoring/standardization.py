@@ -28,12 +28,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
-import pandas as pd
 
 from ..core.errors import CTTimeError
+from ..core.imports import Deferred
 from ..core.resources import DEMO_REFERENCE
 from ..io.tables import read_json
 from .reference_interval import MIN_REFERENCE_LESIONS
+
+pd = Deferred("pandas")  # imported when first used: the `cttime` command starts without it
 
 COHORT = "cohort"  # standardise over the lesions scored together
 DEMO_ALIAS = "demo"  # --reference demo: the shipped demo reference

@@ -15,6 +15,8 @@ from ..extraction import FEATURE_PREFIX, SIGNATURE, TABLE2_FEATURES, Prepared, f
 from ..resampling import label_bounding_box, resample_on_grid
 from . import operations
 
+_SHAPE = f"{FEATURE_PREFIX}shape_"
+_SZNU = f"{FEATURE_PREFIX}glszm_SizeZoneNonUniformity"
 _TEXTURE = ("firstorder_90Percentile", "glcm_MaximumProbability", "glszm_SizeZoneNonUniformity")
 ENGINE_FEATURES = tuple(name for name in TABLE2_FEATURES if name.startswith(f"{FEATURE_PREFIX}shape_")) + tuple(
     FEATURE_PREFIX + name for name in _TEXTURE)  # the shape class and the signature's other three
@@ -42,6 +44,7 @@ class EngineExtractor:
         self.parameters, self.parameter_file, self.is_fixed, self.warning = parameters, str(parameter_file), True, None
         self._spacing, self._pad = setting["resampledPixelSpacing"], setting["padDistance"]
         self._window, self._bin_width = tuple(setting["resegmentRange"]), setting["binWidth"]
+        self.resampling = self._spacing, sitk.sitkBSpline, self._pad  # (spacing, interpolator, padDistance)
 
     def restricted(self, feature_names):
         """The same extraction giving only ``feature_names`` (e.g. the signature's, for perturbed delineations)."""
@@ -80,28 +83,66 @@ class EngineExtractor:
 
     def features(self, prepared):
         """The features of a prepared lesion, checked to be finite."""
-        with reported(prepared.lesion_id, prepared.voxels):
-            values = compute(sitk.GetArrayViewFromImage(prepared.image), sitk.GetArrayViewFromImage(prepared.mask),
-                             prepared.image.GetSpacing(), self._window, self._bin_width)
-        return finite(prepared.lesion_id, {name: values[name] for name in self.feature_names})
+        result = self.features_of([prepared])[0]
+        if isinstance(result, CTTimeError):
+            raise result
+        return result
+
+    def features_of(self, prepared):
+        """:meth:`features` of several prepared lesions (e.g. the perturbed delineations of one lesion) at once,
+        the GLSZM zones of all of them in one pass: per lesion its features, or the CTTimeError that
+        :meth:`features` raises for it."""
+        results = []
+        for lesion in prepared:
+            try:
+                with reported(lesion.lesion_id, lesion.voxels):
+                    results.append(prepare_roi(sitk.GetArrayViewFromImage(lesion.image),
+                                               sitk.GetArrayViewFromImage(lesion.mask), lesion.image.GetSpacing(),
+                                               self._window, self._bin_width, self.feature_names))
+            except CTTimeError as exc:
+                results.append(exc)
+        zoned = [result for result in results if not isinstance(result, CTTimeError)]
+        if _SZNU in self.feature_names and zoned:
+            for (values, _), value in zip(zoned, operations.size_zone_nonuniformities([l for _, l in zoned])):
+                values[_SZNU] = value
+        return [result if isinstance(result, CTTimeError) else _finite(lesion.lesion_id, result[0], self.feature_names)
+                for lesion, result in zip(prepared, results)]
 
 
-def compute(image, mask, spacing, window, bin_width):
-    """:data:`ENGINE_FEATURES` of one lesion from its resampled image and mask arrays (z, y, x) and voxel spacing
-    (x, y, z), in pyradiomics' order of steps: the ROI checked, re-segmented to ``window`` and checked again; shape
-    on the ROI before re-segmentation, cropped to the re-segmented box (as pyradiomics crops it); the texture
-    features on the re-segmented ROI."""
+def _finite(lesion_id, values, names):
+    try:
+        return finite(lesion_id, {name: values[name] for name in names})
+    except CTTimeError as exc:
+        return exc
+
+
+def compute(image, mask, spacing, window, bin_width, names=ENGINE_FEATURES):
+    """``names`` (of :data:`ENGINE_FEATURES`) of one lesion from its resampled image and mask arrays (z, y, x) and
+    voxel spacing (x, y, z); see :func:`prepare_roi`."""
+    values, levels = prepare_roi(image, mask, spacing, window, bin_width, names)
+    if _SZNU in names:
+        values[_SZNU] = operations.glszm_size_zone_nonuniformity(levels)
+    return values
+
+
+def prepare_roi(image, mask, spacing, window, bin_width, names):
+    """(values, gray levels) of one lesion in pyradiomics' order of steps: the ROI checked, re-segmented to
+    ``window`` and checked again; shape on the ROI before re-segmentation, cropped to the re-segmented box (as
+    pyradiomics crops it); the first-order and GLCM features of ``names`` on the re-segmented ROI, and its gray
+    levels (0 outside) for the GLSZM, which is left to the caller (:func:`compute`, or many lesions in one pass).
+    Only what ``names`` needs is computed."""
     roi = operations.labelled(mask)
     operations.check_roi(roi)
     kept = operations.resegment(image, roi, *window)
     box = operations.check_roi(kept)
-    values = {f"{FEATURE_PREFIX}shape_{name}": value
-              for name, value in operations.shape_features(roi[box], spacing).items()}
+    shape = [name[len(_SHAPE):] for name in names if name.startswith(_SHAPE)]
+    values = {_SHAPE + name: value for name, value in operations.shape_features(roi[box], spacing, shape).items()}
     kept = kept[box]
     gray = image[box][kept]
     levels = np.zeros(kept.shape, dtype=np.intp)
     levels[kept] = operations.discretize(gray, bin_width)
-    values[f"{FEATURE_PREFIX}firstorder_90Percentile"] = operations.percentile(gray, 90)
-    values[f"{FEATURE_PREFIX}glcm_MaximumProbability"] = operations.glcm_maximum_probability(levels)
-    values[f"{FEATURE_PREFIX}glszm_SizeZoneNonUniformity"] = operations.glszm_size_zone_nonuniformity(levels)
-    return values
+    if FEATURE_PREFIX + "firstorder_90Percentile" in names:
+        values[FEATURE_PREFIX + "firstorder_90Percentile"] = operations.percentile(gray, 90)
+    if FEATURE_PREFIX + "glcm_MaximumProbability" in names:
+        values[FEATURE_PREFIX + "glcm_MaximumProbability"] = operations.glcm_maximum_probability(levels)
+    return values, levels

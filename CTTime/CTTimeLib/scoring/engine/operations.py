@@ -84,32 +84,69 @@ def glcm_maximum_probability(levels):
 def glszm_size_zone_nonuniformity(levels, voxels_per_pass=4_000_000):
     """GLSZM Size-Zone Non-Uniformity: zones are 26-connected voxels of one gray level; the sum over zone sizes of
     the squared number of zones of that size, divided by the number of zones. ``levels``: gray levels 1, 2, ..., 0
-    outside the ROI. Each level's voxels go to a slab of their own, slabs stacked along z with an empty plane
-    between them, so that one pass of SimpleITK's fully connected components finds the zones of several levels
-    (as many as fit in ``voxels_per_pass``)."""
-    small = levels.astype(np.uint8) if levels.max() <= np.iinfo(np.uint8).max else levels
-    present = np.unique(small[small > 0])
-    slab = (levels.shape[0] + 1,) + levels.shape[1:]
+    outside the ROI."""
+    return size_zone_nonuniformities([levels], voxels_per_pass)[0]
+
+
+def size_zone_nonuniformities(arrays, voxels_per_pass=4_000_000):
+    """:func:`glszm_size_zone_nonuniformity` of several ROIs' gray levels at once. Each level of each ROI goes to a
+    slab of its own, slabs stacked along z with an empty plane between them, so that one pass of SimpleITK's fully
+    connected components finds the zones of many (as many as fit in ``voxels_per_pass``): a pass costs about
+    1 ms before its first voxel."""
+    arrays = [levels.astype(np.uint8) if levels.max() <= np.iinfo(np.uint8).max else levels for levels in arrays]
+    shape = np.max([levels.shape for levels in arrays], axis=0)
+    slab = (int(shape[0]) + 1, int(shape[1]), int(shape[2]))
+    slabs = [(number, level) for number, levels in enumerate(arrays) for level in np.unique(levels[levels > 0])]
     per_pass = max(1, voxels_per_pass // int(np.prod(slab)))
-    sizes = []
-    for first in range(0, len(present), per_pass):
-        group = present[first:first + per_pass]
+    sizes = [[] for _ in arrays]
+    for first in range(0, len(slabs), per_pass):
+        group = slabs[first:first + per_pass]
         stacked = np.zeros((len(group),) + slab, dtype=np.uint8)
-        for index, level in enumerate(group):
-            np.equal(small, level, out=stacked[index, :-1].view(bool))
-        zones = sitk.ConnectedComponent(sitk.GetImageFromArray(stacked.reshape((-1,) + slab[1:])), True)
-        sizes.append(np.bincount(sitk.GetArrayViewFromImage(zones).ravel())[1:])
-    zones_of_size = np.bincount(np.concatenate(sizes))
-    return float(np.sum(zones_of_size.astype(np.float64) ** 2)) / float(zones_of_size.sum())
+        for index, (number, level) in enumerate(group):
+            levels = arrays[number]
+            np.equal(levels, level, out=stacked[(index,) + tuple(slice(0, n) for n in levels.shape)].view(bool))
+        zones = sitk.GetArrayFromImage(_components(stacked.reshape((-1,) + slab[1:]))).ravel()
+        inside = np.flatnonzero(zones)
+        labels = zones[inside]
+        owner = np.zeros(int(labels.max()) + 1 if labels.size else 1, dtype=np.intp)  # label -> its slab
+        owner[labels] = inside // int(np.prod(slab))
+        counts = np.bincount(labels, minlength=owner.size)
+        roi_of_slab = np.array([number for number, _ in group])
+        roi_of_label = roi_of_slab[owner[1:]]
+        for number in np.unique(roi_of_slab):
+            sizes[number].append(counts[1:][roi_of_label == number])
+    nonuniformities = []
+    for found in sizes:
+        zones_of_size = np.bincount(np.concatenate(found))
+        nonuniformities.append(float(np.sum(zones_of_size.astype(np.float64) ** 2)) / float(zones_of_size.sum()))
+    return nonuniformities
 
 
-def shape_features(mask, spacing):
+MESH_FEATURES = ("MeshVolume", "SurfaceArea", "Sphericity", "SurfaceVolumeRatio")  # need the mesh's area, volume
+DIAMETER_FEATURES = ("Maximum2DDiameterColumn", "Maximum2DDiameterRow", "Maximum2DDiameterSlice", "Maximum3DDiameter")
+
+
+def _components(array, threaded_from=1_000_000):
+    """SimpleITK's fully connected components of a UInt8 array; one thread below ``threaded_from`` voxels, where
+    starting threads costs more than it saves (and a run already overlaps lesions and studies in threads)."""
+    components = sitk.ConnectedComponentImageFilter()
+    components.SetFullyConnected(True)
+    if array.size < threaded_from:
+        components.SetNumberOfThreads(1)
+    return components.Execute(sitk.GetImageFromArray(array))
+
+
+def shape_features(mask, spacing, names=None):
     """pyradiomics' 14 shape features of a boolean mask (z, y, x) cropped to its box, with voxel ``spacing`` (x, y,
-    z, as SimpleITK gives it): the mesh's volume, area and diameters, and the principal axes of the voxels."""
+    z, as SimpleITK gives it): the mesh's volume, area and diameters, and the principal axes of the voxels.
+    ``names``: the features wanted (None: all); the mesh and the diameters are only computed when wanted."""
     padded = np.pad(mask, 1)
     spacing = np.array(spacing[::-1], dtype=np.float64)  # z, y, x
-    area, volume = mesh.surface_and_volume(padded, spacing)
-    slice_, column, row, largest = mesh.diameters(padded, spacing)
+    wanted = set(MESH_FEATURES + DIAMETER_FEATURES if names is None else names)
+    if wanted & set(MESH_FEATURES):
+        area, volume = mesh.surface_and_volume(padded, spacing)
+    slice_, column, row, largest = mesh.diameters(padded, spacing) if wanted & set(DIAMETER_FEATURES) else \
+        (np.nan,) * 4
     # principal axes: pyradiomics' arithmetic step by step (same array layout, so the same sums)
     coordinates = np.array(np.nonzero(padded), dtype=int).transpose((1, 0))
     count = len(coordinates)
@@ -129,7 +166,7 @@ def shape_features(mask, spacing):
         with np.errstate(divide="ignore", invalid="ignore"):
             return float(np.sqrt(small / major)) if small >= 0 and major >= 0 else np.nan
 
-    return {
+    values = {
         "Elongation": ratio(minor),
         "Flatness": ratio(least),
         "LeastAxisLength": axis_length(least),
@@ -138,10 +175,10 @@ def shape_features(mask, spacing):
         "Maximum2DDiameterRow": row,
         "Maximum2DDiameterSlice": slice_,
         "Maximum3DDiameter": largest,
-        "MeshVolume": volume,
         "MinorAxisLength": axis_length(minor),
-        "Sphericity": float((36 * np.pi * volume ** 2) ** (1.0 / 3.0) / area),
-        "SurfaceArea": area,
-        "SurfaceVolumeRatio": area / volume,
         "VoxelVolume": float(count * (z * x * y)),
     }
+    if wanted & set(MESH_FEATURES):
+        values.update(MeshVolume=volume, Sphericity=float((36 * np.pi * volume ** 2) ** (1.0 / 3.0) / area),
+                      SurfaceArea=area, SurfaceVolumeRatio=area / volume)
+    return values if names is None else {name: values[name] for name in names}
