@@ -129,7 +129,7 @@ def lesion_log_odds(values, line):
 
 def working_image(crop, line):
     """The crop, averaged over blocks of voxels for a large lesion (no finer than ``WORK_VOXELS`` across the long
-    axis) and smoothed; and the line on that grid."""
+    axis); its values smoothed (1 mm Gaussian) and clipped to CT's range; and the line on that grid."""
     spacing = np.array(crop.GetSpacing(), dtype=float)
     factors = np.maximum(1, np.floor(line.length_mm / WORK_VOXELS / spacing)).astype(int)
     factors = np.minimum(factors, crop.GetSize())
@@ -139,7 +139,8 @@ def working_image(crop, line):
         shift, factors = ((factors - 1) / 2)[::-1], factors[::-1]
         line = replace(line, start=(line.start - shift) / factors, end=(line.end - shift) / factors,
                        spacing=line.spacing * factors)
-    return sitk.SmoothingRecursiveGaussian(work, 1.0), line
+    values = ndimage.gaussian_filter(sitk.GetArrayFromImage(work), 1.0 / line.spacing, mode="nearest")
+    return work, np.clip(values, LOWEST_HU, HIGHEST_HU), line
 
 
 class Segmentation(NamedTuple):
@@ -159,14 +160,14 @@ def segment(image, line):
     low, high = region
     crop = image[int(low[2]):int(high[2]), int(low[1]):int(high[1]), int(low[0]):int(high[0])]
     local = replace(line, start=line.start - low, end=line.end - low)
-    work, work_line = working_image(crop, local)
-    values = np.clip(sitk.GetArrayFromImage(work), LOWEST_HU, HIGHEST_HU)
+    work, values, work_line = working_image(crop, local)
     odds, separation = lesion_log_odds(values, work_line)
     lesion = kept_parts(odds > 0, work_line)
     if work.GetSize() == crop.GetSize():
         return Segmentation(lesion, low, separation)
     # the log odds, signed as the kept parts say, interpolated onto the CT's grid
-    signed = sitk.GetImageFromArray(np.where(lesion, np.maximum(odds, 1e-3), np.minimum(odds, -1e-3)).astype(np.float32))
+    signed = np.where(lesion, np.maximum(odds, 1e-3), np.minimum(odds, -1e-3))
+    signed = sitk.GetImageFromArray(signed.astype(np.float32))
     signed.CopyInformation(work)
     fine = sitk.Resample(signed, crop, sitk.Transform(), sitk.sitkLinear, -1.0, sitk.sitkFloat32)
     return Segmentation(kept_parts(sitk.GetArrayFromImage(fine) > 0, local), low, separation)

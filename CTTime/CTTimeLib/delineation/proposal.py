@@ -42,6 +42,9 @@ def propose(image, mark):
     line = line_on_grid(image, mark)
     how = "proposed from RECIST long and short axes" if mark.short_axis is not None else "proposed from RECIST line"
     name = f"Lesion {mark.lesion_id}"
+    if not np.all(np.isfinite(np.concatenate([line.start, line.end]))):
+        return _empty(mark, image, line, how, f"{name}: its RECIST line's end points are not numbers, so nothing "
+                      "was proposed; check the marks file.")
     if not line.length_mm >= min(line.spacing):
         return _empty(mark, image, line, how, f"{name}: its RECIST line is shorter than a voxel, so nothing was "
                       "proposed; draw the lesion's longest diameter on its largest axial slice.")
@@ -49,9 +52,8 @@ def propose(image, mark):
     if found is None:
         return _empty(mark, image, line, how, f"{name}: its RECIST line lies outside the CT, so nothing was "
                       "proposed; check that the marks belong to this CT.")
-    section = found.lesion[line.slice_index - found.low[0]] if 0 <= line.slice_index - found.low[0] < \
-        found.lesion.shape[0] else np.zeros(found.lesion.shape[1:], bool)
-    diameter = in_plane_diameter(section, line.spacing[1:])
+    k = line.slice_index - int(found.low[0])
+    diameter = in_plane_diameter(found.lesion[k], line.spacing[1:]) if 0 <= k < found.lesion.shape[0] else 0.0
     mask = lesion_mask(found.lesion.astype(np.uint8), image, [int(v) for v in found.low[::-1]])
     return Proposal(str(mark.lesion_id), mask, flags(name, image, found, line, diameter), how, line.length_mm,
                     diameter)

@@ -136,7 +136,8 @@ def two_lesion_ct(image):
 
 
 def test_wrong_marks_give_flagged_proposals_never_exceptions(shared_sts):
-    """A line in air, in bone, across two lesions, across slices, of no length, outside the CT: each gives a proposal (a lesion
+    """A line in air, in bone, across two lesions, across slices, of no length, outside the CT, with an end that is
+    not a number, a metre long: each gives a proposal (a lesion
     mask on the CT's grid) with warnings that name the lesion and say what to check."""
     image = read_image(shared_sts / "STS_008" / "CT_image.nii.gz")
     manual = on_image_grid(sitk.Cast(sitk.ReadImage(str(shared_sts / "STS_008" / "CT_mask.nii.gz")) > 0,
@@ -163,6 +164,8 @@ def test_wrong_marks_give_flagged_proposals_never_exceptions(shared_sts):
         "oblique": (image, Mark("oblique", point(k - 3, *centre), point(k + 3, centre[0], centre[1] + 20))),
         "dot": (image, Mark("dot", point(k, *centre), point(k, *centre))),
         "outside": (image, Mark("outside", (1e4, 1e4, 1e4), (1e4 + 30, 1e4, 1e4))),
+        "nan": (image, Mark("nan", (float("nan"),) * 3, point(k, *centre))),
+        "long": (image, Mark("long", point(k, *centre), tuple(np.add(point(k, *centre), 1000.0)))),
     }
     for name, (ct, mark) in marks.items():
         proposal = propose(ct, mark)
@@ -174,8 +177,11 @@ def test_wrong_marks_give_flagged_proposals_never_exceptions(shared_sts):
     assert "bone" in " ".join(propose(image, marks["bone"][1]).warnings)
     assert "one lesion, not two" in " ".join(propose(pair, marks["pair"][1]).warnings)
     assert "different axial slices" in " ".join(propose(image, marks["oblique"][1]).warnings)
-    for name in ("dot", "outside"):
+    for name in ("dot", "outside", "nan"):
         assert not sitk.GetArrayViewFromImage(propose(image, marks[name][1]).mask).any()
+    for ct in (image[:, :, k:k + 1], image[40:43, 40:42, k:k + 2]):  # a single slice; a CT smaller than the line
+        mark = marks_from_mask(manual, image, "cut")
+        assert isinstance(propose(ct, mark), Proposal)
 
 
 def test_proposals_are_deterministic(sarcomas, proposals):
