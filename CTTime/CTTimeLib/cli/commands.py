@@ -22,7 +22,7 @@ from ..io.images import DEFAULT_MAX_VOXELS, MAX_VOXELS_ENV
 from ..run import pipeline, progress, run_folder
 from ..run.log import third_party_output
 from ..run.manifest import read_manifest
-from ..run.proposals import delineation_of, write_proposals
+from ..run.proposals import delineation_of
 from ..run.run_folder import read_lesions_table
 from ..run.summary import EXIT_OK, EXIT_SOME_FAILED, exit_status, print_report
 from ..scoring import robustness, standardization
@@ -356,7 +356,7 @@ def _dicom_export(run_dir, cases=()):
 
 
 def command_delineate(args):
-    path, lesions = write_proposals(args.image, args.marks, args.patient, args.timepoint, args.out)
+    path, lesions = pipeline.delineate(args.image, args.marks, args.patient, args.timepoint, args.out)
     print(f"{len(lesions)} lesion(s) proposed from {args.marks}: {path}")
     for lesion in lesions:
         delineation, warnings = delineation_of(lesion)

@@ -76,7 +76,8 @@ def read_marks(path, image=None, image_path=None):
 
         if not is_dicom(path):
             raise CTTimeError(f"Marks file {path} is not one CTTime reads: give {FORMATS}.", "input")
-        lines = sr_lines(path, image_path)
+        lines = [Line(lesion_id, start, end, where, short=short)
+                 for lesion_id, start, end, where, short in sr_lines(path, image_path)]
     marks = pair_lines(lines, path)
     if image is not None:
         check_on_image(marks, image, path)

@@ -14,7 +14,6 @@ import numpy as np
 
 from ..core.errors import CTTimeError
 from .dicom import read_header, series_files
-from .marks import Line
 
 MEASUREMENT_GROUP = ("125007", "DCM")
 TRACKING_IDENTIFIER = ("112039", "DCM")
@@ -76,7 +75,8 @@ def _scoord(item):
 
 
 def sr_lines(path, image_path):
-    """The length measurements of an SR as Lines in LPS mm (``image_path``: the CT's DICOM series folder)."""
+    """The length measurements of an SR, each (lesion ID, start, end, where, is a short axis) in LPS mm
+    (``image_path``: the CT's DICOM series folder)."""
     import pydicom
 
     try:
@@ -101,7 +101,7 @@ def sr_lines(path, image_path):
                 raise CTTimeError(f"Marks file {path}, {where}: the length has no line (no SCOORD or SCOORD3D); "
                                   "export the measurements with their graphics.", "input")
             start, end = _end_points(scoord, slices, path, where)
-            lines.append(Line(lesion_id, start, end, where, short=short))
+            lines.append((lesion_id, start, end, where, short))
     if not lines:
         raise CTTimeError(f"Marks file {path} holds no length measurement (TID 1500 measurement group with a Length, "
                           "Long Axis or Short Axis and its line); measure each lesion with the length tool.", "input")

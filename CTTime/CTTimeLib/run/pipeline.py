@@ -24,8 +24,9 @@ from ..core.imports import Deferred, preload
 from ..core.lesions import infer_location, is_proposed, join_warnings, split_warnings
 from ..core.resources import MODEL_FILE, PARAMETER_FILE
 from ..core.text import control_characters
-from ..io.colored_segmentation import write_colored_segmentation
-from ..io.images import voxel_limit
+from ..io.colored_segmentation import write_colored_segmentation, write_lesion_segmentation
+from ..io.images import read_image, voxel_limit
+from ..io.marks import read_marks
 from ..scoring import acquisition, aggregation, harmonization, reference_interval, robustness, soft_tissue
 from ..scoring.extraction import ALL, FEATURE_PREFIX, parameter_warnings_in
 from ..scoring.extractors import make_extractor
@@ -33,6 +34,7 @@ from ..scoring.lesion_scores import check_group_by, resolve_standardization, sco
 from ..scoring.signature import load_model
 from ..scoring.standardization import COHORT
 from . import cache, execution, run_folder, study
+from .proposals import propose_lesions
 from .study import Case
 from .summary import run_summary
 
@@ -342,3 +344,15 @@ def rescore(table, out_dir, options=None, perturbations=None):
                          options.harmonize_by)
     with run_folder.claim(out_dir) as out_dir:
         return _finish(scored, out_dir, options, model, None, [], notes=notes)
+
+
+def delineate(image_path, marks_path, patient_id, timepoint, out_dir, max_voxels=None):
+    """``cttime delineate``: propose a lesion from each mark and write them, one segment per mark named by it, to
+    ``<patient>_<timepoint>_proposed.seg.nrrd`` in ``out_dir``; (its path, the proposed lesions)."""
+    run_folder.check_study_keys([(patient_id, timepoint)])
+    image = read_image(image_path, max_voxels)
+    lesions = propose_lesions(image, read_marks(marks_path, image, image_path))
+    with run_folder.claim(out_dir) as folder:
+        path = run_folder.proposed_segmentation_path(folder, patient_id, timepoint)
+        write_lesion_segmentation(path, image, lesions)
+    return path, lesions

@@ -1,6 +1,6 @@
 """Proposed lesions: one lesion per RECIST mark, its mask proposed by ``delineation``, tagged as proposed.
 
-Shared by ``cttime delineate``, ``cttime score --marks``, the cohort's ``marks`` column, the batch script and the
+Shared by ``cttime delineate`` (``pipeline.delineate``), ``cttime score --marks``, the cohort's ``marks`` column, the batch script and the
 Slicer module, so every one of them proposes and tags lesions alike.
 """
 
@@ -51,19 +51,3 @@ def check_new_marks(held, marks, segmentation, marks_path):
                           f"segmentation {segmentation}; give marks only for the lesions it lacks (or rename the "
                           "marks).", "input")
 
-
-def write_proposals(image_path, marks_path, patient_id, timepoint, out_dir, max_voxels=None):
-    """``cttime delineate``: propose a lesion from each mark and write them, one segment per mark named by it, to
-    ``<patient>_<timepoint>_proposed.seg.nrrd`` in ``out_dir``; (its path, the proposed lesions)."""
-    from ..io.colored_segmentation import write_lesion_segmentation
-    from ..io.images import read_image
-    from ..io.marks import read_marks
-    from .run_folder import check_study_keys, claim, proposed_segmentation_path
-
-    check_study_keys([(patient_id, timepoint)])
-    image = read_image(image_path, max_voxels)
-    lesions = propose_lesions(image, read_marks(marks_path, image, image_path))
-    with claim(out_dir) as folder:
-        path = proposed_segmentation_path(folder, patient_id, timepoint)
-        write_lesion_segmentation(path, image, lesions)
-    return path, lesions

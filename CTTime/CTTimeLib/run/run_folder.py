@@ -35,11 +35,13 @@ from pathlib import Path
 from ..core.errors import CTTimeError
 from ..core.files import FILE_MODE, atomic_path, digest, output_folder, safe_name, write_table, write_text
 from ..io.images import read_image
+from ..io.marks import read_marks
 from ..io.segmentations import read_lesions
 from ..scoring import reference_interval, robustness
 from ..scoring.acquisition import COLUMNS as ACQUISITION_COLUMNS
 from ..scoring.extraction import FEATURE_PREFIX
 from ..scoring.soft_tissue import COLUMN as SOFT_TISSUE_SHARE
+from .proposals import propose_lesions
 
 LESIONS_CSV, PATIENTS_CSV, RUN_JSON, CACHE_DIR, LOG_FILE = "lesions.csv", "patients.csv", "run.json", "cache", \
     "cttime.log"
@@ -129,9 +131,6 @@ def read_study(run_dir, rows):
     segmentation, marks = (str(first.get(column, "") or "") for column in ("segmentation", "marks"))
     lesions = read_lesions(segmentation, image) if segmentation and Path(segmentation).exists() else []
     if marks and Path(marks).exists():
-        from ..io.marks import read_marks
-        from .proposals import propose_lesions
-
         lesions += propose_lesions(image, read_marks(marks, image, path))
     return image, lesions
 
