@@ -13,7 +13,6 @@ from ..core.errors import CTTimeError
 from ..core.imports import Deferred
 from ..core.lesions import MANUAL, is_proposed
 from ..core.timepoints import is_baseline
-from ..delineation import ALGORITHM_NAME, ALGORITHM_VERSION
 from ..io import dicom_export
 from ..io.dicom import image_header
 from ..io.tables import read_csv
@@ -62,6 +61,8 @@ def _comment(record):
 def findings_of(rows, patient_row, lesions, record):
     """``StudyFindings`` of a study from its lesions.csv rows, its patients.csv row (dict) and its lesions (masks
     on the CT's grid). Each row must have its lesion; the rows' locations are the ones scored."""
+    from ..delineation import ALGORITHM_NAME, ALGORITHM_VERSION  # numpy and scipy: not on the scoring path
+
     masks = {lesion.lesion_id: lesion.mask for lesion in lesions}
     features = [column[len(Z_PREFIX):] for column in rows.columns if column.startswith(Z_PREFIX)]
     found = []

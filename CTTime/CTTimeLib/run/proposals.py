@@ -17,7 +17,9 @@ def propose_lesions(image, marks, locations=None, default_location=""):
     that fails leaves its lesion empty, with the reason as its warning, and costs no other lesion. ``locations``
     (lesion ID -> location) overrides a mark's own location, else the name implies one, else the study's
     ``default_location``."""
-    from ..delineation import propose
+    if not marks:
+        return []
+    from ..delineation import propose  # scipy: imported only when there is a mark
 
     lesions = []
     for mark in marks:

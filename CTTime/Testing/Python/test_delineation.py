@@ -102,12 +102,12 @@ def test_proposed_scores_and_status_follow_the_manual_masks(sarcomas, proposals)
     model = load_model()
     rows = []
     for name, image, manual, _ in sarcomas:
-        rows += extract_lesions(image, [Lesion(name, manual)], extractor, {"delineation": "manual"})
-        rows += extract_lesions(image, [Lesion(name, proposals[name].mask)], extractor, {"delineation": "proposed"})
+        rows += extract_lesions(image, [Lesion(name, manual)], extractor, {"drawn": "manual"})
+        rows += extract_lesions(image, [Lesion(name, proposals[name].mask)], extractor, {"drawn": "proposed"})
     table = score_table(pd.DataFrame(rows), model, resolve_standardization(str(DEMO_REFERENCE), model),
                         features_by=extractor.features_by)
     assert (table["error"] == "").all(), table["error"].tolist()
-    by = table.pivot(index="lesion_id", columns="delineation", values=["ct_time_score", "ct_time_status"])
+    by = table.pivot(index="lesion_id", columns="drawn", values=["ct_time_score", "ct_time_status"])
     agree = int((by["ct_time_status"]["manual"] == by["ct_time_status"]["proposed"]).sum())
     difference = (by["ct_time_score"]["manual"] - by["ct_time_score"]["proposed"]).abs()
     assert agree >= 28, by
