@@ -873,9 +873,9 @@ def _draw_header(figure, patient_id, timepoint, warnings, size):
     if warnings:
         banner = Block(figure, MARGIN, HEADER_HEIGHT, "warnings")
         banner.rectangle(0, 0, width, BANNER_LINE * len(warnings), facecolor="#c00000", edgecolor="none", zorder=0.5)
-        for number, text in enumerate(warnings):
-            banner.text(0.12, 0.07 + BANNER_LINE * number, _fit(f"⚠ {text}", width - 0.24, 12, bold=True),
-                        fontsize=12, fontweight="bold", color="white")
+        for number, text in enumerate(warnings):  # whole, down to 9 points, before anything is cut
+            line, props = _shrunk(f"⚠ {text}", width - 0.24, 12, {"fontweight": "bold", "color": "white"}, smallest=9)
+            banner.text(0.12, 0.07 + BANNER_LINE * number, line, **props)
 
 
 def _grow(figure, height):
