@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/bench_speed.py [--cache DIR] [--data ../shared/data/sts-ct] [--runs 3]
                                                [--parts startup chest inprocess sarcomas] [--library DIR]
 
-startup     `cttime --version` and `import CTTimeLib.cli` (fresh processes), and `python -X importtime`'s
+startup     `cttime --version` and `import CTTimeLib.cli.commands` (the parser and run commands every command but
+            --version loads; fresh processes), and `python -X importtime`'s
             cumulative seconds for pandas, numpy, SimpleITK, ...; --library times another checkout's (before/after).
             Target: `cttime --version` within 0.3 s.
 chest       the 10-lesion 512 x 512 x 61 chest CT of bench_multilesion.py: the per-lesion pyradiomics loop (a fresh
@@ -79,21 +80,23 @@ def report(title, results, baseline):
 
 
 def startup(runs):
-    """`cttime --version` and `import CTTimeLib.cli` in fresh processes, and what the import spends its time on
-    (``python -X importtime``: cumulative microseconds of the first import of each module)."""
+    """`cttime --version` and `import CTTimeLib.cli.commands` in fresh processes, and what the import spends its
+    time on (``python -X importtime``: cumulative microseconds of the first import of each module)."""
     results = medians(runs, {"cttime --version": lambda: cttime("--version"),
-                             "python -c 'import CTTimeLib.cli'": lambda: child(["-c", "import CTTimeLib.cli"])})
+                             "python -c 'import CTTimeLib.cli.commands'":
+                                 lambda: child(["-c", "import CTTimeLib.cli.commands"])})
     report(f"start-up ({ENV['PYTHONPATH']}):", results, "cttime --version")
-    done = subprocess.run([sys.executable, "-X", "importtime", "-c", "import CTTimeLib.cli"], env=ENV,
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", "import CTTimeLib.cli.commands"], env=ENV,
                           capture_output=True, text=True)
     cumulative = {}
     for line in done.stderr.splitlines():
         parts = line.split("|")
         if len(parts) == 3 and parts[1].strip().isdigit():
             cumulative.setdefault(parts[2].strip(), int(parts[1]) / 1e6)
-    print("  python -X importtime -c 'import CTTimeLib.cli' (cumulative s): " + ", ".join(
-        f"{name} {cumulative[name]:.3f}" for name in ("CTTimeLib.cli", "pandas", "numpy", "SimpleITK", "matplotlib",
-                                                     "dask", "highdicom", "sklearn") if name in cumulative))
+    print("  python -X importtime -c 'import CTTimeLib.cli.commands' (cumulative s): " + ", ".join(
+        f"{name} {cumulative[name]:.3f}" for name in ("CTTimeLib.cli.commands", "pandas", "numpy", "SimpleITK",
+                                                     "matplotlib", "dask", "highdicom", "sklearn")
+        if name in cumulative))
 
 
 def chest_data(cache):

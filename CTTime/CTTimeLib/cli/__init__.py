@@ -1,5 +1,6 @@
-"""The ``cttime`` command line."""
+"""The ``cttime`` command line: ``entry`` (the installed command), ``commands`` (its parser and run commands),
+``analytics`` (the analytics subcommands)."""
 
-from .commands import console, main
+from .entry import console
 
-__all__ = ["console", "main"]
+__all__ = ["console"]

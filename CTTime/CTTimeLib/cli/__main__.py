@@ -1,5 +1,5 @@
 """``python -m CTTimeLib.cli``: the ``cttime`` command."""
 
-from .commands import console
+from .entry import console
 
 console()

@@ -30,6 +30,7 @@ from ..scoring.extraction import ALL, FEATURE_PREFIX, FEATURE_SETS
 from ..scoring.signature import load_model
 from ..scoring.standardization import COHORT
 from . import analytics
+from .entry import VERSION_TEXT
 
 DESCRIPTION = """\
 CT-TIME: a radiomics estimate of whether a tumour's immune microenvironment is T-cell inflamed
@@ -151,8 +152,7 @@ def _add_execution(parser):
 
 def build_parser():
     parser = _Parser(prog="cttime", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version",
-                        version=f"cttime {__version__} (`cttime info`: model, parameter file, demo reference, engines)")
+    parser.add_argument("--version", action="version", version=VERSION_TEXT)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 

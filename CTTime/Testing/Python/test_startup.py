@@ -32,6 +32,15 @@ def test_importing_the_command_imports_none_of_the_large_optional_libraries():
     assert not loaded & NOT_AT_START, sorted(loaded & NOT_AT_START)
 
 
+def test_the_installed_command_answers_its_version_without_numpy_or_simpleitk():
+    """`cttime --version` (the installed command, entry.console) imports nothing of the pipeline."""
+    loaded, output = _modules("import sys\nsys.argv = ['cttime', '--version']\n"
+                              "from CTTimeLib.cli import console\nconsole()")
+    assert f"cttime {__version__}" in output
+    heavy = loaded & (NOT_AT_START | {"numpy", "SimpleITK"})
+    assert not heavy, sorted(heavy)
+
+
 def test_version_answers_without_them():
     loaded, output = _modules("from CTTimeLib.cli.commands import main\n"
                               "try:\n    main(['--version'])\nexcept SystemExit:\n    pass")
