@@ -18,6 +18,7 @@ from ..core.errors import CTTimeError
 from ..core.files import output_file, write_text
 from ..core.lesions import split_warnings
 from ..core.resources import DEMO_REFERENCE, MODEL_FILE, PARAMETER_FILE, SAMPLE_DATA
+from ..core.version import VERSION_TEXT
 from ..io.images import DEFAULT_MAX_VOXELS, MAX_VOXELS_ENV
 from ..run import pipeline, progress, run_folder
 from ..run.log import third_party_output
@@ -30,7 +31,6 @@ from ..scoring.extraction import ALL, FEATURE_PREFIX, FEATURE_SETS
 from ..scoring.signature import load_model
 from ..scoring.standardization import COHORT
 from . import analytics
-from .entry import VERSION_TEXT
 
 DESCRIPTION = """\
 CT-TIME: a radiomics estimate of whether a tumour's immune microenvironment is T-cell inflamed

@@ -3,9 +3,7 @@ pipeline is imported; everything else goes to ``commands``."""
 
 import sys
 
-from ..core.version import __version__
-
-VERSION_TEXT = f"cttime {__version__} (`cttime info`: model, parameter file, demo reference, engines)"
+from ..core.version import VERSION_TEXT
 
 
 def console():
