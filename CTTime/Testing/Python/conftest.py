@@ -50,7 +50,8 @@ def folder_locked(folder):
 
     holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
                                "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
-                               "fcntl.flock(fd, fcntl.LOCK_EX)\nos.write(fd, str(os.getpid()).encode())\n"
+                               "fcntl.flock(fd, fcntl.LOCK_EX)\nos.ftruncate(fd, 0)\n"
+                               "os.write(fd, str(os.getpid()).encode())\n"
                                "print('locked', flush=True)\ntime.sleep(120)\n", str(Path(folder) / LOCK_FILE)],
                               stdout=subprocess.PIPE, text=True)
     try:
