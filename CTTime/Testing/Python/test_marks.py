@@ -126,11 +126,19 @@ def write_sr(path, groups, datasets):
                 uid=hd.UID(), identifier="Cornerstone3DTools@^0.1.0:Length" if ohif else lesion_id),
             finding_type=hd.sr.CodedConcept("CORNERSTONEFREETEXT", "CST4", lesion_id) if ohif else None,
             measurements=measurements))
+    return _save_report(path, built, datasets)
+
+
+def _save_report(path, groups, datasets):
+    """A Comprehensive 3D SR holding a TID 1500 measurement report of ``groups`` on the CT ``datasets``, at ``path``."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
     observer = hd.sr.ObservationContext(observer_person_context=hd.sr.ObserverContext(
         observer_type=codes.DCM.Person,
         observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(name="Reader^A")))
     report = hd.sr.MeasurementReport(observation_context=observer, procedure_reported=codes.SCT.ComputedTomography,
-                                     imaging_measurements=built)
+                                     imaging_measurements=groups)
     hd.sr.Comprehensive3DSR(evidence=datasets, content=report, series_instance_uid=hd.UID(), series_number=10,
                             sop_instance_uid=hd.UID(), instance_number=1, manufacturer="test").save_as(path)
     return path
@@ -167,14 +175,7 @@ def _sr_planar(path, ct, series, mark):
             tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=mark.lesion_id),
             referenced_region=region, measurements=[hd.sr.Measurement(
                 name=codes.SCT.Length, value=float(np.linalg.norm(np.subtract(*ends))), unit=codes.UCUM.Millimeter)]))
-    observer = hd.sr.ObservationContext(observer_person_context=hd.sr.ObserverContext(
-        observer_type=codes.DCM.Person,
-        observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(name="Reader^A")))
-    report = hd.sr.MeasurementReport(observation_context=observer, procedure_reported=codes.SCT.ComputedTomography,
-                                     imaging_measurements=groups)
-    hd.sr.Comprehensive3DSR(evidence=datasets, content=report, series_instance_uid=hd.UID(), series_number=10,
-                            sop_instance_uid=hd.UID(), instance_number=1, manufacturer="test").save_as(path)
-    return path
+    return _save_report(path, groups, datasets)
 
 
 def _sr_scoord3d(path, series, mark):
